@@ -1,0 +1,45 @@
+//! Differential fuzzing of the row readers: arbitrary bytes as a CSV extract
+//! through the fast reader and the plain (csv crate) reader must give the
+//! same rows, lines and rejects, and neither may panic. The value parsers
+//! get the same bytes too.
+#![no_main]
+
+use std::path::Path;
+
+use claims_audit::columns::ColumnMap;
+use claims_audit::date::Date;
+use claims_audit::ingest::{CsvEngine, ScanSpec, csv_fast, csv_plain};
+use claims_audit::normalize::{normalize_dx, normalize_ndc, normalize_pos, parse_number};
+use claims_audit::policy::Policy;
+use libfuzzer_sys::fuzz_target;
+
+const HEADER: &[u8] = b"claim_id,claim_line_number,person_id,claim_line_start_date,claim_line_end_date,hcpcs_code,service_unit_quantity,diagnosis_code_1,place_of_service_code,ndc_code,payer\n";
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = Date::parse(s);
+        let _ = normalize_ndc(s);
+        let _ = normalize_pos(s);
+        let _ = parse_number(s);
+        let _ = normalize_dx(s);
+    }
+    let policy = Policy::default_policy().expect("policy");
+    let columns = ColumnMap::default();
+    let spec = ScanSpec { policy: &policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: CsvEngine::Fast, scan_only: false };
+    // With a fixed header (so rows are reached) and as a whole file.
+    for input in [[HEADER, data].concat(), data.to_vec()] {
+        let path = Path::new("fuzz.csv");
+        let fast = csv_fast::read_from(&mut input.as_slice(), path, 0, &spec, &|_| {});
+        let plain = csv_plain::read_bytes(&input, path, 0, &spec);
+        match (fast, plain) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.stats.rows_read, b.stats.rows_read, "rows read");
+                assert_eq!(a.stats.rows_rejected, b.stats.rows_rejected, "rows rejected");
+                assert_eq!(a.lines, b.lines, "lines");
+                assert_eq!(a.rejects, b.rejects, "rejects");
+            }
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("readers disagree: fast ok={} plain ok={}", a.is_ok(), b.is_ok()),
+        }
+    }
+});

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: generates payer-wide extracts (1M, 5M, 20M lines) and
+# a 2M-line dense one, then runs the full audit (all outputs written) and the
+# bare scan (--scan-only) on each, CSV and Parquet. Prints the median wall
+# time of 3 runs, lines/s and peak RSS (from /usr/bin/time -v).
+#
+#   scripts/bench.sh [SIZES...]      e.g. scripts/bench.sh 1000000 5000000
+#   BENCH_DIR=/path  keeps the generated files between runs (default /tmp/claims-audit-bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/cache/target}"
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+cargo build --release --quiet
+BIN="$CARGO_TARGET_DIR/release/claims-audit"
+DIR="${BENCH_DIR:-/tmp/claims-audit-bench}"
+mkdir -p "$DIR"
+SIZES=("${@:-1000000 5000000 20000000}")
+read -r -a SIZES <<<"${SIZES[*]}"
+RUNS="${RUNS:-3}"
+
+gen() { # lines cohort fmt dense path
+  [ -s "$5" ] && return 0
+  local t0=$(date +%s.%N)
+  "$BIN" generate --lines "$1" --cohort "$2" --seed 42 --format "$3" $4 --out "$5"
+  local t1=$(date +%s.%N)
+  printf 'generated %-40s %8.2fs  %6.2fM lines/s\n' "$(basename "$5")" "$(echo "$t1 - $t0" | bc)" "$(echo "$1 / ($t1 - $t0) / 1000000" | bc -l)"
+}
+
+measure() { # label lines args...
+  local label=$1 lines=$2; shift 2
+  local walls=() rss=0
+  for _ in $(seq "$RUNS"); do
+    /usr/bin/time -v "$BIN" "$@" >/dev/null 2>"$DIR/time.txt"
+    walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$DIR/time.txt")")
+    local r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$DIR/time.txt")
+    [ "$r" -gt "$rss" ] && rss=$r
+  done
+  local med=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  printf '| %-34s | %8.3f | %9.2f | %8.0f |\n' "$label" "$med" "$(echo "$lines / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+}
+
+for n in "${SIZES[@]}"; do
+  cohort=$((n / 520))   # about 6% of lines in scope, as in the DuckDB reference extract
+  gen "$n" "$cohort" csv "" "$DIR/payer_$n.csv"
+  gen "$n" "$cohort" parquet "" "$DIR/payer_$n.parquet"
+done
+gen 2000000 0 csv --dense "$DIR/dense_2000000.csv"
+gen 2000000 0 parquet --dense "$DIR/dense_2000000.parquet"
+
+echo
+echo "| run (median of $RUNS) | wall s | M lines/s | peak MiB |"
+echo "|---|---:|---:|---:|"
+for n in "${SIZES[@]}"; do
+  for ext in csv parquet; do
+    f="$DIR/payer_$n.$ext"
+    measure "audit payer $n $ext" "$n" run --quiet --out "$DIR/out" "$f"
+    measure "scan-only payer $n $ext" "$n" run --quiet --scan-only --out "$DIR/out" "$f"
+  done
+done
+for ext in csv parquet; do
+  measure "audit dense 2000000 $ext" 2000000 run --quiet --out "$DIR/out" "$DIR/dense_2000000.$ext"
+done
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -1,0 +1,39 @@
+use std::path::PathBuf;
+
+/// Library errors, one variant per exit-status kind (see `Error::exit_code`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad options, policy or column map.
+    #[error("{0}")]
+    Config(String),
+    /// An input that cannot be opened or read as a whole.
+    #[error("{}: {msg}", path.display())]
+    Input { path: PathBuf, msg: String },
+    /// The output directory cannot be created or written.
+    #[error("{}: {msg}", path.display())]
+    Output { path: PathBuf, msg: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn input(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
+        Error::Input { path: path.into(), msg: msg.into() }
+    }
+
+    pub fn output(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
+        Error::Output { path: path.into(), msg: msg.into() }
+    }
+
+    /// Exit status by kind; documented in the README.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Input { .. } => 3,
+            Error::Output { .. } => 4,
+            Error::Internal(_) => 5,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

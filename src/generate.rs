@@ -1,0 +1,508 @@
+//! Synthetic payer-wide extracts (see `claims-audit generate`).
+
+use std::path::PathBuf;
+
+use crate::date::Date;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GenFormat {
+    Csv,
+    Parquet,
+}
+
+pub struct GenOptions {
+    pub lines: u64,
+    pub cohort: u64,
+    pub seed: u64,
+    pub format: GenFormat,
+    pub dense: bool,
+    pub out: PathBuf,
+}
+
+/// Tuva columns the generator writes, in order.
+pub const COLUMNS: [&str; 25] = [
+    "claim_id",
+    "claim_line_number",
+    "claim_type",
+    "person_id",
+    "member_id",
+    "payer",
+    "plan",
+    "claim_start_date",
+    "claim_end_date",
+    "claim_line_start_date",
+    "claim_line_end_date",
+    "place_of_service_code",
+    "hcpcs_code",
+    "hcpcs_modifier_1",
+    "hcpcs_modifier_2",
+    "service_unit_quantity",
+    "ndc_code",
+    "rendering_npi",
+    "billing_npi",
+    "diagnosis_code_1",
+    "diagnosis_code_2",
+    "diagnosis_code_3",
+    "paid_amount",
+    "allowed_amount",
+    "charge_amount",
+];
+
+/// splitmix64: small, fast, and the same on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next() >> 32) * n) >> 32
+    }
+    fn chance(&mut self, per_thousand: u64) -> bool {
+        self.below(1000) < per_thousand
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+const BG_CODES: [(&str, &str, f64); 14] = [
+    ("99213", "1", 92.0),
+    ("99214", "1", 131.0),
+    ("80053", "1", 11.0),
+    ("85025", "1", 8.5),
+    ("36415", "1", 3.0),
+    ("97110", "2", 31.0),
+    ("71046", "1", 28.0),
+    ("93000", "1", 17.0),
+    ("G0439", "1", 130.0),
+    ("90686", "1", 22.0),
+    ("J1885", "2", 1.1),
+    ("J3301", "4", 1.6),
+    ("J0696", "1", 0.9),
+    ("96372", "1", 14.0),
+];
+const BG_DX: [&str; 10] = ["I10", "E11.9", "M54.50", "J45.909", "Z00.00", "E78.5", "F41.1", "K21.9", "N39.0", "R51.9"];
+const PAYERS: [(&str, &str); 5] = [
+    ("Aetna", "Aetna Choice POS II"),
+    ("UnitedHealthcare", "UHC Choice Plus"),
+    ("Medicare", "Medicare Part B"),
+    ("Humana", "Humana Medicare Advantage PPO"),
+    ("State Medicaid", "Medicaid FFS"),
+];
+
+/// One generated line before formatting.
+struct GLine {
+    claim: u64,
+    line: u32,
+    person: u64,
+    payer: usize,
+    date: Date,
+    end: Date,
+    pos: &'static str,
+    code: &'static str,
+    modifier: &'static str,
+    units: f64,
+    ndc: &'static str,
+    dx: [&'static str; 3],
+    price: f64,
+    quirk: u8,
+}
+
+struct Writer {
+    out: Vec<u8>,
+    sink: Box<dyn std::io::Write>,
+    dates: std::collections::HashMap<i32, [String; 3]>,
+}
+
+impl Writer {
+    fn date(&mut self, d: Date, style: u8) -> &str {
+        let e = self.dates.entry(d.0).or_insert_with(|| {
+            let (y, m, dd) = d.ymd();
+            [format!("{y:04}-{m:02}-{dd:02}"), format!("{y:04}{m:02}{dd:02}"), format!("{m:02}/{dd:02}/{y:04}")]
+        });
+        &e[style as usize % 3]
+    }
+}
+
+fn fmt_units(u: f64) -> String {
+    if u.fract() == 0.0 { format!("{}", u as i64) } else { format!("{u}") }
+}
+
+impl GLine {
+    /// CSV text of the line. Quirks: 1 lower-case code with spaces, 2 other
+    /// date forms, 3 POS "12.0", 4 units "600.000", 5 quoted plan with a
+    /// comma and a newline.
+    fn write(&self, w: &mut Writer) {
+        let mut s = std::mem::take(&mut w.out);
+        let (payer, plan) = PAYERS[self.payer];
+        let style = if self.quirk == 2 { 1 + (self.claim % 2) as u8 } else { 0 };
+        use std::fmt::Write;
+        let _ = write!(s_as(&mut s), "C{:09},{},professional,P{:08},M{:08},{payer},", self.claim, self.line, self.person, self.person);
+        if self.quirk == 5 {
+            let _ = write!(s_as(&mut s), "\"{plan}, \"\"legacy\"\"\nrider\",");
+        } else {
+            let _ = write!(s_as(&mut s), "{plan},");
+        }
+        let d = w.date(self.date, style).to_string();
+        let e = w.date(self.end, style).to_string();
+        let pos = if self.quirk == 3 && self.pos == "12" { "12.0" } else { self.pos };
+        let code = if self.quirk == 1 { format!(" {} ", self.code.to_ascii_lowercase()) } else { self.code.to_string() };
+        let units = if self.quirk == 4 { format!("{:.3}", self.units) } else { fmt_units(self.units) };
+        let paid = self.price * self.units;
+        let _ = write!(
+            s_as(&mut s),
+            "{d},{d},{d},{e},{pos},{code},{},,{units},{},1902837465,1447382910,{},{},{},{paid:.2},{:.2},{:.2}\n",
+            self.modifier,
+            self.ndc,
+            self.dx[0],
+            self.dx[1],
+            self.dx[2],
+            paid * 1.1,
+            paid * 1.6
+        );
+        w.out = s;
+    }
+}
+
+fn s_as(v: &mut Vec<u8>) -> VecWrite<'_> {
+    VecWrite(v)
+}
+
+struct VecWrite<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for VecWrite<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+const FY26: i32 = 20362; // 2025-10-01
+
+fn ms_dx(d: Date, r: &mut Rng) -> &'static str {
+    if d.0 < FY26 { "G35" } else { *r.pick(&["G35.A", "G35.B1", "g35a", "G35.C1", "G35B0"]) }
+}
+
+/// A person's ocrelizumab history with, now and then, a planted anomaly.
+fn cohort_person(person: u64, r: &mut Rng, claim: &mut u64, start: Date, end: Date, out: &mut Vec<GLine>) {
+    let payer = r.below(PAYERS.len() as u64) as usize;
+    let home = r.chance(700);
+    let mut day = start.add_days(r.below(300) as i32);
+    let mut k = 0;
+    while day <= end {
+        let dose = if k < 2 { 300.0 } else { 600.0 };
+        let anomaly = if r.chance(150) { r.below(19) } else { 99 };
+        let mut dose_units = dose;
+        if anomaly == 13 {
+            dose_units = 450.0;
+        }
+        *claim += 1;
+        let c = *claim;
+        let dx1 = match anomaly {
+            0 => "R51.9",
+            1 if day.0 >= FY26 => "G35",
+            2 if day.0 >= FY26 => "G35.C2",
+            _ => ms_dx(day, r),
+        };
+        let medicare = payer == 2;
+        let modifier = if medicare && anomaly != 7 { "JZ" } else { "" };
+        let ndc = if anomaly == 6 { "50242-0140-01" } else { *r.pick(&["50242-0150-01", "50242015001", "50242-150-01"]) };
+        let pos = if home { if anomaly == 8 { "11" } else { "12" } } else { "11" };
+        let mut lines: Vec<(&'static str, f64, &'static str, &'static str, f64)> = vec![("J2350", dose_units, modifier, ndc, 62.0)];
+        if anomaly != 11 {
+            lines.push((*r.pick(&["J2930", "J2920", "J2919"]), 1.0, "", "", 6.0));
+        }
+        lines.push(("J1200", 1.0, "", "", 2.0));
+        if anomaly == 12 {
+            lines.push(("J2351", 920.0, "", "", 48.0));
+        }
+        if home {
+            if !medicare || anomaly == 9 {
+                lines.push(("S9379", 1.0, "", "", 150.0));
+            }
+            if anomaly != 3 {
+                lines.push(("99601", 1.0, "", "", 180.0));
+            }
+            lines.push(("99602", if anomaly == 4 { 4.0 } else { 1.0 }, "", "", 90.0));
+            if anomaly == 10 {
+                lines.push(("S9490", 1.0, "", "", 120.0));
+            }
+        } else {
+            lines.push(("96413", 1.0, "", "", 140.0));
+            lines.push(("96415", 2.0, "", "", 30.0));
+        }
+        if anomaly == 5 {
+            lines.push(("J1200", 1.0, "", "", 2.0));
+        }
+        let void = r.chance(20);
+        for (n, (code, units, m, ndc, price)) in lines.iter().enumerate() {
+            let quirk = if r.chance(30) { 1 + r.below(5) as u8 } else { 0 };
+            out.push(GLine {
+                claim: c,
+                line: n as u32 + 1,
+                person,
+                payer,
+                date: day,
+                end: day,
+                pos,
+                code,
+                modifier: m,
+                units: *units,
+                ndc,
+                dx: [dx1, "Z79.899", ""],
+                price: *price,
+                quirk,
+            });
+        }
+        if void {
+            // Void the whole claim and rebill it.
+            let n = out.len();
+            let first = n - lines.len();
+            for i in first..n {
+                let mut v = clone_line(&out[i]);
+                v.claim = c + 1_000_000_000;
+                v.units = -v.units;
+                out.push(v);
+            }
+            for i in first..n {
+                let mut v = clone_line(&out[i]);
+                v.claim = c + 2_000_000_000;
+                out.push(v);
+            }
+        }
+        if anomaly == 14 && home {
+            *claim += 1;
+            let d2 = day.add_days(40);
+            out.push(GLine { claim: *claim, line: 1, person, payer, date: d2, end: d2, pos, code: "S9379", modifier: "", units: 1.0, ndc: "", dx: [dx1, "", ""], price: 150.0, quirk: 0 });
+        }
+        let gap = match (k, anomaly) {
+            (0, 15) => 30,
+            (0, 16) => 400,
+            (0, _) => 14,
+            (_, 17) => 100,
+            (_, 18) => 250,
+            _ => 168 + r.below(14) as i32 - 7,
+        };
+        day = day.add_days(gap);
+        k += 1;
+    }
+}
+
+fn clone_line(l: &GLine) -> GLine {
+    GLine { dx: l.dx, ..*l }
+}
+
+impl Clone for GLine {
+    fn clone(&self) -> Self {
+        clone_line(self)
+    }
+}
+
+impl Copy for GLine {}
+
+pub fn generate(o: &GenOptions) -> Result<()> {
+    let mut r = Rng(o.seed ^ 0x5EED_CAFE_F00D);
+    let start = Date::from_ymd(2024, 1, 1).unwrap_or_default();
+    let end = Date::from_ymd(2026, 6, 30).unwrap_or_default();
+    let span = end.days_since(start) as u64;
+    let mut claim = 0u64;
+    // The cohort first, then spread evenly through the background.
+    let mut cohort: Vec<GLine> = Vec::new();
+    let mut person = 0u64;
+    while (person < o.cohort && !o.dense) || (o.dense && (cohort.len() as u64) < o.lines) {
+        cohort_person(person, &mut r, &mut claim, start, end, &mut cohort);
+        person += 1;
+    }
+    cohort.truncate(o.lines as usize);
+    let background = o.lines.saturating_sub(cohort.len() as u64);
+    let every = if cohort.is_empty() { u64::MAX } else { (background / cohort.len() as u64).max(1) };
+    let bg_people = (o.lines / 6).max(1);
+    let mut w = Writer { out: Vec::with_capacity(1 << 20), sink: open_sink(o)?, dates: Default::default() };
+    w.out.extend_from_slice(COLUMNS.join(",").as_bytes());
+    w.out.push(b'\n');
+    let mut next_cohort = 0usize;
+    let mut bg_claim = 10_000_000_000u64;
+    let mut parquet = (o.format == GenFormat::Parquet).then(|| ParquetSink::new(&o.out));
+    let emit = |l: &GLine, w: &mut Writer, pq: &mut Option<ParquetSink>| -> Result<()> {
+        match pq {
+            Some(p) => p.push(l)?,
+            None => {
+                l.write(w);
+                if w.out.len() > (1 << 20) {
+                    flush(w, &o.out)?;
+                }
+            }
+        }
+        Ok(())
+    };
+    for i in 0..background {
+        if every != u64::MAX && i % every == 0 && next_cohort < cohort.len() {
+            let l = cohort[next_cohort];
+            emit(&l, &mut w, &mut parquet)?;
+            next_cohort += 1;
+        }
+        let (code, units, price) = *r.pick(&BG_CODES);
+        let d = start.add_days(r.below(span) as i32);
+        bg_claim += 1;
+        let l = GLine {
+            claim: bg_claim,
+            line: 1,
+            person: 1_000_000 + r.below(bg_people),
+            payer: r.below(PAYERS.len() as u64) as usize,
+            date: d,
+            end: d,
+            pos: "11",
+            code,
+            modifier: "",
+            units: units.parse().unwrap_or(1.0),
+            ndc: "",
+            dx: [*r.pick(&BG_DX), *r.pick(&BG_DX), ""],
+            price,
+            quirk: if r.chance(5) { 5 } else { 0 },
+        };
+        emit(&l, &mut w, &mut parquet)?;
+    }
+    while next_cohort < cohort.len() {
+        let l = cohort[next_cohort];
+        emit(&l, &mut w, &mut parquet)?;
+        next_cohort += 1;
+    }
+    match parquet {
+        Some(p) => p.finish(),
+        None => flush(&mut w, &o.out),
+    }
+}
+
+fn open_sink(o: &GenOptions) -> Result<Box<dyn std::io::Write>> {
+    if o.format == GenFormat::Parquet {
+        return Ok(Box::new(std::io::sink()));
+    }
+    let f = std::fs::File::create(&o.out).map_err(|e| Error::output(&o.out, format!("cannot create: {e}")))?;
+    Ok(Box::new(std::io::BufWriter::with_capacity(1 << 20, f)))
+}
+
+fn flush(w: &mut Writer, path: &std::path::Path) -> Result<()> {
+    w.sink.write_all(&w.out).and_then(|_| w.sink.flush()).map_err(|e| Error::output(path, format!("write failed: {e}")))?;
+    w.out.clear();
+    Ok(())
+}
+
+/// Column buffers for Parquet output, written as a row group every 1M lines.
+struct ParquetSink {
+    cols: Vec<Vec<String>>,
+    rows: usize,
+    writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
+    path: std::path::PathBuf,
+}
+
+impl ParquetSink {
+    fn new(path: &std::path::Path) -> ParquetSink {
+        ParquetSink { cols: vec![Vec::new(); COLUMNS.len()], rows: 0, writer: None, path: path.to_path_buf() }
+    }
+
+    fn push(&mut self, l: &GLine) -> Result<()> {
+        let mut w = Writer { out: Vec::new(), sink: Box::new(std::io::sink()), dates: Default::default() };
+        let mut plain = *l;
+        // Typed columns carry no text quirks of dates or units.
+        plain.quirk = if l.quirk == 2 || l.quirk == 4 { 0 } else { l.quirk };
+        plain.write(&mut w);
+        let mut f = crate::ingest::split_csv_line(&w.out);
+        f.resize(COLUMNS.len(), String::new());
+        for (c, v) in self.cols.iter_mut().zip(f) {
+            c.push(v);
+        }
+        self.rows += 1;
+        if self.rows >= 1 << 20 {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered rows as one typed row group: dates DATE, units
+    /// and amounts DOUBLE, line numbers INT64.
+    fn seal(&mut self) -> Result<()> {
+        use polars::prelude::*;
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let err = |e: PolarsError| Error::output(&self.path, e.to_string());
+        let mut cols = Vec::new();
+        for (name, vals) in COLUMNS.iter().zip(std::mem::replace(&mut self.cols, vec![Vec::new(); COLUMNS.len()])) {
+            let c = if name.ends_with("_date") {
+                let d: Vec<Option<i32>> = vals.iter().map(|v| Date::parse(v).map(|d| d.0)).collect();
+                Column::new((*name).into(), d).cast(&DataType::Date).map_err(err)?
+            } else if *name == "claim_line_number" {
+                Column::new((*name).into(), vals.iter().map(|v| v.parse::<i64>().ok()).collect::<Vec<_>>())
+            } else if *name == "service_unit_quantity" || name.ends_with("_amount") {
+                Column::new((*name).into(), vals.iter().map(|v| crate::normalize::parse_number(v)).collect::<Vec<_>>())
+            } else {
+                Column::new((*name).into(), vals.into_iter().map(|v| (!v.is_empty()).then_some(v)).collect::<Vec<_>>())
+            };
+            cols.push(c);
+        }
+        let df = DataFrame::new_infer_height(cols).map_err(err)?;
+        self.rows = 0;
+        if self.writer.is_none() {
+            let f = std::fs::File::create(&self.path).map_err(|e| Error::output(&self.path, format!("cannot create: {e}")))?;
+            let w = ParquetWriter::new(f).with_compression(ParquetCompression::Zstd(None)).batched(df.schema()).map_err(err)?;
+            self.writer = Some(w);
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.write_batch(&df).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.seal()?;
+        if let Some(w) = self.writer.take() {
+            w.finish().map_err(|e| Error::output(&self.path, e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies a CSV extract to Parquet with real types: columns named `*_date`
+/// become DATE, units and amounts DOUBLE, when every value parses; anything
+/// else stays a string. Used to make the Parquet twin of sample_data.
+pub fn csv_to_parquet(input: &std::path::Path, output: &std::path::Path) -> Result<()> {
+    use polars::prelude::*;
+    let perr = |e: PolarsError| Error::input(input, e.to_string().lines().next().unwrap_or("").to_string());
+    let df = LazyCsvReader::new(PlRefPath::new(input.to_string_lossy().to_string()))
+        .with_infer_schema_length(Some(0))
+        .finish()
+        .and_then(|lf| lf.collect())
+        .map_err(perr)?;
+    let mut cols = Vec::new();
+    for c in df.columns() {
+        let name = c.name().to_string();
+        let s = c.str().map_err(perr)?;
+        let vals: Vec<Option<&str>> = s.iter().map(|v| v.filter(|x| !x.trim().is_empty())).collect();
+        let lname = name.to_ascii_lowercase();
+        if lname.ends_with("_date") {
+            let parsed: Vec<Option<i32>> = vals.iter().map(|v| v.and_then(crate::date::Date::parse).map(|d| d.0)).collect();
+            if parsed.iter().zip(&vals).all(|(p, v)| p.is_some() == v.is_some()) {
+                cols.push(Column::new(name.into(), parsed).cast(&DataType::Date).map_err(perr)?);
+                continue;
+            }
+        }
+        if lname == "service_unit_quantity" || lname.ends_with("_amount") {
+            let parsed: Vec<Option<f64>> = vals.iter().map(|v| v.and_then(crate::normalize::parse_number)).collect();
+            if parsed.iter().zip(&vals).all(|(p, v)| p.is_some() == v.is_some()) {
+                cols.push(Column::new(name.into(), parsed));
+                continue;
+            }
+        }
+        cols.push(Column::new(name.into(), vals));
+    }
+    let mut out = DataFrame::new_infer_height(cols).map_err(perr)?;
+    let f = std::fs::File::create(output).map_err(|e| Error::output(output, e.to_string()))?;
+    ParquetWriter::new(f).finish(&mut out).map_err(|e| Error::output(output, e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The fast CSV reader. Reads blocks with plain `read` (no mmap, so resident
+//! memory stays bounded), cuts each block at record boundaries found with a
+//! quote-aware scan, and splits and checks the pieces in parallel. Only rows
+//! whose code is in scope are normalized; every row is counted.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::record::{Fields, next_boundary, quote_state, split_record};
+use super::{FileOutput, Format, RowSink, ScanSpec, append};
+use crate::error::{Error, Result};
+
+const BLOCK: usize = 8 << 20;
+const PIECE: usize = 1 << 20;
+/// A record longer than this means a quote that never closes.
+const MAX_RECORD: usize = 64 << 20;
+
+pub fn open(path: &Path, format: Format) -> Result<Box<dyn Read + Send>> {
+    let f = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    Ok(match format {
+        Format::CsvGz => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, f))),
+        _ => Box::new(f),
+    })
+}
+
+/// Reads until `buf` holds at least `want` bytes or the input ends. Returns true at EOF.
+pub(crate) fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize, path: &Path) -> Result<bool> {
+    if buf.len() >= want {
+        return Ok(false);
+    }
+    let need = (want - buf.len()) as u64;
+    // read_to_end through `take` reads into spare capacity without zeroing it.
+    let n = r.take(need).read_to_end(buf).map_err(|e| Error::input(path, format!("read failed: {e}")))?;
+    Ok((n as u64) < need)
+}
+
+/// Reads the header record; returns its fields, its raw bytes, how many
+/// physical lines it spans and where the data starts.
+pub(crate) fn header(path: &Path, buf: &[u8], delim: u8, eof: bool) -> Result<(Vec<String>, Vec<u8>, u64, usize)> {
+    let start = if buf.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    if buf.len() == start {
+        return Err(Error::input(path, "empty file: no header row"));
+    }
+    let mut f = Fields::new();
+    let span = split_record(buf, start, delim, eof, &mut f)
+        .ok_or_else(|| Error::input(path, "header row not terminated within the first block"))?;
+    let data: &[u8] = if span.quoted { &f.scratch } else { buf };
+    let names = f
+        .ranges
+        .iter()
+        .map(|&(a, b)| {
+            std::str::from_utf8(&data[a as usize..b as usize])
+                .map(|s| s.trim().to_string())
+                .map_err(|_| Error::input(path, "header row is not UTF-8"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if names.iter().all(|n| n.is_empty()) {
+        return Err(Error::input(path, "empty header row"));
+    }
+    Ok((names, buf[start..span.text_end].to_vec(), span.lines, span.next))
+}
+
+pub fn read(path: &Path, format: Format, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
+    let mut r = open(path, format)?;
+    read_from(&mut *r, path, file_idx, spec, progress)
+}
+
+/// A block of whole records and the pieces it is cut into.
+struct Block {
+    buf: Vec<u8>,
+    pieces: Vec<(usize, usize)>,
+    /// Input bytes this block accounts for (progress).
+    bytes: u64,
+}
+
+/// The fast reader over any byte stream (`path` names it in errors). A
+/// reader thread fills and cuts blocks while the pool scans the previous one.
+pub fn read_from(r: &mut (dyn Read + Send), path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
+    let delim = spec.delimiter;
+    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + PIECE);
+    let eof = fill(r, &mut buf, BLOCK, path)?;
+    let (names, header_raw, header_lines, data_start) = header(path, &buf, delim, eof)?;
+    let resolved = spec.columns.resolve(path, &names)?;
+    buf.drain(..data_start);
+    progress(data_start as u64);
+    let mut total = FileOutput::default();
+    let mut line_base = 1 + header_lines;
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(2);
+        scope.spawn(move || {
+            let mut buf = buf;
+            let mut eof = eof;
+            loop {
+                let (pieces, consumed) = cut(&buf, delim, eof);
+                if pieces.is_empty() && !eof {
+                    if buf.len() > MAX_RECORD {
+                        let _ = tx.send(Err(Error::input(path, "a record longer than 64 MiB: a quote that never closes?")));
+                        return;
+                    }
+                    let want = buf.len() + BLOCK;
+                    match fill(r, &mut buf, want, path) {
+                        Ok(e) => eof = e,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                let mut next = Vec::with_capacity(BLOCK + PIECE);
+                next.extend_from_slice(&buf[consumed..]);
+                buf.truncate(consumed);
+                let done = eof && next.is_empty();
+                if tx.send(Ok(Block { buf, pieces, bytes: consumed as u64 })).is_err() || done {
+                    return;
+                }
+                buf = next;
+                if !eof {
+                    let want = BLOCK.max(buf.len() + PIECE);
+                    match fill(r, &mut buf, want, path) {
+                        Ok(e) => eof = e,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        for block in rx {
+            let block = block?;
+            let parts: Vec<(FileOutput, u64)> = block
+                .pieces
+                .par_iter()
+                .map(|&(a, b)| {
+                    let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
+                    let lines = scan_piece(&block.buf[a..b], delim, &mut sink);
+                    (sink.out, lines)
+                })
+                .collect();
+            for (part, lines) in parts {
+                append(&mut total, part, line_base);
+                line_base += lines;
+            }
+            progress(block.bytes);
+        }
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+/// Cuts a buffer that starts at a record boundary into pieces of whole
+/// records. Returns the pieces and how many bytes they cover; at EOF that is
+/// everything.
+fn cut(buf: &[u8], delim: u8, eof: bool) -> (Vec<(usize, usize)>, usize) {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut target = PIECE;
+    while target < buf.len() {
+        let (p, in_q) = quote_state(buf, start, target, delim);
+        match next_boundary(buf, p, in_q, delim) {
+            Some(b) => {
+                pieces.push((start, b));
+                start = b;
+                target = b + PIECE;
+            }
+            None => break,
+        }
+    }
+    if eof {
+        if start < buf.len() {
+            pieces.push((start, buf.len()));
+        }
+        return (pieces, buf.len());
+    }
+    // The tail: whole records after the last cut.
+    let mut end = start;
+    let mut p = start;
+    while let Some(b) = next_boundary(buf, p, false, delim) {
+        end = b;
+        p = b;
+    }
+    if end > start {
+        pieces.push((start, end));
+    }
+    (pieces, end)
+}
+
+/// Splits and checks every record of a piece; returns the physical lines it spans.
+fn scan_piece(piece: &[u8], delim: u8, sink: &mut RowSink) -> u64 {
+    let mut f = Fields::new();
+    let (mut pos, mut line) = (0usize, 0u64);
+    while pos < piece.len() {
+        let Some(span) = split_record(piece, pos, delim, true, &mut f) else { break };
+        let raw = &piece[pos..span.text_end];
+        if !raw.is_empty() && raw != b"\r" {
+            let data: &[u8] = if span.quoted { &f.scratch } else { piece };
+            let ranges = &f.ranges;
+            sink.row(line, ranges.len(), |i| &data[ranges[i].0 as usize..ranges[i].1 as usize], raw);
+        }
+        line += span.lines;
+        pos = span.next;
+    }
+    line
+}

@@ -1,0 +1,21 @@
+//! claims-audit: audits claim extracts for ocrelizumab (Ocrevus) home-infusion
+//! coding and dosing problems. Data flows ingest -> normalize -> episodes ->
+//! rules -> report; `pipeline` runs the stages and `main.rs` is a thin CLI.
+
+pub mod columns;
+pub mod date;
+pub mod episodes;
+pub mod error;
+#[cfg(feature = "polars")]
+pub mod generate;
+pub mod ingest;
+pub mod normalize;
+pub mod pipeline;
+pub mod policy;
+pub mod progress;
+#[cfg(feature = "polars")]
+pub mod report;
+pub mod rules;
+pub mod util;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,205 @@
+//! The `claims-audit` command: argument parsing and one clear line on error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use claims_audit::columns::ColumnMap;
+use claims_audit::date::Date;
+use claims_audit::error::{Error, Result};
+use claims_audit::generate::{GenFormat, GenOptions};
+use claims_audit::ingest::CsvEngine;
+use claims_audit::pipeline::{RunOptions, audit};
+use claims_audit::policy::Policy;
+use claims_audit::progress::Progress;
+use claims_audit::report::{RunInfo, run_id, write_all};
+use claims_audit::rules::RULES;
+
+#[derive(Parser)]
+#[command(name = "claims-audit", version, about = "Audits claim extracts for ocrelizumab home-infusion coding and dosing problems")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Audit one or more extracts and write the output directory.
+    Run(RunArgs),
+    /// List the rule catalogue: id, category, severity, one line.
+    Rules {
+        /// Show severities and switches of this policy instead of the default.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Write a synthetic payer-wide extract (for benchmarks and tests).
+    Generate(GenArgs),
+    /// Copy a CSV extract to typed Parquet (dates as DATE, units as DOUBLE).
+    #[command(hide = true)]
+    Convert { input: PathBuf, output: PathBuf },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Output directory (replaced atomically; _SUCCESS marks a complete run).
+    #[arg(long)]
+    out: PathBuf,
+    /// First date of service that gets findings (inclusive), YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    from: Option<Date>,
+    /// Last date of service read and audited (inclusive), YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    to: Option<Date>,
+    /// Days of history before --from that are read and used.
+    #[arg(long, default_value_t = 400)]
+    lookback_days: u32,
+    /// Policy file (TOML) replacing the embedded default.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Column map (TOML): canonical name = "header in the extract".
+    #[arg(long)]
+    columns: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// CSV field delimiter: comma, pipe or tab.
+    #[arg(long, default_value = "comma", value_parser = ["comma", "pipe", "tab"])]
+    delimiter: String,
+    /// No progress output; errors only.
+    #[arg(long)]
+    quiet: bool,
+    /// CSV reader: fast (default) or plain (the csv crate, for cross-checks).
+    #[arg(long, value_enum, default_value_t = CsvEngine::Fast, hide = true)]
+    csv_engine: CsvEngine,
+    /// Only scan and count in-scope rows; write nothing (benchmark floor).
+    #[arg(long, hide = true)]
+    scan_only: bool,
+    /// Files, directories or globs: .csv, .csv.gz, .parquet, mixed.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+}
+
+#[derive(Args)]
+struct GenArgs {
+    #[arg(long)]
+    lines: u64,
+    #[arg(long, default_value_t = 1000)]
+    cohort: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_enum, default_value_t = GenFormat::Csv)]
+    format: GenFormat,
+    /// Every line a policy code (exercises rule evaluation, not the scan).
+    #[arg(long)]
+    dense: bool,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_date(s: &str) -> std::result::Result<Date, String> {
+    Date::parse(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("claims-audit: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Rules { policy } => {
+            let policy = load_policy(policy.as_ref())?;
+            println!("{:<24} {:<9} {:<8} description", "rule_id", "category", "severity");
+            for r in RULES {
+                let sev = policy.severity(r.id).map_or("disabled", |s| s.as_str());
+                println!("{:<24} {:<9} {:<8} {}", r.id, r.category, sev, r.summary);
+            }
+            Ok(())
+        }
+        Cmd::Generate(g) => claims_audit::generate::generate(&GenOptions {
+            lines: g.lines,
+            cohort: g.cohort,
+            seed: g.seed,
+            format: g.format,
+            dense: g.dense,
+            out: g.out,
+        }),
+        Cmd::Run(a) => run(a),
+        Cmd::Convert { input, output } => claims_audit::generate::csv_to_parquet(&input, &output),
+    }
+}
+
+fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
+    match path {
+        Some(p) => Policy::load(p),
+        None => Policy::default_policy(),
+    }
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("CLAIMS_AUDIT_LOG"))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    if let Some(n) = a.threads {
+        if n == 0 {
+            return Err(Error::Config("--threads must be at least 1".into()));
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    }
+    let policy = load_policy(a.policy.as_ref())?;
+    let columns = match &a.columns {
+        Some(p) => ColumnMap::load(p)?,
+        None => ColumnMap::default(),
+    };
+    let opts = RunOptions {
+        inputs: a.inputs,
+        out: a.out,
+        from: a.from,
+        to: a.to,
+        lookback_days: a.lookback_days.min(100_000) as i32,
+        delimiter: match a.delimiter.as_str() {
+            "pipe" => b'|',
+            "tab" => b'\t',
+            _ => b',',
+        },
+        engine: a.csv_engine,
+        quiet: a.quiet,
+        scan_only: a.scan_only,
+        policy_path: a.policy,
+        columns_path: a.columns,
+        threads: a.threads,
+    };
+    let progress = Progress::new(opts.quiet);
+    let result = audit(&opts, &policy, &columns, &progress)?;
+    if opts.scan_only {
+        let in_scope: u64 = result.files.iter().map(|f| f.rows_in_scope).sum();
+        let read: u64 = result.files.iter().map(|f| f.rows_read).sum();
+        println!("rows_read={read} rows_in_scope={in_scope}");
+        return Ok(());
+    }
+    let mut info = RunInfo { run_id: run_id(&opts, &policy, &result), started_at, finished_at: String::new(), argv: std::env::args().collect() };
+    let bar = progress.bar("write", 4);
+    write_all(&opts, &policy, &result, &mut info, &bar)?;
+    bar.finish_and_clear();
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Output files: findings, episodes and rejects as Parquet (written with
+//! polars), the manifest (JSON) and the summary (Markdown).
+
+mod atomic;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ingest::FileStats;
+use crate::pipeline::{RunOptions, RunResult};
+use crate::policy::Policy;
+use crate::rules::{RULES, Severity};
+
+pub use atomic::Staging;
+
+/// Everything about the run that is not in the data: ids and times.
+pub struct RunInfo {
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub argv: Vec<String>,
+}
+
+fn date_col(name: &str, v: Vec<Option<i32>>) -> PolarsResult<Column> {
+    Column::new(name.into(), v).cast(&DataType::Date)
+}
+
+fn findings_frame(r: &RunResult, policy: &Policy, run_id: &str) -> PolarsResult<DataFrame> {
+    let f = &r.findings;
+    let rv = policy.rule_version();
+    let src = |i: u32| r.inputs.get(i as usize).map(|x| x.path.display().to_string()).unwrap_or_default();
+    DataFrame::new_infer_height(vec![
+        Column::new("run_id".into(), vec![run_id; f.len()]),
+        Column::new("rule_id".into(), f.iter().map(|x| x.rule_id).collect::<Vec<_>>()),
+        Column::new("category".into(), f.iter().map(|x| x.category).collect::<Vec<_>>()),
+        Column::new("severity".into(), f.iter().map(|x| x.severity.as_str()).collect::<Vec<_>>()),
+        Column::new("person_id".into(), f.iter().map(|x| x.person_id.as_str()).collect::<Vec<_>>()),
+        Column::new("claim_id".into(), f.iter().map(|x| x.claim_id.as_str()).collect::<Vec<_>>()),
+        Column::new("claim_line_number".into(), f.iter().map(|x| x.claim_line_number).collect::<Vec<_>>()),
+        date_col("service_date", f.iter().map(|x| Some(x.service_date.0)).collect())?,
+        Column::new("hcpcs_code".into(), f.iter().map(|x| x.hcpcs_code.as_str()).collect::<Vec<_>>()),
+        Column::new("episode_id".into(), f.iter().map(|x| x.episode_id.as_deref()).collect::<Vec<_>>()),
+        Column::new("message".into(), f.iter().map(|x| x.message.as_str()).collect::<Vec<_>>()),
+        Column::new("evidence".into(), f.iter().map(|x| x.evidence.as_str()).collect::<Vec<_>>()),
+        Column::new("rule_version".into(), vec![rv.as_str(); f.len()]),
+        Column::new("source_file".into(), f.iter().map(|x| src(x.file)).collect::<Vec<_>>()),
+        Column::new("source_line".into(), f.iter().map(|x| x.source_line as i64).collect::<Vec<_>>()),
+        Column::new("units".into(), f.iter().map(|x| x.units).collect::<Vec<_>>()),
+        Column::new("paid_amount".into(), f.iter().map(|x| x.paid_amount).collect::<Vec<_>>()),
+        Column::new("allowed_amount".into(), f.iter().map(|x| x.allowed_amount).collect::<Vec<_>>()),
+        Column::new("payer_program".into(), f.iter().map(|x| x.payer_program.as_deref()).collect::<Vec<_>>()),
+        Column::new("rendering_npi".into(), f.iter().map(|x| x.rendering_npi.as_deref()).collect::<Vec<_>>()),
+        Column::new("billing_npi".into(), f.iter().map(|x| x.billing_npi.as_deref()).collect::<Vec<_>>()),
+    ])
+}
+
+fn episodes_frame(r: &RunResult) -> PolarsResult<DataFrame> {
+    let e = &r.episodes;
+    DataFrame::new_infer_height(vec![
+        Column::new("episode_id".into(), e.iter().map(|x| x.episode_id.as_str()).collect::<Vec<_>>()),
+        Column::new("person_id".into(), e.iter().map(|x| x.person_id.as_str()).collect::<Vec<_>>()),
+        date_col("administration_date", e.iter().map(|x| Some(x.administration_date.0)).collect())?,
+        Column::new("drug_code".into(), e.iter().map(|x| x.drug_code.as_str()).collect::<Vec<_>>()),
+        Column::new("dose_units".into(), e.iter().map(|x| x.dose_units).collect::<Vec<_>>()),
+        Column::new("dose_sequence".into(), e.iter().map(|x| x.dose_sequence as i32).collect::<Vec<_>>()),
+        Column::new("phase".into(), e.iter().map(|x| x.phase).collect::<Vec<_>>()),
+        Column::new("days_since_previous".into(), e.iter().map(|x| x.days_since_previous).collect::<Vec<_>>()),
+        date_col("previous_administration_date", e.iter().map(|x| x.previous_administration_date.map(|d| d.0)).collect())?,
+        Column::new("line_count".into(), e.iter().map(|x| x.line_count as i32).collect::<Vec<_>>()),
+        Column::new("claim_ids".into(), e.iter().map(|x| x.claim_ids.as_str()).collect::<Vec<_>>()),
+        Column::new("finding_count".into(), e.iter().map(|x| x.finding_count as i32).collect::<Vec<_>>()),
+        Column::new("max_severity".into(), e.iter().map(|x| x.max_severity.map(Severity::as_str)).collect::<Vec<_>>()),
+    ])
+}
+
+fn rejects_frame(r: &RunResult) -> PolarsResult<DataFrame> {
+    let j = &r.rejects;
+    let src = |i: u32| r.inputs.get(i as usize).map(|x| x.path.display().to_string()).unwrap_or_default();
+    DataFrame::new_infer_height(vec![
+        Column::new("source_file".into(), j.iter().map(|x| src(x.file)).collect::<Vec<_>>()),
+        Column::new("source_line".into(), j.iter().map(|x| x.source_line as i64).collect::<Vec<_>>()),
+        Column::new("reason_code".into(), j.iter().map(|x| x.code).collect::<Vec<_>>()),
+        Column::new("reason".into(), j.iter().map(|x| x.reason.as_str()).collect::<Vec<_>>()),
+        Column::new("raw_text".into(), j.iter().map(|x| x.raw_text.as_str()).collect::<Vec<_>>()),
+    ])
+}
+
+fn write_parquet(st: &Staging, name: &str, df: PolarsResult<DataFrame>) -> Result<usize> {
+    let path = st.dir.join(name);
+    let mut df = df.map_err(|e| Error::Internal(format!("building {name}: {e}")))?;
+    let file = st.create(name)?;
+    ParquetWriter::new(&file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(&mut df)
+        .map_err(|e| Error::output(&path, format!("write failed: {e}")))?;
+    file.sync_all().map_err(|e| Error::output(&path, format!("sync failed: {e}")))?;
+    Ok(df.height())
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    run_id: &'a str,
+    tool: ToolInfo,
+    rule_catalogue_version: &'a str,
+    policy: PolicyInfo<'a>,
+    arguments: Arguments<'a>,
+    started_at: &'a str,
+    finished_at: &'a str,
+    horizon: Option<crate::date::Date>,
+    inputs: &'a [FileStats],
+    totals: Totals,
+    outputs: Vec<OutputInfo>,
+    rules: Vec<RuleInfo>,
+    findings_by_severity: BTreeMap<&'static str, u64>,
+    timings_seconds: BTreeMap<&'static str, f64>,
+}
+
+#[derive(Serialize)]
+struct ToolInfo {
+    name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct PolicyInfo<'a> {
+    name: &'a str,
+    version: &'a str,
+    source: &'a str,
+}
+
+#[derive(Serialize)]
+struct Arguments<'a> {
+    argv: &'a [String],
+    inputs: &'a [String],
+    from: Option<crate::date::Date>,
+    to: Option<crate::date::Date>,
+    lookback_days: i32,
+    read_from: Option<crate::date::Date>,
+    policy: Option<String>,
+    columns: Option<String>,
+    threads: usize,
+}
+
+#[derive(Serialize, Default)]
+pub struct Totals {
+    pub files: usize,
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    pub rows_in_scope: u64,
+    pub rows_kept: u64,
+    pub persons: usize,
+    pub episodes: usize,
+    pub findings: usize,
+}
+
+#[derive(Serialize)]
+struct OutputInfo {
+    path: String,
+    rows: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct RuleInfo {
+    rule_id: &'static str,
+    category: &'static str,
+    severity: Option<&'static str>,
+    enabled: bool,
+    evaluated: u64,
+    flagged: u64,
+    not_evaluable: u64,
+}
+
+pub fn totals(r: &RunResult) -> Totals {
+    let mut t = Totals { files: r.files.len(), persons: r.persons, episodes: r.episodes.len(), findings: r.findings.len(), ..Default::default() };
+    for f in &r.files {
+        t.rows_read += f.rows_read;
+        t.rows_accepted += f.rows_accepted;
+        t.rows_rejected += f.rows_rejected;
+        t.rows_in_scope += f.rows_in_scope;
+        t.rows_kept += f.rows_kept;
+    }
+    t
+}
+
+/// Writes every output into a staging directory and moves it into place.
+pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut RunInfo, bar: &indicatif::ProgressBar) -> Result<()> {
+    let st = Staging::new(&opts.out)?;
+    let n_findings = write_parquet(&st, "findings.parquet", findings_frame(r, policy, &info.run_id))?;
+    bar.inc(1);
+    let n_episodes = write_parquet(&st, "episodes.parquet", episodes_frame(r))?;
+    bar.inc(1);
+    let n_rejects = write_parquet(&st, "rejects.parquet", rejects_frame(r))?;
+    bar.inc(1);
+    let mut by_sev: BTreeMap<&'static str, u64> = [("error", 0), ("warning", 0), ("info", 0)].into_iter().collect();
+    for f in &r.findings {
+        *by_sev.entry(f.severity.as_str()).or_default() += 1;
+    }
+    let rules = RULES
+        .iter()
+        .zip(&r.tallies)
+        .map(|(d, t)| RuleInfo {
+            rule_id: d.id,
+            category: d.category,
+            severity: policy.severity(d.id).map(Severity::as_str),
+            enabled: policy.severity(d.id).is_some(),
+            evaluated: t.evaluated,
+            flagged: t.flagged,
+            not_evaluable: t.not_evaluable,
+        })
+        .collect();
+    info.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let manifest = Manifest {
+        run_id: &info.run_id,
+        tool: ToolInfo { name: "claims-audit", version: crate::VERSION },
+        rule_catalogue_version: &policy.file.policy.catalogue_version,
+        policy: PolicyInfo { name: policy.name(), version: policy.version(), source: &policy.source },
+        arguments: Arguments {
+            argv: &info.argv,
+            inputs: &opts.inputs,
+            from: opts.from,
+            to: opts.to,
+            lookback_days: opts.lookback_days,
+            read_from: opts.read_from(),
+            policy: opts.policy_path.as_ref().map(|p| p.display().to_string()),
+            columns: opts.columns_path.as_ref().map(|p| p.display().to_string()),
+            threads: rayon::current_num_threads(),
+        },
+        started_at: &info.started_at,
+        finished_at: &info.finished_at,
+        horizon: r.horizon,
+        inputs: &r.files,
+        totals: totals(r),
+        outputs: vec![
+            OutputInfo { path: "findings.parquet".into(), rows: Some(n_findings) },
+            OutputInfo { path: "episodes.parquet".into(), rows: Some(n_episodes) },
+            OutputInfo { path: "rejects.parquet".into(), rows: Some(n_rejects) },
+            OutputInfo { path: "summary.md".into(), rows: None },
+            OutputInfo { path: "_SUCCESS".into(), rows: None },
+        ],
+        rules,
+        findings_by_severity: by_sev,
+        timings_seconds: [("read", r.read_seconds), ("evaluate", r.eval_seconds)].into_iter().collect(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(format!("manifest: {e}")))?;
+    st.write("manifest.json", &json)?;
+    st.write("summary.md", summary::render(opts, policy, r, &info.run_id).as_bytes())?;
+    bar.inc(1);
+    st.commit()
+}
+
+/// A run id that depends only on what was audited: tool version, policy,
+/// arguments and each input's path, size and modification time. Re-running
+/// the same audit gives the same id, so outputs stay byte-identical.
+pub fn run_id(opts: &RunOptions, policy: &Policy, r: &RunResult) -> String {
+    let mut key = format!("{}|{:x}|{:?}|{:?}|{}|", crate::VERSION, policy.fingerprint, opts.from, opts.to, opts.lookback_days);
+    for i in &r.inputs {
+        let mtime = std::fs::metadata(&i.path).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        key.push_str(&format!("{}|{}|{:?}|", i.path.display(), i.bytes, mtime.map(|d| d.as_nanos())));
+    }
+    format!("{:016x}", crate::util::fnv1a(key.as_bytes()))
+}
+
+pub fn output_exists(p: &Path) -> bool {
+    p.join("_SUCCESS").exists()
+}

@@ -1,0 +1,138 @@
+//! summary.md: the run in words and tables, for a person.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use crate::pipeline::{RunOptions, RunResult};
+use crate::policy::Policy;
+use crate::rules::RULES;
+
+fn money(v: f64) -> String {
+    let cents = (v * 100.0).round() as i64;
+    let (whole, frac) = (cents / 100, (cents % 100).abs());
+    let digits = whole.abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{}${grouped}.{frac:02}", if cents < 0 { "-" } else { "" })
+}
+
+pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -> String {
+    let t = super::totals(r);
+    let mut s = String::new();
+    let _ = writeln!(s, "# claims-audit run {run_id}\n");
+    let range = match (opts.from, opts.to) {
+        (None, None) => "all dates".to_string(),
+        (f, t) => format!("{} to {}", f.map_or("the start".into(), |d| d.to_string()), t.map_or("the end".into(), |d| d.to_string())),
+    };
+    let _ = writeln!(
+        s,
+        "Policy **{}** version {} (rule catalogue v{}). Findings cover {range}; history read from {} ({} days of lookback).\n",
+        policy.name(),
+        policy.version(),
+        policy.file.policy.catalogue_version,
+        opts.read_from().map_or("the start".into(), |d| d.to_string()),
+        opts.lookback_days
+    );
+    let _ = writeln!(s, "## Totals\n");
+    let _ = writeln!(s, "| measure | count |\n|---|---:|");
+    for (k, v) in [
+        ("input files", t.files as u64),
+        ("rows read", t.rows_read),
+        ("rows accepted", t.rows_accepted),
+        ("rows rejected", t.rows_rejected),
+        ("rows in scope (policy codes and J-codes)", t.rows_in_scope),
+        ("lines audited (in the read window)", t.rows_kept),
+        ("persons audited", t.persons as u64),
+        ("administration episodes in range", t.episodes as u64),
+        ("findings", t.findings as u64),
+    ] {
+        let _ = writeln!(s, "| {k} | {v} |");
+    }
+
+    let _ = writeln!(s, "\n## Findings by rule\n");
+    let _ = writeln!(s, "Money at stake is the paid amount of the distinct flagged lines (allowed amount where paid is absent).\n");
+    let _ = writeln!(s, "| rule | category | severity | findings | evaluated | not evaluable | money at stake |\n|---|---|---|---:|---:|---:|---:|");
+    for (d, tally) in RULES.iter().zip(&r.tallies) {
+        let Some(sev) = policy.severity(d.id) else {
+            let _ = writeln!(s, "| {} | {} | disabled | - | - | - | - |", d.id, d.category);
+            continue;
+        };
+        let mut seen = BTreeSet::new();
+        let mut at_stake = 0.0;
+        for f in r.findings.iter().filter(|f| f.rule_id == d.id) {
+            if seen.insert((f.file, f.source_line)) {
+                at_stake += f.paid_amount.or(f.allowed_amount).unwrap_or(0.0);
+            }
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            d.id,
+            d.category,
+            sev.as_str(),
+            tally.flagged,
+            tally.evaluated,
+            tally.not_evaluable,
+            money(at_stake)
+        );
+    }
+
+    let mut by_person: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for f in &r.findings {
+        let e = by_person.entry(f.person_id.as_str()).or_default();
+        e.0 += 1;
+        if f.severity == crate::rules::Severity::Error {
+            e.1 += 1;
+        }
+    }
+    let mut top: Vec<(&str, (usize, usize))> = by_person.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let _ = writeln!(s, "\n## Top persons by findings\n");
+    if top.is_empty() {
+        let _ = writeln!(s, "No findings.");
+    } else {
+        let _ = writeln!(s, "| person_id | findings | errors |\n|---|---:|---:|");
+        for (p, (n, e)) in top.iter().take(10) {
+            let _ = writeln!(s, "| {p} | {n} | {e} |");
+        }
+    }
+
+    let _ = writeln!(s, "\n## Rejected rows\n");
+    if r.rejects.is_empty() {
+        let _ = writeln!(s, "None: every row was read.");
+    } else {
+        let mut by_reason: BTreeMap<&str, u64> = BTreeMap::new();
+        for j in &r.rejects {
+            *by_reason.entry(j.code).or_default() += 1;
+        }
+        let _ = writeln!(s, "See rejects.parquet for each row's file, line, reason and raw text.\n");
+        let _ = writeln!(s, "| reason | rows |\n|---|---:|");
+        for (k, v) in by_reason {
+            let _ = writeln!(s, "| {k} | {v} |");
+        }
+    }
+
+    let _ = writeln!(s, "\n## Not evaluable\n");
+    let ne: Vec<String> = RULES
+        .iter()
+        .zip(&r.tallies)
+        .filter(|(_, t)| t.not_evaluable > 0)
+        .map(|(d, t)| format!("- {}: {} item(s) lacked a column or value it needs (never counted as clean)", d.id, t.not_evaluable))
+        .collect();
+    if ne.is_empty() {
+        let _ = writeln!(s, "Every rule could evaluate every item it looked at.");
+    } else {
+        let _ = writeln!(s, "{}", ne.join("\n"));
+    }
+    let _ = writeln!(s, "\n## Input files\n\n| file | format | rows read | accepted | rejected | in scope |\n|---|---|---:|---:|---:|---:|");
+    for f in &r.files {
+        let fmt = f.format.map(|x| serde_json::to_value(x).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()).unwrap_or_default();
+        let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", f.path, fmt, f.rows_read, f.rows_accepted, f.rows_rejected, f.rows_in_scope);
+    }
+    s
+}

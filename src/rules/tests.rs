@@ -1,0 +1,248 @@
+//! Each rule fires on its case and stays silent on the near miss.
+
+use super::testkit::*;
+
+fn ids(f: &[super::Finding]) -> Vec<(String, i64)> {
+    f.iter().map(|x| (x.claim_id.clone(), x.claim_line_number)).collect()
+}
+
+#[test]
+fn dx_not_ms() {
+    let f = fire("DX_NOT_MS", vec![line("2025-11-03", "J2350", 600.0).dx(&["R51.9", "G43.909"])]);
+    assert_eq!(f.len(), 1);
+    assert!(f[0].message.contains("R51.9") && f[0].message.contains("G35.A"), "{}", f[0].message);
+    assert!(fire("DX_NOT_MS", vec![line("2025-11-03", "J2350", 600.0).dx(&["R51.9", "g35.b1"])]).is_empty());
+    // Only drug lines are checked.
+    assert!(fire("DX_NOT_MS", vec![line("2025-11-03", "S9379", 1.0).dx(&["R51.9"])]).is_empty());
+}
+
+#[test]
+fn dx_not_valid_on_dos_g35_after_fy2026() {
+    let f = fire("DX_NOT_VALID_ON_DOS", vec![line("2025-10-01", "J2350", 600.0).dx(&["G35"])]);
+    assert_eq!(f.len(), 1);
+    assert!(f[0].message.starts_with("diagnosis G35 not valid on the date of service 2025-10-01"), "{}", f[0].message);
+    assert!(f[0].message.contains("expected one of G35.A"));
+    // Near miss: the day before the code set changed.
+    assert!(fire("DX_NOT_VALID_ON_DOS", vec![line("2025-09-30", "J2350", 600.0).dx(&["G35"])]).is_empty());
+}
+
+#[test]
+fn dx_not_valid_on_dos_subcode_too_early() {
+    let f = fire("DX_NOT_VALID_ON_DOS", vec![line("2025-09-30", "J2350", 600.0).dx(&["G35.A", "G35.B0"])]);
+    assert_eq!(f.len(), 1, "one finding however many codes");
+    assert!(fire("DX_NOT_VALID_ON_DOS", vec![line("2025-10-01", "J2350", 600.0).dx(&["G35A"])]).is_empty());
+}
+
+#[test]
+fn dx_off_label() {
+    assert_eq!(fire("DX_OFF_LABEL", vec![line("2025-11-03", "J2350", 600.0).dx(&["G35.C2"])]).len(), 1);
+    assert!(fire("DX_OFF_LABEL", vec![line("2025-11-03", "J2350", 600.0).dx(&["G35.C2", "G35.C1"])]).is_empty());
+}
+
+#[test]
+fn addon_without_primary() {
+    let f = fire("ADDON_WITHOUT_PRIMARY", vec![line("2025-11-03", "99602", 2.0)]);
+    assert_eq!(f.len(), 1);
+    // Near miss: 99601 the same day.
+    assert!(fire("ADDON_WITHOUT_PRIMARY", vec![line("2025-11-03", "99602", 2.0), line("2025-11-03", "99601", 1.0)]).is_empty());
+    // A voided 99601 does not count as the primary.
+    let voided = vec![line("2025-11-03", "99602", 1.0), line("2025-11-03", "99601", 1.0), line("2025-11-03", "99601", -1.0).claim("V", 1)];
+    assert_eq!(fire("ADDON_WITHOUT_PRIMARY", voided).len(), 1);
+}
+
+#[test]
+fn units_over_daily_max() {
+    let two = vec![line("2025-11-03", "S9379", 1.0).claim("A", 1), line("2025-11-03", "S9379", 1.0).claim("B", 1).mods(&["JW"])];
+    assert_eq!(fire("UNITS_OVER_DAILY_MAX", two).len(), 2, "each line of that code that day");
+    assert_eq!(fire("UNITS_OVER_DAILY_MAX", vec![line("2025-11-03", "99602", 4.0)]).len(), 1);
+    assert!(fire("UNITS_OVER_DAILY_MAX", vec![line("2025-11-03", "99602", 3.0)]).is_empty());
+}
+
+#[test]
+fn duplicate_line_flags_all_but_first() {
+    let lines = vec![
+        line("2025-11-03", "J2930", 1.0).claim("B", 1),
+        line("2025-11-03", "J2930", 1.0).claim("A", 2),
+        line("2025-11-03", "J2930", 1.0).claim("A", 3),
+    ];
+    let f = fire("DUPLICATE_LINE", lines);
+    assert_eq!(ids(&f), vec![("A".to_string(), 3), ("B".to_string(), 1)]);
+    // Different modifiers or units: not duplicates.
+    let near = vec![line("2025-11-03", "J2930", 1.0).claim("A", 1), line("2025-11-03", "J2930", 2.0).claim("B", 1)];
+    assert!(fire("DUPLICATE_LINE", near).is_empty());
+    let near = vec![line("2025-11-03", "J2350", 300.0).claim("A", 1).mods(&["JW"]), line("2025-11-03", "J2350", 300.0).claim("B", 1).mods(&["JZ"])];
+    assert!(fire("DUPLICATE_LINE", near).is_empty());
+}
+
+#[test]
+fn voided_and_rebilled_is_neither_duplicate_nor_two_doses() {
+    let lines = vec![
+        line("2025-11-03", "J2350", 600.0).claim("ORIG", 1),
+        line("2025-11-03", "J2350", -600.0).claim("VOID", 1),
+        line("2025-11-03", "J2350", 600.0).claim("REBILL", 1),
+    ];
+    assert!(fire("DUPLICATE_LINE", lines.clone()).is_empty());
+    assert!(fire("UNITS_OVER_DAILY_MAX", lines.clone()).is_empty());
+    assert!(fire("DOSE_UNEXPECTED", lines.clone()).is_empty(), "net 600, not 1200");
+    // A fully voided dose is not a dose: no interval finding against it.
+    let mut hist = vec![line("2025-05-01", "J2350", 600.0)];
+    hist.extend(vec![line("2025-08-01", "J2350", 600.0).claim("X", 1), line("2025-08-01", "J2350", -600.0).claim("Y", 1)]);
+    hist.push(line("2025-10-20", "J2350", 600.0));
+    assert!(fire("INTERVAL_TOO_SHORT", hist).is_empty());
+}
+
+#[test]
+fn ndc_mismatch() {
+    let f = fire("NDC_MISMATCH", vec![line("2025-11-03", "J2350", 600.0).ndc(Some("50242015101"))]);
+    assert_eq!(f.len(), 1);
+    assert!(f[0].message.contains("50242-0150-01"));
+    assert!(fire("NDC_MISMATCH", vec![line("2025-11-03", "J2350", 600.0)]).is_empty());
+    let missing = fire("NDC_MISMATCH", vec![line("2025-11-03", "J2350", 600.0).ndc(None)]);
+    assert!(missing.is_empty(), "no NDC is not evaluable, not a mismatch");
+}
+
+#[test]
+fn pos_not_home() {
+    assert_eq!(fire("POS_NOT_HOME", vec![line("2025-11-03", "99601", 1.0).pos(Some("11"))]).len(), 1);
+    assert!(fire("POS_NOT_HOME", vec![line("2025-11-03", "99601", 1.0)]).is_empty());
+    // The drug itself may be given anywhere.
+    assert!(fire("POS_NOT_HOME", vec![line("2025-11-03", "J2350", 600.0).pos(Some("11"))]).is_empty());
+}
+
+#[test]
+fn wastage_modifier() {
+    let ffs = |m: &[&str]| vec![line("2025-11-03", "J2350", 600.0).program(Some("medicare_ffs")).mods(m)];
+    assert_eq!(fire("WASTAGE_MODIFIER", ffs(&[])).len(), 1);
+    assert_eq!(fire("WASTAGE_MODIFIER", ffs(&["JW", "JZ"])).len(), 1);
+    assert!(fire("WASTAGE_MODIFIER", ffs(&["JZ"])).is_empty());
+    assert!(fire("WASTAGE_MODIFIER", vec![line("2025-11-03", "J2350", 600.0).mods(&[])]).is_empty(), "commercial");
+    // Before JZ was required (2023-07-01) nothing is checked.
+    assert!(fire("WASTAGE_MODIFIER", vec![line("2023-06-30", "J2350", 600.0).program(Some("medicare_ffs")).mods(&[])]).is_empty());
+}
+
+#[test]
+fn s_code_medicare() {
+    assert_eq!(fire("S_CODE_MEDICARE", vec![line("2025-11-03", "S9379", 1.0).program(Some("medicare_ffs"))]).len(), 1);
+    assert!(fire("S_CODE_MEDICARE", vec![line("2025-11-03", "S9379", 1.0).program(Some("medicare_advantage"))]).is_empty());
+    assert!(fire("S_CODE_MEDICARE", vec![line("2025-11-03", "99601", 1.0).program(Some("medicare_ffs"))]).is_empty());
+}
+
+#[test]
+fn per_diem_without_drug() {
+    assert_eq!(fire("PER_DIEM_WITHOUT_DRUG", vec![line("2025-11-03", "S9379", 1.0)]).len(), 1);
+    // Any J-code in the span counts, including one inside a multi-day span.
+    assert!(fire("PER_DIEM_WITHOUT_DRUG", vec![line("2025-11-03", "S9379", 1.0), line("2025-11-03", "J1200", 1.0)]).is_empty());
+    let span = vec![line("2025-11-01", "S9379", 3.0).end("2025-11-03"), line("2025-11-03", "J2350", 600.0)];
+    assert!(fire("PER_DIEM_WITHOUT_DRUG", span).is_empty());
+    let voided = vec![line("2025-11-03", "S9379", 1.0), line("2025-11-03", "J2350", 600.0), line("2025-11-03", "J2350", -600.0).claim("V", 1)];
+    assert_eq!(fire("PER_DIEM_WITHOUT_DRUG", voided).len(), 1);
+}
+
+#[test]
+fn duplicate_per_diem_typical_case() {
+    let mut day = vec![
+        line("2025-11-03", "J2350", 600.0).dx(&["G35"]),
+        line("2025-11-03", "S9379", 1.0),
+        line("2025-11-03", "J2919", 1.0),
+        line("2025-11-03", "S9490", 1.0),
+        line("2025-11-03", "99601", 1.0),
+        line("2025-11-03", "99602", 1.0),
+    ];
+    let f = fire("DUPLICATE_PER_DIEM", day.clone());
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].hcpcs_code, "S9490");
+    assert_eq!(fire("DX_NOT_VALID_ON_DOS", day.clone()).len(), 1);
+    day.retain(|l| l.hcpcs != "S9379");
+    assert!(fire("DUPLICATE_PER_DIEM", day).is_empty(), "S9490 alone is not a duplicate");
+}
+
+#[test]
+fn premed_not_billed() {
+    assert_eq!(fire("PREMED_NOT_BILLED", vec![line("2025-11-03", "J2350", 600.0)]).len(), 1);
+    assert!(fire("PREMED_NOT_BILLED", clean_day("2025-11-03", 600.0)).is_empty());
+    // Subcutaneous: premedication is oral, not billed.
+    assert!(fire("PREMED_NOT_BILLED", vec![line("2025-11-03", "J2351", 920.0)]).is_empty());
+}
+
+#[test]
+fn formulation_conflict() {
+    let f = fire("FORMULATION_CONFLICT", vec![line("2025-11-03", "J2350", 600.0), line("2025-11-03", "J2351", 920.0)]);
+    assert_eq!(f.len(), 2);
+    assert!(fire("FORMULATION_CONFLICT", vec![line("2025-11-03", "J2350", 600.0), line("2025-11-04", "J2351", 920.0)]).is_empty());
+}
+
+#[test]
+fn dose_unexpected() {
+    assert_eq!(fire("DOSE_UNEXPECTED", vec![line("2025-11-03", "J2350", 450.0)]).len(), 1);
+    assert_eq!(fire("DOSE_UNEXPECTED", vec![line("2025-11-03", "J2351", 600.0)]).len(), 1);
+    assert!(fire("DOSE_UNEXPECTED", vec![line("2025-11-03", "J2350", 300.0), line("2025-11-17", "J2350", 300.0)]).is_empty());
+    // Two 300-unit lines the same day net to one 600 mg dose.
+    assert!(fire("DOSE_UNEXPECTED", vec![line("2025-11-03", "J2350", 300.0).claim("A", 1), line("2025-11-03", "J2350", 300.0).claim("A", 2)]).is_empty());
+}
+
+#[test]
+fn initial_pair_interval() {
+    let f = fire("INITIAL_PAIR_INTERVAL", vec![line("2025-01-01", "J2350", 300.0), line("2025-01-23", "J2350", 300.0)]);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].service_date, d("2025-01-23"));
+    // Near miss: day 21 and day 10 are inside the window.
+    assert!(fire("INITIAL_PAIR_INTERVAL", vec![line("2025-01-01", "J2350", 300.0), line("2025-01-22", "J2350", 300.0)]).is_empty());
+    assert!(fire("INITIAL_PAIR_INTERVAL", vec![line("2025-01-01", "J2350", 300.0), line("2025-01-11", "J2350", 300.0)]).is_empty());
+    assert_eq!(fire("INITIAL_PAIR_INTERVAL", vec![line("2025-01-01", "J2350", 300.0), line("2025-01-10", "J2350", 300.0)]).len(), 1);
+}
+
+#[test]
+fn initial_pair_incomplete() {
+    let lone = || vec![line("2025-01-01", "J2350", 300.0)];
+    assert_eq!(fire_with("INITIAL_PAIR_INCOMPLETE", lone(), Run { horizon: Some(d("2025-02-05")), ..Run::default() }).len(), 1);
+    // Too early to tell: the horizon is before first + 35 days.
+    assert!(fire_with("INITIAL_PAIR_INCOMPLETE", lone(), Run { horizon: Some(d("2025-02-04")), ..Run::default() }).is_empty());
+    // A second 300 on day 36 is not a second half.
+    assert_eq!(fire("INITIAL_PAIR_INCOMPLETE", vec![line("2025-01-01", "J2350", 300.0), line("2025-02-06", "J2350", 300.0)]).len(), 1);
+    assert!(fire("INITIAL_PAIR_INCOMPLETE", vec![line("2025-01-01", "J2350", 300.0), line("2025-01-15", "J2350", 300.0)]).is_empty());
+}
+
+#[test]
+fn interval_too_short() {
+    let f = fire("INTERVAL_TOO_SHORT", vec![line("2025-01-01", "J2350", 600.0), line("2025-05-20", "J2350", 600.0)]);
+    assert_eq!(f.len(), 1, "day 139");
+    // Near miss: a dose on day 140.
+    assert!(fire("INTERVAL_TOO_SHORT", vec![line("2025-01-01", "J2350", 600.0), line("2025-05-21", "J2350", 600.0)]).is_empty());
+    // The second half of an initiation is exempt.
+    assert!(fire("INTERVAL_TOO_SHORT", vec![line("2025-01-01", "J2350", 300.0), line("2025-01-15", "J2350", 300.0)]).is_empty());
+    // A lone 300 twelve weeks after a 600 is no initiation: too short.
+    assert_eq!(fire("INTERVAL_TOO_SHORT", vec![line("2025-01-01", "J2350", 600.0), line("2025-03-26", "J2350", 300.0)]).len(), 1);
+}
+
+#[test]
+fn interval_overdue() {
+    assert_eq!(fire("INTERVAL_OVERDUE", vec![line("2025-01-01", "J2350", 600.0), line("2025-07-31", "J2350", 600.0)]).len(), 1);
+    assert!(fire("INTERVAL_OVERDUE", vec![line("2025-01-01", "J2350", 600.0), line("2025-07-30", "J2350", 600.0)]).is_empty());
+}
+
+#[test]
+fn range_and_lookback_measure_against_history() {
+    // The previous dose is before --from (read through the lookback); the
+    // dose just after --from is still measured against it.
+    let lines = vec![line("2025-06-01", "J2350", 600.0), line("2025-09-02", "J2350", 600.0)];
+    let run = Run { from: Some(d("2025-09-01")), to: Some(d("2025-12-31")), horizon: None };
+    let f = fire_with("INTERVAL_TOO_SHORT", lines, run);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].service_date, d("2025-09-02"));
+    // No finding is dated before --from even when the history has problems.
+    let lines = vec![line("2025-06-01", "J2350", 450.0)];
+    let run = Run { from: Some(d("2025-09-01")), to: Some(d("2025-12-31")), horizon: None };
+    assert!(fire_with("DOSE_UNEXPECTED", lines, run).is_empty());
+}
+
+#[test]
+fn clean_history_has_no_findings() {
+    let mut lines = clean_day("2025-01-06", 300.0);
+    lines.extend(clean_day("2025-01-20", 300.0));
+    lines.extend(clean_day("2025-06-23", 600.0));
+    lines.extend(clean_day("2025-12-08", 600.0));
+    for r in super::RULES {
+        let f = fire(r.id, lines.clone());
+        assert!(f.is_empty(), "{} fired on a clean history: {:?}", r.id, f.first().map(|x| &x.message));
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real binary on real files, outputs read back with
+//! the arrow-rs `parquet` crate (never with polars). One test binary keeps
+//! link time down.
+
+mod common;
+mod golden;
+mod outputs;
+mod robustness;
+mod scale;
