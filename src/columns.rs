@@ -82,10 +82,9 @@ pub struct ColumnMap {
 
 impl ColumnMap {
     pub fn load(path: &Path) -> Result<ColumnMap> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("{}: cannot read column map: {e}", path.display())))?;
-        let raw: BTreeMap<String, toml::Value> = toml::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: invalid column map: {}", path.display(), e.message())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: cannot read column map: {e}", path.display())))?;
+        let raw: BTreeMap<String, toml::Value> =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: invalid column map: {}", path.display(), e.message())))?;
         let known: Vec<String> = (0..col::COUNT).map(canonical_name).collect();
         let mut aliases = BTreeMap::new();
         for (k, v) in raw {
@@ -109,10 +108,8 @@ impl ColumnMap {
     /// Resolves a header row into slot -> field index. Fails naming the
     /// missing required columns.
     pub fn resolve<S: AsRef<str>>(&self, path: &Path, header: &[S]) -> Result<Resolved> {
-        let norm: Vec<String> = header
-            .iter()
-            .map(|h| h.as_ref().trim().trim_start_matches('\u{feff}').trim_matches('"').to_ascii_lowercase())
-            .collect();
+        let norm: Vec<String> =
+            header.iter().map(|h| h.as_ref().trim().trim_start_matches('\u{feff}').trim_matches('"').to_ascii_lowercase()).collect();
         let mut idx = [None; col::COUNT];
         for (slot, out) in idx.iter_mut().enumerate() {
             let want = self.header_for(slot);
@@ -168,7 +165,15 @@ mod tests {
     #[test]
     fn header_matching_is_case_insensitive_and_names_missing() {
         let m = ColumnMap::default();
-        let h = ["CLAIM_ID", "claim_line_number", "Member_ID", "claim_line_start_date", "HCPCS_CODE", "service_unit_quantity", "diagnosis_code_1"];
+        let h = [
+            "CLAIM_ID",
+            "claim_line_number",
+            "Member_ID",
+            "claim_line_start_date",
+            "HCPCS_CODE",
+            "service_unit_quantity",
+            "diagnosis_code_1",
+        ];
         let r = m.resolve(Path::new("x.csv"), &h).unwrap();
         assert_eq!(r.idx[col::MEMBER_ID], Some(2));
         assert_eq!(r.idx[col::PERSON_ID], None);

@@ -32,12 +32,8 @@ impl Date {
         let s = s.trim();
         let b = s.as_bytes();
         match b.len() {
-            8 if b.iter().all(u8::is_ascii_digit) => {
-                Date::from_ymd(num(&b[0..4])? as i32, num(&b[4..6])?, num(&b[6..8])?)
-            }
-            10 if b[4] == b'-' && b[7] == b'-' => {
-                Date::from_ymd(num(&b[0..4])? as i32, num(&b[5..7])?, num(&b[8..10])?)
-            }
+            8 if b.iter().all(u8::is_ascii_digit) => Date::from_ymd(num(&b[0..4])? as i32, num(&b[4..6])?, num(&b[6..8])?),
+            10 if b[4] == b'-' && b[7] == b'-' => Date::from_ymd(num(&b[0..4])? as i32, num(&b[5..7])?, num(&b[8..10])?),
             n if n > 10 && b[4] == b'-' && b[7] == b'-' && (b[10] == b' ' || b[10] == b'T') => {
                 Date::from_ymd(num(&b[0..4])? as i32, num(&b[5..7])?, num(&b[8..10])?)
             }

@@ -154,7 +154,8 @@ pub fn build_patient(person_id: String, lines: Vec<Line>, policy: &Policy) -> Pa
     // Episode membership: lines that day, and per-diem spans covering the date.
     let mut episode_of = vec![None; lines.len()];
     for (i, l) in lines.iter().enumerate() {
-        let end = if policy.in_group(&l.hcpcs, "per_diem") { l.end_date.unwrap_or(l.service_date).max(l.service_date) } else { l.service_date };
+        let end =
+            if policy.in_group(&l.hcpcs, "per_diem") { l.end_date.unwrap_or(l.service_date).max(l.service_date) } else { l.service_date };
         let first = admins.partition_point(|a| a.date < l.service_date);
         for (k, a) in admins.iter_mut().enumerate().skip(first) {
             if a.date > end {

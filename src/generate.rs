@@ -279,7 +279,22 @@ fn cohort_person(person: u64, r: &mut Rng, claim: &mut u64, start: Date, end: Da
         if anomaly == 14 && home {
             *claim += 1;
             let d2 = day.add_days(40);
-            out.push(GLine { claim: *claim, line: 1, person, payer, date: d2, end: d2, pos, code: "S9379", modifier: "", units: 1.0, ndc: "", dx: [dx1, "", ""], price: 150.0, quirk: 0 });
+            out.push(GLine {
+                claim: *claim,
+                line: 1,
+                person,
+                payer,
+                date: d2,
+                end: d2,
+                pos,
+                code: "S9379",
+                modifier: "",
+                units: 1.0,
+                ndc: "",
+                dx: [dx1, "", ""],
+                price: 150.0,
+                quirk: 0,
+            });
         }
         let gap = match (k, anomaly) {
             (0, 15) => 30,

@@ -104,10 +104,16 @@ fn parse_date(s: &str) -> std::result::Result<Date, String> {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            // One line for operators' logs; `--help` shows the rest.
+            let text = e.render().to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            eprintln!("claims-audit: {} (see --help)", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
         }
     };
     match dispatch(cli) {
@@ -161,10 +167,7 @@ fn run(a: RunArgs) -> Result<()> {
         if n == 0 {
             return Err(Error::Config("--threads must be at least 1".into()));
         }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     }
     let policy = load_policy(a.policy.as_ref())?;
     let columns = match &a.columns {
@@ -197,7 +200,8 @@ fn run(a: RunArgs) -> Result<()> {
         println!("rows_read={read} rows_in_scope={in_scope}");
         return Ok(());
     }
-    let mut info = RunInfo { run_id: run_id(&opts, &policy, &result), started_at, finished_at: String::new(), argv: std::env::args().collect() };
+    let mut info =
+        RunInfo { run_id: run_id(&opts, &policy, &result), started_at, finished_at: String::new(), argv: std::env::args().collect() };
     let bar = progress.bar("write", 4);
     write_all(&opts, &policy, &result, &mut info, &bar)?;
     bar.finish_and_clear();

@@ -136,9 +136,8 @@ pub fn normalize_row<'r>(ctx: &RowContext, source_line: u64, get: impl Fn(usize)
     let date_text = nonempty(get(col::LINE_START)).or_else(|| nonempty(get(col::CLAIM_START)));
     let service_date = match date_text {
         None => return Err(Reject::new("empty_date", "claim_line_start_date and claim_start_date are empty")),
-        Some(t) => Date::parse(t).ok_or_else(|| {
-            Reject::new("bad_date", format!("service date {:?} is not YYYY-MM-DD, YYYYMMDD or MM/DD/YYYY", clip(t)))
-        })?,
+        Some(t) => Date::parse(t)
+            .ok_or_else(|| Reject::new("bad_date", format!("service date {:?} is not YYYY-MM-DD, YYYYMMDD or MM/DD/YYYY", clip(t))))?,
     };
     let end_date = match nonempty(get(col::LINE_END)).or_else(|| nonempty(get(col::CLAIM_END))) {
         None => None,
@@ -166,11 +165,8 @@ pub fn normalize_row<'r>(ctx: &RowContext, source_line: u64, get: impl Fn(usize)
     modifiers.dedup();
 
     let program = if ctx.presence.payer {
-        let text = [get(col::PAYER), get(col::PLAN), get(col::CLAIM_TYPE)]
-            .iter()
-            .filter_map(|v| nonempty(*v))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let text =
+            [get(col::PAYER), get(col::PLAN), get(col::CLAIM_TYPE)].iter().filter_map(|v| nonempty(*v)).collect::<Vec<_>>().join(" ");
         Some(ctx.policy.payer_program(&text))
     } else {
         None

@@ -164,7 +164,8 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
             b.source_line,
         ))
     });
-    episodes.sort_by(|a, b| (&a.person_id, a.administration_date, &a.episode_id).cmp(&(&b.person_id, b.administration_date, &b.episode_id)));
+    episodes
+        .sort_by(|a, b| (&a.person_id, a.administration_date, &a.episode_id).cmp(&(&b.person_id, b.administration_date, &b.episode_id)));
     rejects.sort_by(|a, b| (a.file, a.source_line, a.code).cmp(&(b.file, b.source_line, b.code)));
     Ok(RunResult {
         files,

@@ -169,8 +169,7 @@ impl Policy {
     }
 
     pub fn load(path: &Path) -> Result<Policy> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("{}: cannot read policy file: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: cannot read policy file: {e}", path.display())))?;
         Policy::from_toml(&text, &path.display().to_string())
     }
 
@@ -183,7 +182,10 @@ impl Policy {
             d.code = normalize_hcpcs(&d.code);
             d.ndc = d.ndc.iter().map(|n| n.chars().filter(|c| c.is_ascii_digit()).collect()).collect();
             if !file.dosing.contains_key(&d.family) {
-                return Err(Error::Config(format!("{source}: drug {} names family {:?} with no [dosing.{}] table", d.code, d.family, d.family)));
+                return Err(Error::Config(format!(
+                    "{source}: drug {} names family {:?} with no [dosing.{}] table",
+                    d.code, d.family, d.family
+                )));
             }
             drugs.insert(d.code.clone(), d);
         }
@@ -251,9 +253,7 @@ impl Policy {
     }
 
     pub fn dx_valid_on(&self, dx: &str, d: Date) -> bool {
-        self.icd
-            .get(dx)
-            .is_none_or(|c| c.valid_from.is_none_or(|f| d >= f) && c.valid_to.is_none_or(|t| d <= t))
+        self.icd.get(dx).is_none_or(|c| c.valid_from.is_none_or(|f| d >= f) && c.valid_to.is_none_or(|t| d <= t))
     }
 
     /// Whether a line with this code is read at all: policy codes, and every

@@ -78,7 +78,13 @@ struct Block {
 
 /// The fast reader over any byte stream (`path` names it in errors). A
 /// reader thread fills and cuts blocks while the pool scans the previous one.
-pub fn read_from(r: &mut (dyn Read + Send), path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
+pub fn read_from(
+    r: &mut (dyn Read + Send),
+    path: &Path,
+    file_idx: u32,
+    spec: &ScanSpec,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<FileOutput> {
     let delim = spec.delimiter;
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + PIECE);
     let eof = fill(r, &mut buf, BLOCK, path)?;

@@ -94,7 +94,8 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
         let p = Path::new(raw);
         if p.is_dir() {
             let rd = std::fs::read_dir(p).map_err(|e| Error::input(p, format!("cannot list directory: {e}")))?;
-            let mut found: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.is_file() && format_of(f).is_some()).collect();
+            let mut found: Vec<PathBuf> =
+                rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.is_file() && format_of(f).is_some()).collect();
             if found.is_empty() {
                 return Err(Error::input(p, "directory holds no .csv, .csv.gz or .parquet file"));
             }

@@ -27,12 +27,8 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let resolved = spec.columns.resolve(path, &names)?;
     let total = lf.clone().select([len().alias("n")]).collect().map_err(|e| perr(path, e))?;
-    let rows_read = total
-        .column("n")
-        .and_then(|c| c.cast(&DataType::UInt64))
-        .ok()
-        .and_then(|c| c.u64().ok().and_then(|ca| ca.get(0)))
-        .unwrap_or(0);
+    let rows_read =
+        total.column("n").and_then(|c| c.cast(&DataType::UInt64)).ok().and_then(|c| c.u64().ok().and_then(|ca| ca.get(0))).unwrap_or(0);
 
     let as_str = |name: &str| col(name).cast(DataType::String);
     let trimmed = |name: &str| as_str(name).str().strip_chars(lit(NULL));
@@ -66,17 +62,10 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     for (k, &s) in present.iter().enumerate() {
         exprs.push(as_str(&names[resolved.idx[s].unwrap_or(0)]).alias(format!("__c{k}")));
     }
-    let df = lf
-        .with_row_index("__row", Some(1))
-        .filter(wanted)
-        .select(exprs)
-        .collect()
-        .map_err(|e| perr(path, e))?;
+    let df = lf.with_row_index("__row", Some(1)).filter(wanted).select(exprs).collect().map_err(|e| perr(path, e))?;
 
-    let rows: Vec<u64> = df
-        .column("__row")
-        .and_then(|c| c.u64().map(|ca| ca.iter().map(|v| v.unwrap_or(0)).collect()))
-        .map_err(|e| perr(path, e))?;
+    let rows: Vec<u64> =
+        df.column("__row").and_then(|c| c.u64().map(|ca| ca.iter().map(|v| v.unwrap_or(0)).collect())).map_err(|e| perr(path, e))?;
     let mut cols: Vec<Vec<Option<&str>>> = Vec::with_capacity(present.len());
     for k in 0..present.len() {
         let c = df.column(&format!("__c{k}")).and_then(|c| c.str()).map_err(|e| perr(path, e))?;

@@ -30,22 +30,14 @@ impl Staging {
         clean_stale(&parent, &name);
         let dir = parent.join(format!(".{name}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::output(&dir, format!("cannot create output directory: {e}")))?;
+        DirBuilder::new().mode(0o700).create(&dir).map_err(|e| Error::output(&dir, format!("cannot create output directory: {e}")))?;
         Ok(Staging { dir, target: target.to_path_buf() })
     }
 
     /// Creates a file readable by the owner only.
     pub fn create(&self, name: &str) -> Result<File> {
         let p = self.dir.join(name);
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&p)
-            .map_err(|e| Error::output(&p, format!("cannot create: {e}")))
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(&p).map_err(|e| Error::output(&p, format!("cannot create: {e}")))
     }
 
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
@@ -68,8 +60,10 @@ impl Staging {
             }
             // No atomic exchange on this filesystem: move the old run aside first.
             let aside = self.dir.with_extension("old");
-            std::fs::rename(&self.target, &aside).map_err(|e| Error::output(&self.target, format!("cannot replace previous output: {e}")))?;
-            std::fs::rename(&self.dir, &self.target).map_err(|e| Error::output(&self.target, format!("cannot move output into place: {e}")))?;
+            std::fs::rename(&self.target, &aside)
+                .map_err(|e| Error::output(&self.target, format!("cannot replace previous output: {e}")))?;
+            std::fs::rename(&self.dir, &self.target)
+                .map_err(|e| Error::output(&self.target, format!("cannot move output into place: {e}")))?;
             let _ = std::fs::remove_dir_all(&aside);
             return Ok(());
         }

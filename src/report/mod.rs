@@ -177,7 +177,8 @@ struct RuleInfo {
 }
 
 pub fn totals(r: &RunResult) -> Totals {
-    let mut t = Totals { files: r.files.len(), persons: r.persons, episodes: r.episodes.len(), findings: r.findings.len(), ..Default::default() };
+    let mut t =
+        Totals { files: r.files.len(), persons: r.persons, episodes: r.episodes.len(), findings: r.findings.len(), ..Default::default() };
     for f in &r.files {
         t.rows_read += f.rows_read;
         t.rows_accepted += f.rows_accepted;

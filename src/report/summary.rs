@@ -56,7 +56,10 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
 
     let _ = writeln!(s, "\n## Findings by rule\n");
     let _ = writeln!(s, "Money at stake is the paid amount of the distinct flagged lines (allowed amount where paid is absent).\n");
-    let _ = writeln!(s, "| rule | category | severity | findings | evaluated | not evaluable | money at stake |\n|---|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| rule | category | severity | findings | evaluated | not evaluable | money at stake |\n|---|---|---|---:|---:|---:|---:|"
+    );
     for (d, tally) in RULES.iter().zip(&r.tallies) {
         let Some(sev) = policy.severity(d.id) else {
             let _ = writeln!(s, "| {} | {} | disabled | - | - | - | - |", d.id, d.category);
@@ -129,9 +132,13 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
     } else {
         let _ = writeln!(s, "{}", ne.join("\n"));
     }
-    let _ = writeln!(s, "\n## Input files\n\n| file | format | rows read | accepted | rejected | in scope |\n|---|---|---:|---:|---:|---:|");
+    let _ =
+        writeln!(s, "\n## Input files\n\n| file | format | rows read | accepted | rejected | in scope |\n|---|---|---:|---:|---:|---:|");
     for f in &r.files {
-        let fmt = f.format.map(|x| serde_json::to_value(x).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()).unwrap_or_default();
+        let fmt = f
+            .format
+            .map(|x| serde_json::to_value(x).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+            .unwrap_or_default();
         let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", f.path, fmt, f.rows_read, f.rows_accepted, f.rows_rejected, f.rows_in_scope);
     }
     s

@@ -182,7 +182,12 @@ pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
                     p,
                     ctx,
                     i,
-                    format!("{code} billed for {} net units on {d} across {} line(s); the daily maximum is {}", units(n), ids.len(), units(max)),
+                    format!(
+                        "{code} billed for {} net units on {d} across {} line(s); the daily maximum is {}",
+                        units(n),
+                        ids.len(),
+                        units(max)
+                    ),
                     json!({"hcpcs_code": code, "net_units": n, "daily_max": max, "lines": ids.len()}),
                 );
             }
@@ -204,7 +209,9 @@ pub fn duplicate_line(p: &Patient, ctx: &Ctx) -> RuleOutput {
         if ids.len() < 2 {
             continue;
         }
-        ids.sort_by(|&a, &b| (&p.lines[a].claim_id, p.lines[a].claim_line_number).cmp(&(&p.lines[b].claim_id, p.lines[b].claim_line_number)));
+        ids.sort_by(|&a, &b| {
+            (&p.lines[a].claim_id, p.lines[a].claim_line_number).cmp(&(&p.lines[b].claim_id, p.lines[b].claim_line_number))
+        });
         let first = &p.lines[ids[0]];
         for &i in &ids[1..] {
             let l = &p.lines[i];
@@ -242,7 +249,11 @@ pub fn ndc_mismatch(p: &Patient, ctx: &Ctx) -> RuleOutput {
         out.evaluated += 1;
         if !drug.ndc.iter().any(|n| n == ndc) {
             let listed: Vec<String> = drug.ndc.iter().map(|n| dashed_ndc(n)).collect();
-            let shown = if ndc.len() == 11 && ndc.bytes().all(|b| b.is_ascii_digit()) { dashed_ndc(ndc) } else { format!("{ndc:?} (not an 11-digit 5-4-2 NDC)") };
+            let shown = if ndc.len() == 11 && ndc.bytes().all(|b| b.is_ascii_digit()) {
+                dashed_ndc(ndc)
+            } else {
+                format!("{ndc:?} (not an 11-digit 5-4-2 NDC)")
+            };
             out.flag(
                 "NDC_MISMATCH",
                 p,
@@ -308,7 +319,11 @@ pub fn wastage_modifier(p: &Patient, ctx: &Ctx) -> RuleOutput {
         }
         let present: Vec<&String> = l.modifiers.iter().filter(|m| w.modifiers.contains(m)).collect();
         if present.len() != 1 {
-            let what = if present.is_empty() { "neither".to_string() } else { present.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" and ") };
+            let what = if present.is_empty() {
+                "neither".to_string()
+            } else {
+                present.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" and ")
+            };
             out.flag(
                 "WASTAGE_MODIFIER",
                 p,
@@ -428,7 +443,11 @@ pub fn premed_not_billed(p: &Patient, ctx: &Ctx) -> RuleOutput {
             continue;
         }
         out.evaluated += 1;
-        let has = p.net.range((a.date, String::new())..).take_while(|((d, _), _)| *d == a.date).any(|((_, c), n)| *n > 0.0 && ctx.policy.in_group(c, "steroid_premed"));
+        let has = p
+            .net
+            .range((a.date, String::new())..)
+            .take_while(|((d, _), _)| *d == a.date)
+            .any(|((_, c), n)| *n > 0.0 && ctx.policy.in_group(c, "steroid_premed"));
         if !has {
             if let Some(i) = lines_of(p, a.date, &a.drug).next() {
                 out.flag(
@@ -462,7 +481,8 @@ pub fn formulation_conflict(p: &Patient, ctx: &Ctx) -> RuleOutput {
         }
         out.evaluated += 1;
         if a.drugs_that_day.len() > 1 {
-            let nets: Vec<serde_json::Value> = a.drugs_that_day.iter().map(|c| json!({"code": c, "net_units": net(p, a.date, c)})).collect();
+            let nets: Vec<serde_json::Value> =
+                a.drugs_that_day.iter().map(|c| json!({"code": c, "net_units": net(p, a.date, c)})).collect();
             for code in &a.drugs_that_day {
                 for i in lines_of(p, a.date, code) {
                     out.flag(
@@ -471,7 +491,7 @@ pub fn formulation_conflict(p: &Patient, ctx: &Ctx) -> RuleOutput {
                         ctx,
                         i,
                         format!(
-                            "{} all billed with net units on {}; one infusion is either IV or subcutaneous, not both",
+                            "{} both billed with net units on {}; one infusion is either IV or subcutaneous, not both",
                             a.drugs_that_day.join(" and "),
                             a.date
                         ),

@@ -28,7 +28,8 @@ pub fn dose_unexpected(p: &Patient, ctx: &Ctx) -> RuleOutput {
         }
         let allowed: Vec<String> = drug.allowed_doses.iter().map(|d| units(*d)).collect();
         let start = p.lines.partition_point(|l| l.service_date < a.date);
-        let ids: Vec<usize> = (start..p.lines.len()).take_while(|&i| p.lines[i].service_date == a.date).filter(|&i| p.lines[i].hcpcs == a.drug).collect();
+        let ids: Vec<usize> =
+            (start..p.lines.len()).take_while(|&i| p.lines[i].service_date == a.date).filter(|&i| p.lines[i].hcpcs == a.drug).collect();
         for i in ids {
             out.flag(
                 "DOSE_UNEXPECTED",
@@ -136,7 +137,14 @@ fn interval_rule(p: &Patient, ctx: &Ctx, rule: &'static str) -> RuleOutput {
         let (fires, expected) = if rule == "INTERVAL_TOO_SHORT" {
             (days < d.min_interval_days, format!("at least {} days ({} weeks) between doses", d.min_interval_days, d.min_interval_days / 7))
         } else {
-            (days > d.max_interval_days, format!("no more than {} days ({} weeks) between doses: a late or missed dose", d.max_interval_days, d.max_interval_days / 7))
+            (
+                days > d.max_interval_days,
+                format!(
+                    "no more than {} days ({} weeks) between doses: a late or missed dose",
+                    d.max_interval_days,
+                    d.max_interval_days / 7
+                ),
+            )
         };
         if fires {
             if let Some(i) = drug_line(p, a) {

@@ -70,7 +70,10 @@ fn duplicate_line_flags_all_but_first() {
     // Different modifiers or units: not duplicates.
     let near = vec![line("2025-11-03", "J2930", 1.0).claim("A", 1), line("2025-11-03", "J2930", 2.0).claim("B", 1)];
     assert!(fire("DUPLICATE_LINE", near).is_empty());
-    let near = vec![line("2025-11-03", "J2350", 300.0).claim("A", 1).mods(&["JW"]), line("2025-11-03", "J2350", 300.0).claim("B", 1).mods(&["JZ"])];
+    let near = vec![
+        line("2025-11-03", "J2350", 300.0).claim("A", 1).mods(&["JW"]),
+        line("2025-11-03", "J2350", 300.0).claim("B", 1).mods(&["JZ"]),
+    ];
     assert!(fire("DUPLICATE_LINE", near).is_empty());
 }
 
@@ -134,7 +137,8 @@ fn per_diem_without_drug() {
     assert!(fire("PER_DIEM_WITHOUT_DRUG", vec![line("2025-11-03", "S9379", 1.0), line("2025-11-03", "J1200", 1.0)]).is_empty());
     let span = vec![line("2025-11-01", "S9379", 3.0).end("2025-11-03"), line("2025-11-03", "J2350", 600.0)];
     assert!(fire("PER_DIEM_WITHOUT_DRUG", span).is_empty());
-    let voided = vec![line("2025-11-03", "S9379", 1.0), line("2025-11-03", "J2350", 600.0), line("2025-11-03", "J2350", -600.0).claim("V", 1)];
+    let voided =
+        vec![line("2025-11-03", "S9379", 1.0), line("2025-11-03", "J2350", 600.0), line("2025-11-03", "J2350", -600.0).claim("V", 1)];
     assert_eq!(fire("PER_DIEM_WITHOUT_DRUG", voided).len(), 1);
 }
 
@@ -177,7 +181,10 @@ fn dose_unexpected() {
     assert_eq!(fire("DOSE_UNEXPECTED", vec![line("2025-11-03", "J2351", 600.0)]).len(), 1);
     assert!(fire("DOSE_UNEXPECTED", vec![line("2025-11-03", "J2350", 300.0), line("2025-11-17", "J2350", 300.0)]).is_empty());
     // Two 300-unit lines the same day net to one 600 mg dose.
-    assert!(fire("DOSE_UNEXPECTED", vec![line("2025-11-03", "J2350", 300.0).claim("A", 1), line("2025-11-03", "J2350", 300.0).claim("A", 2)]).is_empty());
+    assert!(
+        fire("DOSE_UNEXPECTED", vec![line("2025-11-03", "J2350", 300.0).claim("A", 1), line("2025-11-03", "J2350", 300.0).claim("A", 2)])
+            .is_empty()
+    );
 }
 
 #[test]

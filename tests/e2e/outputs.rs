@@ -19,7 +19,11 @@ fn schema(path: &std::path::Path) -> Vec<(String, Physical, Option<LogicalType>,
         .collect()
 }
 
-fn assert_type(s: &[(String, Physical, Option<LogicalType>, ConvertedType)], name: &str, check: impl Fn(Physical, &Option<LogicalType>) -> bool) {
+fn assert_type(
+    s: &[(String, Physical, Option<LogicalType>, ConvertedType)],
+    name: &str,
+    check: impl Fn(Physical, &Option<LogicalType>) -> bool,
+) {
     let c = s.iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("missing column {name}"));
     assert!(check(c.1, &c.2), "{name}: physical {:?}, logical {:?}", c.1, c.2);
 }
@@ -41,7 +45,20 @@ fn outputs_have_proper_logical_types() {
     run_ok(&out, &[sample_csv().to_str().unwrap()]);
     let f = schema(&out.join("findings.parquet"));
     assert_type(&f, "service_date", is_date);
-    for c in ["run_id", "rule_id", "category", "severity", "person_id", "claim_id", "hcpcs_code", "episode_id", "message", "evidence", "rule_version", "source_file"] {
+    for c in [
+        "run_id",
+        "rule_id",
+        "category",
+        "severity",
+        "person_id",
+        "claim_id",
+        "hcpcs_code",
+        "episode_id",
+        "message",
+        "evidence",
+        "rule_version",
+        "source_file",
+    ] {
         assert_type(&f, c, is_utf8);
     }
     assert_type(&f, "claim_line_number", is_int);
@@ -100,7 +117,9 @@ fn manifest_accounts_for_every_row_and_rule() {
     let flagged: u64 = m["rules"].as_array().unwrap().iter().map(|r| r["flagged"].as_u64().unwrap()).sum();
     assert_eq!(flagged, rows.len() as u64);
     let rv = col(&names, "rule_version");
-    assert!(rows.iter().all(|r| r[rv] == format!("{}@{}", m["policy"]["name"].as_str().unwrap(), m["policy"]["version"].as_str().unwrap())));
+    assert!(
+        rows.iter().all(|r| r[rv] == format!("{}@{}", m["policy"]["name"].as_str().unwrap(), m["policy"]["version"].as_str().unwrap()))
+    );
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("DUPLICATE_PER_DIEM") && summary.contains("money at stake"));
 }

@@ -61,7 +61,8 @@ fn csv_and_parquet_generated_extracts_agree() {
     run_ok(&b, &[pq.to_str().unwrap()]);
     let key = |p: &Path| {
         let (names, rows) = read_table(&p.join("findings.parquet"));
-        let keep: Vec<usize> = ["rule_id", "person_id", "claim_id", "claim_line_number", "service_date", "evidence"].iter().map(|k| col(&names, k)).collect();
+        let keep: Vec<usize> =
+            ["rule_id", "person_id", "claim_id", "claim_line_number", "service_date", "evidence"].iter().map(|k| col(&names, k)).collect();
         rows.into_iter().map(|r| keep.iter().map(|&i| r[i].clone()).collect::<Vec<_>>()).collect::<Vec<_>>()
     };
     assert_eq!(key(&a), key(&b));
