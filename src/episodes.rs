@@ -124,10 +124,10 @@ pub fn build_patient(person_id: String, lines: Vec<Line>, policy: &Policy) -> Pa
     let mut admins: Vec<Administration> = Vec::new();
     let mut by_date: BTreeMap<(Date, String), Vec<String>> = BTreeMap::new();
     for ((d, code), &units) in &net {
-        if units > EPS {
-            if let Some(drug) = policy.drugs.get(code) {
-                by_date.entry((*d, drug.family.clone())).or_default().push(code.clone());
-            }
+        if units > EPS
+            && let Some(drug) = policy.drugs.get(code)
+        {
+            by_date.entry((*d, drug.family.clone())).or_default().push(code.clone());
         }
     }
     for ((date, family), mut codes) in by_date {

@@ -117,76 +117,130 @@ struct GLine {
 struct Writer {
     out: Vec<u8>,
     sink: Box<dyn std::io::Write>,
+    /// Date texts by day number, in the three extract styles.
     dates: std::collections::HashMap<i32, [String; 3]>,
 }
 
 impl Writer {
-    fn date(&mut self, d: Date, style: u8) -> &str {
-        let e = self.dates.entry(d.0).or_insert_with(|| {
+    fn ensure(&mut self, d: Date) {
+        self.dates.entry(d.0).or_insert_with(|| {
             let (y, m, dd) = d.ymd();
             [format!("{y:04}-{m:02}-{dd:02}"), format!("{y:04}{m:02}{dd:02}"), format!("{m:02}/{dd:02}/{y:04}")]
         });
-        &e[style as usize % 3]
     }
 }
 
-fn fmt_units(u: f64) -> String {
-    if u.fract() == 0.0 { format!("{}", u as i64) } else { format!("{u}") }
+fn push_num(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    while v > 0 || i == buf.len() {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let digits = buf.len() - i;
+    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(digits)));
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Money as cents, so no float formatting on the hot path.
+fn push_money(out: &mut Vec<u8>, v: f64) {
+    let cents = (v * 100.0).round() as i64;
+    if cents < 0 {
+        out.push(b'-');
+    }
+    let c = cents.unsigned_abs();
+    push_num(out, c / 100, 1);
+    out.push(b'.');
+    push_num(out, c % 100, 2);
+}
+
+fn push_units(out: &mut Vec<u8>, u: f64, three_decimals: bool) {
+    if u < 0.0 {
+        out.push(b'-');
+    }
+    let a = u.abs();
+    if a.fract() == 0.0 {
+        push_num(out, a as u64, 1);
+        if three_decimals {
+            out.extend_from_slice(b".000");
+        }
+    } else {
+        out.extend_from_slice(format!("{a}").as_bytes());
+    }
 }
 
 impl GLine {
     /// CSV text of the line. Quirks: 1 lower-case code with spaces, 2 other
     /// date forms, 3 POS "12.0", 4 units "600.000", 5 quoted plan with a
-    /// comma and a newline.
+    /// comma, quotes and a newline.
     fn write(&self, w: &mut Writer) {
-        let mut s = std::mem::take(&mut w.out);
         let (payer, plan) = PAYERS[self.payer];
-        let style = if self.quirk == 2 { 1 + (self.claim % 2) as u8 } else { 0 };
-        use std::fmt::Write;
-        let _ = write!(s_as(&mut s), "C{:09},{},professional,P{:08},M{:08},{payer},", self.claim, self.line, self.person, self.person);
+        let style = if self.quirk == 2 { 1 + (self.claim % 2) as usize } else { 0 };
+        w.ensure(self.date);
+        w.ensure(self.end);
+        let Writer { out: o, dates, .. } = w;
+        let (d, e) = (dates[&self.date.0][style].as_bytes(), dates[&self.end.0][style].as_bytes());
+        o.push(b'C');
+        push_num(o, self.claim, 9);
+        o.push(b',');
+        push_num(o, self.line as u64, 1);
+        o.extend_from_slice(b",professional,P");
+        push_num(o, self.person, 8);
+        o.extend_from_slice(b",M");
+        push_num(o, self.person, 8);
+        o.push(b',');
+        o.extend_from_slice(payer.as_bytes());
+        o.push(b',');
         if self.quirk == 5 {
-            let _ = write!(s_as(&mut s), "\"{plan}, \"\"legacy\"\"\nrider\",");
+            o.push(b'"');
+            o.extend_from_slice(plan.as_bytes());
+            o.extend_from_slice(b", \"\"legacy\"\"\nrider\"");
         } else {
-            let _ = write!(s_as(&mut s), "{plan},");
+            o.extend_from_slice(plan.as_bytes());
         }
-        let d = w.date(self.date, style).to_string();
-        let e = w.date(self.end, style).to_string();
-        let pos = if self.quirk == 3 && self.pos == "12" { "12.0" } else { self.pos };
-        let code = if self.quirk == 1 { format!(" {} ", self.code.to_ascii_lowercase()) } else { self.code.to_string() };
-        let units = if self.quirk == 4 { format!("{:.3}", self.units) } else { fmt_units(self.units) };
+        for x in [d, d, d, e] {
+            o.push(b',');
+            o.extend_from_slice(x);
+        }
+        o.push(b',');
+        o.extend_from_slice(if self.quirk == 3 && self.pos == "12" { b"12.0" } else { self.pos.as_bytes() });
+        o.push(b',');
+        if self.quirk == 1 {
+            o.push(b' ');
+            o.extend(self.code.bytes().map(|b| b.to_ascii_lowercase()));
+            o.push(b' ');
+        } else {
+            o.extend_from_slice(self.code.as_bytes());
+        }
+        o.push(b',');
+        o.extend_from_slice(self.modifier.as_bytes());
+        o.extend_from_slice(b",,");
+        push_units(o, self.units, self.quirk == 4);
+        o.push(b',');
+        o.extend_from_slice(self.ndc.as_bytes());
+        o.extend_from_slice(b",1902837465,1447382910,");
+        o.extend_from_slice(self.dx[0].as_bytes());
+        o.push(b',');
+        o.extend_from_slice(self.dx[1].as_bytes());
+        o.push(b',');
+        o.extend_from_slice(self.dx[2].as_bytes());
+        o.push(b',');
         let paid = self.price * self.units;
-        let _ = write!(
-            s_as(&mut s),
-            "{d},{d},{d},{e},{pos},{code},{},,{units},{},1902837465,1447382910,{},{},{},{paid:.2},{:.2},{:.2}\n",
-            self.modifier,
-            self.ndc,
-            self.dx[0],
-            self.dx[1],
-            self.dx[2],
-            paid * 1.1,
-            paid * 1.6
-        );
-        w.out = s;
-    }
-}
-
-fn s_as(v: &mut Vec<u8>) -> VecWrite<'_> {
-    VecWrite(v)
-}
-
-struct VecWrite<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for VecWrite<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
+        push_money(o, paid);
+        o.push(b',');
+        push_money(o, paid * 1.1);
+        o.push(b',');
+        push_money(o, paid * 1.6);
+        o.push(b'\n');
     }
 }
 
 const FY26: i32 = 20362; // 2025-10-01
 
 fn ms_dx(d: Date, r: &mut Rng) -> &'static str {
-    if d.0 < FY26 { "G35" } else { *r.pick(&["G35.A", "G35.B1", "g35a", "G35.C1", "G35B0"]) }
+    const AFTER: [&str; 5] = ["G35.A", "G35.B1", "g35a", "G35.C1", "G35B0"];
+    if d.0 < FY26 { "G35" } else { AFTER[r.below(AFTER.len() as u64) as usize] }
 }
 
 /// A person's ocrelizumab history with, now and then, a planted anomaly.
@@ -315,7 +369,7 @@ fn clone_line(l: &GLine) -> GLine {
 
 impl Clone for GLine {
     fn clone(&self) -> Self {
-        clone_line(self)
+        *self
     }
 }
 
@@ -356,6 +410,7 @@ pub fn generate(o: &GenOptions) -> Result<()> {
         }
         Ok(())
     };
+    #[allow(clippy::explicit_counter_loop)]
     for i in 0..background {
         if every != u64::MAX && i % every == 0 && next_cohort < cohort.len() {
             let l = cohort[next_cohort];

@@ -91,10 +91,11 @@ pub fn normalize_ndc(s: &str) -> Option<String> {
 /// Place of service to its two-digit form: `12`, ` 12`, `12.0` -> `12`.
 pub fn normalize_pos(s: &str) -> String {
     let t = s.trim();
-    if let Ok(v) = t.parse::<f64>() {
-        if v.fract() == 0.0 && (0.0..100.0).contains(&v) {
-            return format!("{:02}", v as i64);
-        }
+    if let Ok(v) = t.parse::<f64>()
+        && v.fract() == 0.0
+        && (0.0..100.0).contains(&v)
+    {
+        return format!("{:02}", v as i64);
     }
     t.to_string()
 }

@@ -72,10 +72,10 @@ impl RunOptions {
 }
 
 pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: &Progress) -> Result<RunResult> {
-    if let (Some(f), Some(t)) = (opts.from, opts.to) {
-        if f > t {
-            return Err(Error::Config(format!("--from {f} is after --to {t}")));
-        }
+    if let (Some(f), Some(t)) = (opts.from, opts.to)
+        && f > t
+    {
+        return Err(Error::Config(format!("--from {f} is after --to {t}")));
     }
     let inputs = expand_inputs(&opts.inputs)?;
     let spec = ScanSpec {

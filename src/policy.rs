@@ -174,8 +174,11 @@ impl Policy {
     }
 
     pub fn from_toml(text: &str, source: &str) -> Result<Policy> {
-        let file: PolicyFile =
+        let mut file: PolicyFile =
             toml::from_str(text).map_err(|e| Error::Config(format!("{source}: invalid policy: {}", one_line(&e.to_string()))))?;
+        for p in &mut file.payer_program {
+            p.contains.iter_mut().for_each(|c| *c = c.to_ascii_lowercase());
+        }
         let mut drugs = HashMap::new();
         for d in &file.drug {
             let mut d = d.clone();
@@ -266,7 +269,7 @@ impl Policy {
     pub fn payer_program(&self, text: &str) -> String {
         let lower = text.to_ascii_lowercase();
         for p in &self.file.payer_program {
-            if p.contains.iter().any(|c| lower.contains(&c.to_ascii_lowercase())) {
+            if p.contains.iter().any(|c| lower.contains(c.as_str())) {
                 return p.program.clone();
             }
         }

@@ -448,20 +448,18 @@ pub fn premed_not_billed(p: &Patient, ctx: &Ctx) -> RuleOutput {
             .range((a.date, String::new())..)
             .take_while(|((d, _), _)| *d == a.date)
             .any(|((_, c), n)| *n > 0.0 && ctx.policy.in_group(c, "steroid_premed"));
-        if !has {
-            if let Some(i) = lines_of(p, a.date, &a.drug).next() {
-                out.flag(
-                    "PREMED_NOT_BILLED",
-                    p,
-                    ctx,
-                    i,
-                    format!(
-                        "{} infusion on {} has no steroid premedication line that day; the label calls for methylprednisolone 100 mg IV (or equivalent) before each infusion",
-                        a.drug, a.date
-                    ),
-                    json!({"drug_code": a.drug, "administration_date": a.date, "steroid_codes_checked": steroid_codes(ctx)}),
-                );
-            }
+        if !has && let Some(i) = lines_of(p, a.date, &a.drug).next() {
+            out.flag(
+                "PREMED_NOT_BILLED",
+                p,
+                ctx,
+                i,
+                format!(
+                    "{} infusion on {} has no steroid premedication line that day; the label calls for methylprednisolone 100 mg IV (or equivalent) before each infusion",
+                    a.drug, a.date
+                ),
+                json!({"drug_code": a.drug, "administration_date": a.date, "steroid_codes_checked": steroid_codes(ctx)}),
+            );
         }
     }
     out

@@ -60,25 +60,25 @@ pub fn initial_pair_interval(p: &Patient, ctx: &Ctx) -> RuleOutput {
         }
         out.evaluated += 1;
         let gap = second.date.days_since(a.date);
-        if gap < d.pair_min_days || gap > d.pair_max_days {
-            if let Some(i) = drug_line(p, second) {
-                out.flag(
-                    "INITIAL_PAIR_INTERVAL",
-                    p,
-                    ctx,
-                    i,
-                    format!(
-                        "second {} mg initiation dose on {} is {gap} days after the first ({}); expected {} to {} days (the label gives the second {} mg dose two weeks after the first)",
-                        units(second.dose),
-                        second.date,
-                        a.date,
-                        d.pair_min_days,
-                        d.pair_max_days,
-                        units(second.dose)
-                    ),
-                    json!({"first_date": a.date, "second_date": second.date, "days_apart": gap, "expected_min_days": d.pair_min_days, "expected_max_days": d.pair_max_days}),
-                );
-            }
+        if (gap < d.pair_min_days || gap > d.pair_max_days)
+            && let Some(i) = drug_line(p, second)
+        {
+            out.flag(
+                "INITIAL_PAIR_INTERVAL",
+                p,
+                ctx,
+                i,
+                format!(
+                    "second {} mg initiation dose on {} is {gap} days after the first ({}); expected {} to {} days (the label gives the second {} mg dose two weeks after the first)",
+                    units(second.dose),
+                    second.date,
+                    a.date,
+                    d.pair_min_days,
+                    d.pair_max_days,
+                    units(second.dose)
+                ),
+                json!({"first_date": a.date, "second_date": second.date, "days_apart": gap, "expected_min_days": d.pair_min_days, "expected_max_days": d.pair_max_days}),
+            );
         }
     }
     out
@@ -146,17 +146,15 @@ fn interval_rule(p: &Patient, ctx: &Ctx, rule: &'static str) -> RuleOutput {
                 ),
             )
         };
-        if fires {
-            if let Some(i) = drug_line(p, a) {
-                out.flag(
-                    rule,
-                    p,
-                    ctx,
-                    i,
-                    format!("{} {} mg on {} is {days} days after the previous dose on {prev}; expected {expected}", a.drug, units(a.dose), a.date),
-                    json!({"administration_date": a.date, "previous_administration_date": prev, "days_since_previous": days, "min_interval_days": d.min_interval_days, "max_interval_days": d.max_interval_days, "phase": a.phase.as_str()}),
-                );
-            }
+        if fires && let Some(i) = drug_line(p, a) {
+            out.flag(
+                rule,
+                p,
+                ctx,
+                i,
+                format!("{} {} mg on {} is {days} days after the previous dose on {prev}; expected {expected}", a.drug, units(a.dose), a.date),
+                json!({"administration_date": a.date, "previous_administration_date": prev, "days_since_previous": days, "min_interval_days": d.min_interval_days, "max_interval_days": d.max_interval_days, "phase": a.phase.as_str()}),
+            );
         }
     }
     out

@@ -94,16 +94,11 @@ pub fn clean_day(date: &str, dose: f64) -> Vec<Line> {
     ]
 }
 
+#[derive(Default)]
 pub struct Run {
     pub from: Option<Date>,
     pub to: Option<Date>,
     pub horizon: Option<Date>,
-}
-
-impl Default for Run {
-    fn default() -> Self {
-        Run { from: None, to: None, horizon: None }
-    }
 }
 
 /// Evaluates one rule on one patient's lines; returns its findings.

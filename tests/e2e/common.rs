@@ -23,8 +23,7 @@ pub fn sample_parquet() -> PathBuf {
 
 /// Runs `claims-audit run --quiet --out OUT ARGS...`.
 pub fn run(out: &Path, args: &[&str]) -> Output {
-    let o = bin().arg("run").arg("--quiet").arg("--out").arg(out).args(args).output().expect("spawn claims-audit");
-    o
+    bin().arg("run").arg("--quiet").arg("--out").arg(out).args(args).output().expect("spawn claims-audit")
 }
 
 pub fn run_ok(out: &Path, args: &[&str]) {
