@@ -15,7 +15,7 @@ pub struct Patient {
     /// Active lines (not voided), sorted by (service_date, hcpcs, claim_id, claim_line_number).
     pub lines: Vec<Line>,
     /// Net units per (date, code).
-    pub net: BTreeMap<(Date, String), f64>,
+    pub net: NetUnits,
     pub admins: Vec<Administration>,
     /// Episode (index into `admins`) each line belongs to, if any.
     pub episode_of: Vec<Option<usize>>,
@@ -60,6 +60,39 @@ pub struct Administration {
 impl Administration {
     pub fn days_since_previous(&self) -> Option<i32> {
         self.previous.map(|p| self.date.days_since(p))
+    }
+}
+
+/// Net units per (date, code), sorted; looked up without allocating.
+#[derive(Debug, Default)]
+pub struct NetUnits(Vec<((Date, String), f64)>);
+
+impl NetUnits {
+    /// From lines sorted by (date, code).
+    fn from_sorted(lines: &[Line]) -> NetUnits {
+        let mut v: Vec<((Date, String), f64)> = Vec::new();
+        for l in lines {
+            match v.last_mut() {
+                Some(((d, c), n)) if *d == l.service_date && *c == l.hcpcs => *n += l.units,
+                _ => v.push(((l.service_date, l.hcpcs.clone()), l.units)),
+            }
+        }
+        NetUnits(v)
+    }
+
+    pub fn get(&self, d: Date, code: &str) -> f64 {
+        self.0.binary_search_by(|((x, c), _)| (*x, c.as_str()).cmp(&(d, code))).map(|i| self.0[i].1).unwrap_or(0.0)
+    }
+
+    /// Entries of one date.
+    pub fn day(&self, d: Date) -> &[((Date, String), f64)] {
+        let a = self.0.partition_point(|((x, _), _)| *x < d);
+        let b = self.0.partition_point(|((x, _), _)| *x <= d);
+        &self.0[a..b]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&(Date, String), &f64)> {
+        self.0.iter().map(|(k, v)| (k, v))
     }
 }
 
@@ -116,14 +149,11 @@ pub fn episode_id(person: &str, date: Date, family: &str) -> String {
 
 /// Builds a patient from active lines (sorted as `net_reversals` leaves them).
 pub fn build_patient(person_id: String, lines: Vec<Line>, policy: &Policy) -> Patient {
-    let mut net: BTreeMap<(Date, String), f64> = BTreeMap::new();
-    for l in &lines {
-        *net.entry((l.service_date, l.hcpcs.clone())).or_default() += l.units;
-    }
+    let net = NetUnits::from_sorted(&lines);
     // Administrations: per (date, family), the first drug in policy order with net > 0.
     let mut admins: Vec<Administration> = Vec::new();
     let mut by_date: BTreeMap<(Date, String), Vec<String>> = BTreeMap::new();
-    for ((d, code), &units) in &net {
+    for ((d, code), &units) in net.iter() {
         if units > EPS
             && let Some(drug) = policy.drugs.get(code)
         {
@@ -134,7 +164,7 @@ pub fn build_patient(person_id: String, lines: Vec<Line>, policy: &Policy) -> Pa
         let order = |c: &String| policy.file.drug.iter().position(|d| crate::normalize::normalize_hcpcs(&d.code) == *c);
         codes.sort_by_key(order);
         let drug = codes[0].clone();
-        let dose = net.get(&(date, drug.clone())).copied().unwrap_or(0.0);
+        let dose = net.get(date, &drug);
         admins.push(Administration {
             episode_id: episode_id(&person_id, date, &family),
             date,

@@ -71,7 +71,7 @@ impl Rng {
     }
 }
 
-const BG_CODES: [(&str, &str, f64); 14] = [
+const BG_CODES: [(&str, &str, f64); 11] = [
     ("99213", "1", 92.0),
     ("99214", "1", 131.0),
     ("80053", "1", 11.0),
@@ -82,11 +82,10 @@ const BG_CODES: [(&str, &str, f64); 14] = [
     ("93000", "1", 17.0),
     ("G0439", "1", 130.0),
     ("90686", "1", 22.0),
-    ("J1885", "2", 1.1),
-    ("J3301", "4", 1.6),
-    ("J0696", "1", 0.9),
     ("96372", "1", 14.0),
 ];
+/// Office J-code injections: 1.5% of background lines, in scope as J-codes.
+const BG_J: [(&str, &str, f64); 3] = [("J1885", "2", 1.1), ("J3301", "4", 1.6), ("J0696", "1", 0.9)];
 const BG_DX: [&str; 10] = ["I10", "E11.9", "M54.50", "J45.909", "Z00.00", "E78.5", "F41.1", "K21.9", "N39.0", "R51.9"];
 const PAYERS: [(&str, &str); 5] = [
     ("Aetna", "Aetna Choice POS II"),
@@ -417,7 +416,7 @@ pub fn generate(o: &GenOptions) -> Result<()> {
             emit(&l, &mut w, &mut parquet)?;
             next_cohort += 1;
         }
-        let (code, units, price) = *r.pick(&BG_CODES);
+        let (code, units, price) = if r.chance(15) { *r.pick(&BG_J) } else { *r.pick(&BG_CODES) };
         let d = start.add_days(r.below(span) as i32);
         bg_claim += 1;
         let l = GLine {

@@ -108,9 +108,9 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
     let t1 = Instant::now();
     let horizon = opts.to.or_else(|| lines.iter().map(|l| l.service_date).max());
     let lines_kept = lines.len();
-    lines.par_sort_unstable_by(|a, b| a.person_id.cmp(&b.person_id));
     let groups = split_by_person(lines);
     let persons = groups.len();
+    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), persons, "grouped by person");
     let ctx = Ctx { policy, from: opts.from, to: opts.to, horizon: horizon.unwrap_or_default() };
     let bar = progress.bar("evaluate", persons as u64);
     let results: Vec<PatientResult> = groups
@@ -122,6 +122,7 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
         })
         .collect();
     bar.finish_and_clear();
+    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), "evaluated");
 
     let mut findings = Vec::new();
     let mut episodes = Vec::new();
@@ -167,6 +168,7 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
     episodes
         .sort_by(|a, b| (&a.person_id, a.administration_date, &a.episode_id).cmp(&(&b.person_id, b.administration_date, &b.episode_id)));
     rejects.sort_by(|a, b| (a.file, a.source_line, a.code).cmp(&(b.file, b.source_line, b.code)));
+    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), "merged and sorted");
     Ok(RunResult {
         files,
         inputs,
@@ -182,9 +184,27 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
     })
 }
 
+/// Groups lines by person. Sorts indices, not the (large) lines, and moves
+/// each line once.
 fn split_by_person(lines: Vec<Line>) -> Vec<Vec<Line>> {
+    // Sort compact keys (the id's first 16 bytes and its length) so most
+    // comparisons never chase a pointer to the heap string.
+    let key = |s: &str| -> (u128, usize) {
+        let mut b = [0u8; 16];
+        let n = s.len().min(16);
+        b[..n].copy_from_slice(&s.as_bytes()[..n]);
+        (u128::from_be_bytes(b), s.len())
+    };
+    let mut idx: Vec<((u128, usize), u32)> = lines.iter().enumerate().map(|(i, l)| (key(&l.person_id), i as u32)).collect();
+    idx.par_sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| {
+            if a.0.1 <= 16 { std::cmp::Ordering::Equal } else { lines[a.1 as usize].person_id.cmp(&lines[b.1 as usize].person_id) }
+        })
+    });
+    let mut slots: Vec<Option<Line>> = lines.into_iter().map(Some).collect();
     let mut groups: Vec<Vec<Line>> = Vec::new();
-    for l in lines {
+    for (_, i) in idx {
+        let Some(l) = slots[i as usize].take() else { continue };
         match groups.last_mut() {
             Some(g) if g[0].person_id == l.person_id => g.push(l),
             _ => groups.push(vec![l]),
@@ -201,12 +221,30 @@ struct PatientResult {
 }
 
 fn evaluate_patient(lines: Vec<Line>, ctx: &Ctx) -> PatientResult {
+    // Without a policy-code line no rule has an item: only J-codes outside
+    // the policy (kept as drug days for PER_DIEM_WITHOUT_DRUG). Skip the work.
+    if !lines.iter().any(|l| ctx.policy.policy_codes.contains(&l.hcpcs)) {
+        return PatientResult {
+            findings: Vec::new(),
+            episodes: Vec::new(),
+            tallies: vec![Tally::default(); RULES.len()],
+            unmatched: unmatched_only(lines),
+        };
+    }
     let person = lines[0].person_id.clone();
     let (active, unmatched) = net_reversals(lines);
     let patient = build_patient(person, active, ctx.policy);
     let (findings, tallies) = evaluate(&patient, ctx);
     let episodes = episode_rows(&patient, &findings, ctx);
     PatientResult { findings, episodes, tallies, unmatched: unmatched.0 }
+}
+
+/// Reversals of a person without policy codes still need their match check.
+fn unmatched_only(lines: Vec<Line>) -> Vec<Line> {
+    if lines.iter().all(|l| l.units >= 0.0) {
+        return Vec::new();
+    }
+    net_reversals(lines).1.0
 }
 
 fn episode_rows(p: &Patient, findings: &[Finding], ctx: &Ctx) -> Vec<EpisodeRow> {

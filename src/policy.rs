@@ -157,6 +157,8 @@ pub struct Policy {
     pub icd: HashMap<String, CodeEntry>,
     /// Every HCPCS code any rule reads (drugs and the code table).
     pub policy_codes: HashSet<String>,
+    /// The same codes as bytes, for the per-row scope check.
+    pub policy_codes_upper: Vec<Vec<u8>>,
     pub enabled: HashMap<&'static str, Severity>,
     /// sha-less fingerprint of the policy text, for the run id.
     pub fingerprint: u64,
@@ -221,7 +223,9 @@ impl Policy {
                 enabled.insert(r.id, setting.and_then(|s| s.severity).unwrap_or(r.severity));
             }
         }
-        let policy_codes = drugs.keys().chain(hcpcs.keys()).cloned().collect();
+        let policy_codes: HashSet<String> = drugs.keys().chain(hcpcs.keys()).cloned().collect();
+        let mut policy_codes_upper: Vec<Vec<u8>> = policy_codes.iter().map(|c| c.as_bytes().to_vec()).collect();
+        policy_codes_upper.sort();
         Ok(Policy {
             fingerprint: crate::util::fnv1a(text.as_bytes()),
             source: source.to_string(),
@@ -230,6 +234,7 @@ impl Policy {
             hcpcs,
             icd,
             policy_codes,
+            policy_codes_upper,
             enabled,
         })
     }

@@ -96,6 +96,9 @@ pub fn read_from(
     let mut line_base = 1 + header_lines;
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(2);
+        // Scanned blocks come back for reuse: fresh 9 MiB buffers would cost a
+        // page fault per 4 KiB on every block.
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         scope.spawn(move || {
             let mut buf = buf;
             let mut eof = eof;
@@ -116,7 +119,8 @@ pub fn read_from(
                     }
                     continue;
                 }
-                let mut next = Vec::with_capacity(BLOCK + PIECE);
+                let mut next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
+                next.clear();
                 next.extend_from_slice(&buf[consumed..]);
                 buf.truncate(consumed);
                 let done = eof && next.is_empty();
@@ -143,6 +147,7 @@ pub fn read_from(
                 .par_iter()
                 .map(|&(a, b)| {
                     let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
+                    sink.utf8_checked = std::str::from_utf8(&block.buf[a..b]).is_ok();
                     let lines = scan_piece(&block.buf[a..b], delim, &mut sink);
                     (sink.out, lines)
                 })
@@ -152,6 +157,7 @@ pub fn read_from(
                 line_base += lines;
             }
             progress(block.bytes);
+            let _ = back_tx.send(block.buf);
         }
         Ok(())
     })?;

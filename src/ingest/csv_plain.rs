@@ -28,8 +28,11 @@ pub fn read_bytes(all: &[u8], path: &Path, file_idx: u32, spec: &ScanSpec) -> Re
         .delimiter(spec.delimiter)
         .terminator(csv::Terminator::Any(b'\n'))
         .from_reader(&all[start..]);
+    // Read the header now so the first record's start position is after it.
+    rdr.byte_headers().map_err(|e| Error::input(path, format!("CSV error: {e}")))?;
     let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
     let mut rec = csv::ByteRecord::new();
+    let (mut line_no, mut counted) = (1u64, 0usize);
     loop {
         let pos = rdr.position().clone();
         match rdr.read_byte_record(&mut rec) {
@@ -42,7 +45,12 @@ pub fn read_bytes(all: &[u8], path: &Path, file_idx: u32, spec: &ScanSpec) -> Re
         // The csv crate starts a record's position after the previous one's
         // terminator; skip the blank lines it jumped over.
         let lead = raw.iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
-        let line = rec.position().map_or(pos.line(), |p| p.line());
+        // Physical line of the record's start. The csv crate does not count
+        // the blank lines it skips, so count newlines ourselves.
+        let rec_start = begin + lead;
+        line_no += memchr::memchr_iter(b'\n', &all[counted..rec_start]).count() as u64;
+        counted = rec_start;
+        let line = line_no;
         let mut fields: Vec<&[u8]> = rec.iter().collect();
         let n = fields.len();
         if let Some(last) = fields.last_mut() {

@@ -158,21 +158,13 @@ pub fn read_file(input: &InputFile, file_idx: u32, spec: &ScanSpec, progress: &(
     Ok(out)
 }
 
-/// Whether a trimmed code is read by some rule. Case-insensitive, no allocation.
+/// Whether a trimmed code is read by some rule. Case-insensitive, no
+/// allocation or hashing: it runs on every row of the extract.
 pub fn code_in_scope(policy: &Policy, code: &[u8]) -> bool {
     match code.first() {
         None => false,
         Some(b'J') | Some(b'j') => true,
-        Some(_) => {
-            let mut buf = [0u8; 16];
-            if code.len() > buf.len() {
-                return false;
-            }
-            for (d, s) in buf.iter_mut().zip(code) {
-                *d = s.to_ascii_uppercase();
-            }
-            std::str::from_utf8(&buf[..code.len()]).is_ok_and(|s| policy.policy_codes.contains(s))
-        }
+        Some(_) => policy.policy_codes_upper.iter().any(|c| c.len() == code.len() && c.eq_ignore_ascii_case(code)),
     }
 }
 
@@ -185,6 +177,8 @@ pub(crate) struct RowSink<'a> {
     pub header_first: Vec<u8>,
     pub header_raw: Vec<u8>,
     pub out: FileOutput,
+    /// Set when the caller has validated the UTF-8 of every row it will pass.
+    pub utf8_checked: bool,
 }
 
 pub(crate) enum RowVerdict {
@@ -201,6 +195,7 @@ impl<'a> RowSink<'a> {
             header_first: header_fields.first().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
             header_raw: header_raw.to_vec(),
             out: FileOutput::default(),
+            utf8_checked: false,
         }
     }
 
@@ -246,8 +241,10 @@ impl<'a> RowSink<'a> {
             return RowVerdict::Rejected(Reject::new("empty_person", "person_id (and member_id) is empty"));
         }
         let in_scope = code_in_scope(self.spec.policy, code);
-        // from_utf8 has an ASCII fast path; every row is checked.
-        if let Err(e) = std::str::from_utf8(raw) {
+        // Readers validate whole pieces and clear `utf8_checked` when one fails.
+        if !self.utf8_checked
+            && let Err(e) = std::str::from_utf8(raw)
+        {
             let at = e.valid_up_to();
             let col = (0..nfields).find(|&i| {
                 let f = field(i);

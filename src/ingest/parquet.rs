@@ -18,27 +18,42 @@ fn perr(path: &Path, e: PolarsError) -> Error {
 
 fn scan(path: &Path) -> Result<LazyFrame> {
     let p = path.to_string_lossy().to_string();
-    LazyFrame::scan_parquet(PlRefPath::new(p), ScanArgsParquet::default()).map_err(|e| perr(path, e))
+    // The row index is the scan's own, so the filter is still pushed into it.
+    let args = ScanArgsParquet { row_index: Some(RowIndex { name: "__row".into(), offset: 1 }), ..ScanArgsParquet::default() };
+    LazyFrame::scan_parquet(PlRefPath::new(p), args).map_err(|e| perr(path, e))
 }
 
 pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
+    let t0 = std::time::Instant::now();
     let mut lf = scan(path)?;
     let schema = lf.collect_schema().map_err(|e| perr(path, e))?;
-    let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    let names: Vec<String> = schema.iter_names().filter(|n| n.as_str() != "__row").map(|n| n.to_string()).collect();
     let resolved = spec.columns.resolve(path, &names)?;
     let total = lf.clone().select([len().alias("n")]).collect().map_err(|e| perr(path, e))?;
     let rows_read =
         total.column("n").and_then(|c| c.cast(&DataType::UInt64)).ok().and_then(|c| c.u64().ok().and_then(|ca| ca.get(0))).unwrap_or(0);
 
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "parquet schema and row count");
     let as_str = |name: &str| col(name).cast(DataType::String);
-    let trimmed = |name: &str| as_str(name).str().strip_chars(lit(NULL));
     let name_of = |s: usize| resolved.idx[s].map(|i| names[i].clone());
     let code_name = name_of(slot::HCPCS).unwrap_or_default();
-    let code = trimmed(&code_name).str().to_uppercase();
-    let mut wanted = code.clone().str().starts_with(lit("J"));
-    let mut policy_codes: Vec<&String> = spec.policy.policy_codes.iter().collect();
-    policy_codes.sort();
-    for c in policy_codes {
+    // A cheap superset of the rows some rule reads, on the raw text: trimming
+    // and upper-casing 5M strings in the scan costs seconds. Rows it lets
+    // through are checked exactly (trimmed, case-insensitive) by the row sink.
+    let code = as_str(&code_name);
+    let padded = |e: Expr| {
+        e.clone()
+            .str()
+            .starts_with(lit(" "))
+            .or(e.clone().str().ends_with(lit(" ")))
+            .or(e.clone().str().starts_with(lit("\t")))
+            .or(e.str().ends_with(lit("\t")))
+    };
+    let mut wanted = code.clone().str().starts_with(lit("J")).or(code.clone().str().starts_with(lit("j"))).or(padded(code.clone()));
+    let mut variants: Vec<String> = spec.policy.policy_codes.iter().flat_map(|c| [c.clone(), c.to_ascii_lowercase()]).collect();
+    variants.sort();
+    variants.dedup();
+    for c in &variants {
         wanted = wanted.or(code.clone().eq(lit(c.as_str())));
     }
     // Rows that will be rejected are read too, so they reach rejects.parquet.
@@ -46,7 +61,8 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     let mut person_empty: Option<Expr> = None;
     for s in [slot::PERSON_ID, slot::MEMBER_ID] {
         if let Some(n) = name_of(s) {
-            let e = trimmed(&n).is_null().or(trimmed(&n).eq(lit("")));
+            let p = as_str(&n);
+            let e = p.clone().is_null().or(p.clone().eq(lit(""))).or(padded(p));
             person_empty = Some(match person_empty {
                 None => e,
                 Some(p) => p.and(e),
@@ -62,8 +78,11 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     for (k, &s) in present.iter().enumerate() {
         exprs.push(as_str(&names[resolved.idx[s].unwrap_or(0)]).alias(format!("__c{k}")));
     }
-    let df = lf.with_row_index("__row", Some(1)).filter(wanted).select(exprs).collect().map_err(|e| perr(path, e))?;
+    // The streaming engine keeps memory to a few row groups at a time. A
+    // plan with one sink always yields a single frame.
+    let df = lf.filter(wanted).select(exprs).collect_with_engine(Engine::Streaming).map_err(|e| perr(path, e))?.unwrap_single();
 
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), rows = df.height(), "parquet scan collected");
     let rows: Vec<u64> =
         df.column("__row").and_then(|c| c.u64().map(|ca| ca.iter().map(|v| v.unwrap_or(0)).collect())).map_err(|e| perr(path, e))?;
     let mut cols: Vec<Vec<Option<&str>>> = Vec::with_capacity(present.len());

@@ -8,7 +8,7 @@ use crate::episodes::Patient;
 use crate::normalize::display_dx;
 
 fn net(p: &Patient, d: Date, code: &str) -> f64 {
-    p.net.get(&(d, code.to_string())).copied().unwrap_or(0.0)
+    p.net.get(d, code)
 }
 
 /// Indices of active drug lines (any target drug) dated in range.
@@ -133,7 +133,7 @@ pub fn dx_off_label(p: &Patient, ctx: &Ctx) -> RuleOutput {
 
 pub fn addon_without_primary(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
-    for ((d, code), &n) in &p.net {
+    for ((d, code), &n) in p.net.iter() {
         let Some(entry) = ctx.policy.hcpcs.get(code) else { continue };
         if entry.addon_of.is_empty() || n <= 0.0 || !ctx.in_range(*d) {
             continue;
@@ -168,7 +168,7 @@ fn lines_of<'a>(p: &'a Patient, d: Date, code: &'a str) -> impl Iterator<Item = 
 
 pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
-    for ((d, code), &n) in &p.net {
+    for ((d, code), &n) in p.net.iter() {
         let Some(max) = ctx.policy.hcpcs.get(code).and_then(|c| c.daily_max) else { continue };
         if !ctx.in_range(*d) {
             continue;
@@ -198,11 +198,12 @@ pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
 
 pub fn duplicate_line(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
-    let mut groups: std::collections::BTreeMap<(Date, &str, String, &[String]), Vec<usize>> = Default::default();
+    // Units compare exactly (as bits): equal units means the same number billed.
+    let mut groups: std::collections::BTreeMap<(Date, &str, u64, &[String]), Vec<usize>> = Default::default();
     for (i, l) in p.lines.iter().enumerate() {
         if ctx.policy.policy_codes.contains(&l.hcpcs) && ctx.in_range(l.service_date) {
             out.evaluated += 1;
-            groups.entry((l.service_date, &l.hcpcs, format!("{:.6}", l.units), &l.modifiers)).or_default().push(i);
+            groups.entry((l.service_date, &l.hcpcs, l.units.to_bits(), &l.modifiers)).or_default().push(i);
         }
     }
     for ((d, code, _, mods), mut ids) in groups {
@@ -443,11 +444,7 @@ pub fn premed_not_billed(p: &Patient, ctx: &Ctx) -> RuleOutput {
             continue;
         }
         out.evaluated += 1;
-        let has = p
-            .net
-            .range((a.date, String::new())..)
-            .take_while(|((d, _), _)| *d == a.date)
-            .any(|((_, c), n)| *n > 0.0 && ctx.policy.in_group(c, "steroid_premed"));
+        let has = p.net.day(a.date).iter().any(|((_, c), n)| *n > 0.0 && ctx.policy.in_group(c, "steroid_premed"));
         if !has && let Some(i) = lines_of(p, a.date, &a.drug).next() {
             out.flag(
                 "PREMED_NOT_BILLED",
