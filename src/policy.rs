@@ -2,7 +2,7 @@
 //! parameters, payer patterns, rule switches. Data, not code: the default is
 //! embedded from `policy/default.toml` and `--policy FILE` replaces it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use crate::date::Date;
 use crate::error::{Error, Result};
 use crate::normalize::{normalize_dx, normalize_hcpcs};
 use crate::rules::{RULES, Severity};
+use crate::util::{FastMap, FastSet};
 
 pub const DEFAULT_POLICY: &str = include_str!("../policy/default.toml");
 
@@ -152,14 +153,14 @@ pub struct RuleSetting {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub file: PolicyFile,
-    pub drugs: HashMap<String, Drug>,
-    pub hcpcs: HashMap<String, CodeEntry>,
-    pub icd: HashMap<String, CodeEntry>,
+    pub drugs: FastMap<String, Drug>,
+    pub hcpcs: FastMap<String, CodeEntry>,
+    pub icd: FastMap<String, CodeEntry>,
     /// Every HCPCS code any rule reads (drugs and the code table).
-    pub policy_codes: HashSet<String>,
+    pub policy_codes: FastSet<String>,
     /// The same codes as bytes, for the per-row scope check.
     pub policy_codes_upper: Vec<Vec<u8>>,
-    pub enabled: HashMap<&'static str, Severity>,
+    pub enabled: FastMap<&'static str, Severity>,
     /// sha-less fingerprint of the policy text, for the run id.
     pub fingerprint: u64,
     pub source: String,
@@ -181,7 +182,7 @@ impl Policy {
         for p in &mut file.payer_program {
             p.contains.iter_mut().for_each(|c| *c = c.to_ascii_lowercase());
         }
-        let mut drugs = HashMap::new();
+        let mut drugs = FastMap::default();
         for d in &file.drug {
             let mut d = d.clone();
             d.code = normalize_hcpcs(&d.code);
@@ -194,7 +195,7 @@ impl Policy {
             }
             drugs.insert(d.code.clone(), d);
         }
-        let (mut hcpcs, mut icd) = (HashMap::new(), HashMap::new());
+        let (mut hcpcs, mut icd) = (FastMap::default(), FastMap::default());
         for c in &file.code {
             let mut c = c.clone();
             match c.system.as_str() {
@@ -211,7 +212,7 @@ impl Policy {
                 other => return Err(Error::Config(format!("{source}: code {}: unknown system {other:?} (hcpcs or icd10cm)", c.code))),
             }
         }
-        let mut enabled = HashMap::new();
+        let mut enabled = FastMap::default();
         for id in file.rules.keys() {
             if !RULES.iter().any(|r| r.id == id) {
                 return Err(Error::Config(format!("{source}: [rules.{id}] is not a rule of catalogue v1 (see `claims-audit rules`)")));
@@ -223,7 +224,7 @@ impl Policy {
                 enabled.insert(r.id, setting.and_then(|s| s.severity).unwrap_or(r.severity));
             }
         }
-        let policy_codes: HashSet<String> = drugs.keys().chain(hcpcs.keys()).cloned().collect();
+        let policy_codes: FastSet<String> = drugs.keys().chain(hcpcs.keys()).cloned().collect();
         let mut policy_codes_upper: Vec<Vec<u8>> = policy_codes.iter().map(|c| c.as_bytes().to_vec()).collect();
         policy_codes_upper.sort();
         Ok(Policy {

@@ -23,9 +23,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse_number(s);
         let _ = normalize_dx(s);
     }
-    let policy = Policy::default_policy().expect("policy");
+    static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+    let policy = POLICY.get_or_init(|| Policy::default_policy().expect("policy"));
     let columns = ColumnMap::default();
-    let spec = ScanSpec { policy: &policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: CsvEngine::Fast, scan_only: false };
+    let spec = ScanSpec { policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: CsvEngine::Fast, scan_only: false };
     // With a fixed header (so rows are reached) and as a whole file.
     for input in [[HEADER, data].concat(), data.to_vec()] {
         let path = Path::new("fuzz.csv");

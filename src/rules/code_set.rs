@@ -20,6 +20,11 @@ fn dx_list(dx: &[String]) -> String {
     if dx.is_empty() { "no diagnosis".into() } else { dx.iter().map(|d| display_dx(d)).collect::<Vec<_>>().join(", ") }
 }
 
+/// The line's diagnoses that are MS codes.
+fn ms_diagnoses<'a>(ctx: &Ctx, l: &'a crate::normalize::Line) -> Vec<&'a String> {
+    l.dx.iter().filter(|d| ctx.policy.dx_in_group(d, "ms_diagnosis")).collect()
+}
+
 /// MS codes valid on a date, in display form, for "expected" text.
 fn valid_ms_codes(ctx: &Ctx, d: Date) -> Vec<String> {
     let mut v: Vec<String> = ctx
@@ -38,7 +43,7 @@ pub fn dx_not_ms(p: &Patient, ctx: &Ctx) -> RuleOutput {
     for i in drug_lines(p, ctx) {
         let l = &p.lines[i];
         out.evaluated += 1;
-        if !l.dx.iter().any(|d| ctx.policy.dx_in_group(d, "ms_diagnosis")) {
+        if ms_diagnoses(ctx, l).is_empty() {
             let expected = valid_ms_codes(ctx, l.service_date);
             out.flag(
                 "DX_NOT_MS",
@@ -63,7 +68,7 @@ pub fn dx_not_valid_on_dos(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     for i in drug_lines(p, ctx) {
         let l = &p.lines[i];
-        let ms: Vec<&String> = l.dx.iter().filter(|d| ctx.policy.dx_in_group(d, "ms_diagnosis")).collect();
+        let ms = ms_diagnoses(ctx, l);
         if ms.is_empty() {
             continue;
         }
@@ -108,7 +113,7 @@ pub fn dx_off_label(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     for i in drug_lines(p, ctx) {
         let l = &p.lines[i];
-        let ms: Vec<&String> = l.dx.iter().filter(|d| ctx.policy.dx_in_group(d, "ms_diagnosis")).collect();
+        let ms = ms_diagnoses(ctx, l);
         if ms.is_empty() {
             continue;
         }
