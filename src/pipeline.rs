@@ -140,6 +140,7 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
             f.rows_accepted -= 1;
             f.rows_rejected += 1;
             f.rows_kept -= 1;
+            f.rows_in_scope -= 1;
             rejects.push(RejectRow {
                 file: l.file,
                 source_line: l.source_line,

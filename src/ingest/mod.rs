@@ -256,14 +256,15 @@ impl<'a> RowSink<'a> {
         if !in_scope {
             return RowVerdict::Accepted;
         }
-        self.out.stats.rows_in_scope += 1;
         if self.spec.scan_only {
+            self.out.stats.rows_in_scope += 1;
             return RowVerdict::Accepted;
         }
         let get = |slot: usize| -> Option<&str> { idx[slot].and_then(|i| std::str::from_utf8(field(i)).ok()) };
         match normalize_row(&self.ctx, line, get) {
             Err(r) => RowVerdict::Rejected(r),
             Ok(mut l) => {
+                self.out.stats.rows_in_scope += 1;
                 if self.spec.lo.is_some_and(|lo| l.service_date < lo) || self.spec.hi.is_some_and(|hi| l.service_date > hi) {
                     return RowVerdict::Accepted;
                 }
