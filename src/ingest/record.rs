@@ -91,7 +91,15 @@ fn split_quoted(buf: &[u8], start: usize, delim: u8, at_eof: bool, f: &mut Field
             }
             strip_cr(&mut f.scratch, fs);
             f.ranges.push((fs as u32, f.scratch.len() as u32));
-            let text_end = if buf.len() > start && buf[buf.len() - 1] == b'\r' { buf.len() - 1 } else { buf.len() };
+            // An unterminated quote runs to the end: the raw text still drops
+            // the final line terminator, as for any other last record.
+            let mut text_end = buf.len();
+            if text_end > start && buf[text_end - 1] == b'\n' {
+                text_end -= 1;
+            }
+            if text_end > start && buf[text_end - 1] == b'\r' {
+                text_end -= 1;
+            }
             return Some(Span { text_end, next: buf.len(), lines: lines + 1, quoted: true });
         }
         let b = buf[i];
