@@ -44,13 +44,17 @@ pub fn read_bytes(all: &[u8], path: &Path, file_idx: u32, spec: &ScanSpec) -> Re
         let raw = all[begin..end].strip_suffix(b"\n").unwrap_or(&all[begin..end]);
         // The csv crate starts a record's position after the previous one's
         // terminator; skip the blank lines it jumped over.
-        let lead = raw.iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
+        let lead = raw.iter().take_while(|&&b| b == b'\n').count();
         // Physical line of the record's start. The csv crate does not count
         // the blank lines it skips, so count newlines ourselves.
         let rec_start = begin + lead;
         line_no += memchr::memchr_iter(b'\n', &all[counted..rec_start]).count() as u64;
         counted = rec_start;
         let line = line_no;
+        // A line holding only "\r" is blank, as in the fast reader.
+        if raw.iter().all(|&b| b == b'\r' || b == b'\n') {
+            continue;
+        }
         let mut fields: Vec<&[u8]> = rec.iter().collect();
         let n = fields.len();
         if let Some(last) = fields.last_mut() {
@@ -59,4 +63,39 @@ pub fn read_bytes(all: &[u8], path: &Path, file_idx: u32, spec: &ScanSpec) -> Re
         sink.row(line, n, |i| fields[i], &raw[lead..]);
     }
     Ok(sink.out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::columns::ColumnMap;
+    use crate::ingest::{CsvEngine, ScanSpec, csv_fast};
+    use crate::policy::Policy;
+
+    /// Inputs the fuzzer found the two readers disagreeing on, plus kin.
+    #[test]
+    fn fast_and_plain_readers_agree_on_edge_cases() {
+        let policy = Policy::default_policy().unwrap();
+        let columns = ColumnMap::default();
+        let spec =
+            ScanSpec { policy: &policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: CsvEngine::Fast, scan_only: false };
+        let h = "claim_id,claim_line_number,person_id,claim_line_start_date,hcpcs_code,service_unit_quantity,diagnosis_code_1\n";
+        let cases = [
+            format!("{h}A,1,P1,2025-11-03,J2350,600,G35.A\n\n\n\nB,1,P1,2025-11-03,J2350,x\n"),
+            format!("{h}A,1,P1,2025-11-03,J2350,600,G35.A\nB,1,\"P1,2025-11-03,J2350,600\n"),
+            format!("{h}A,1,P1,2025-11-03,J2350,600\r\nB,1,P1,\"2025\n11\",J2350,600,G35\r\n\r\n"),
+            format!("{h}"),
+            format!("{h}A,1,P1,2025-11-03,j2350 ,600,g35a"),
+            format!("{h}\r\r\ns\n"),
+        ];
+        for c in cases {
+            let path = Path::new("t.csv");
+            let a = csv_fast::read_from(&mut c.as_bytes(), path, 0, &spec, &|_| {}).unwrap();
+            let b = super::read_bytes(c.as_bytes(), path, 0, &spec).unwrap();
+            assert_eq!(a.stats.rows_read, b.stats.rows_read, "{c:?}");
+            assert_eq!(a.rejects, b.rejects, "{c:?}");
+            assert_eq!(a.lines, b.lines, "{c:?}");
+        }
+    }
 }
