@@ -42,6 +42,7 @@ pub fn read_bytes(all: &[u8], path: &Path, file_idx: u32, spec: &ScanSpec) -> Re
         }
         let (begin, end) = (pos.byte() as usize + start, rdr.position().byte() as usize + start);
         let raw = all[begin..end].strip_suffix(b"\n").unwrap_or(&all[begin..end]);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         // The csv crate starts a record's position after the previous one's
         // terminator; skip the blank lines it jumped over.
         let lead = raw.iter().take_while(|&&b| b == b'\n').count();
@@ -88,6 +89,8 @@ mod tests {
             format!("{h}"),
             format!("{h}A,1,P1,2025-11-03,j2350 ,600,g35a"),
             format!("{h}\r\r\ns\n"),
+            format!("{h}A,\"x\r\r"),
+            format!("{h}A,1,P1\r\r\nB\r"),
         ];
         for c in cases {
             let path = Path::new("t.csv");

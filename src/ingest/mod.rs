@@ -283,9 +283,9 @@ fn trim_cr(b: &[u8]) -> &[u8] {
     b.strip_suffix(b"\r").unwrap_or(b)
 }
 
-/// Raw row text for rejects: lossy UTF-8, cut at 64 KiB.
+/// Raw row text for rejects: lossy UTF-8, cut at 64 KiB. Readers pass the
+/// row without its line terminator (`\n` or `\r\n`).
 pub fn raw_text(raw: &[u8]) -> String {
-    let raw = trim_cr(raw);
     let cut = &raw[..raw.len().min(RAW_TEXT_MAX)];
     String::from_utf8_lossy(cut).into_owned()
 }
