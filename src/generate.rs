@@ -96,6 +96,7 @@ const PAYERS: [(&str, &str); 5] = [
 ];
 
 /// One generated line before formatting.
+#[derive(Clone, Copy)]
 struct GLine {
     claim: u64,
     line: u32,
@@ -318,13 +319,13 @@ fn cohort_person(person: u64, r: &mut Rng, claim: &mut u64, start: Date, end: Da
             let n = out.len();
             let first = n - lines.len();
             for i in first..n {
-                let mut v = clone_line(&out[i]);
+                let mut v = out[i];
                 v.claim = c + 1_000_000_000;
                 v.units = -v.units;
                 out.push(v);
             }
             for i in first..n {
-                let mut v = clone_line(&out[i]);
+                let mut v = out[i];
                 v.claim = c + 2_000_000_000;
                 out.push(v);
             }
@@ -361,18 +362,6 @@ fn cohort_person(person: u64, r: &mut Rng, claim: &mut u64, start: Date, end: Da
         k += 1;
     }
 }
-
-fn clone_line(l: &GLine) -> GLine {
-    GLine { dx: l.dx, ..*l }
-}
-
-impl Clone for GLine {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl Copy for GLine {}
 
 pub fn generate(o: &GenOptions) -> Result<()> {
     let mut r = Rng(o.seed ^ 0x5EED_CAFE_F00D);

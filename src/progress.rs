@@ -14,10 +14,6 @@ impl Progress {
         Progress { visible: !quiet && std::io::stderr().is_terminal() }
     }
 
-    pub fn hidden() -> Progress {
-        Progress { visible: false }
-    }
-
     pub fn bar(&self, stage: &str, len: u64) -> ProgressBar {
         if !self.visible {
             return ProgressBar::hidden();

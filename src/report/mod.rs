@@ -5,7 +5,6 @@ mod atomic;
 mod summary;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use polars::prelude::*;
 use serde::Serialize;
@@ -265,8 +264,4 @@ pub fn run_id(opts: &RunOptions, policy: &Policy, r: &RunResult) -> String {
         key.push_str(&format!("{}|{}|{:?}|", i.path.display(), i.bytes, mtime.map(|d| d.as_nanos())));
     }
     format!("{:016x}", crate::util::fnv1a(key.as_bytes()))
-}
-
-pub fn output_exists(p: &Path) -> bool {
-    p.join("_SUCCESS").exists()
 }
