@@ -208,7 +208,8 @@ fn scan_piece(piece: &[u8], delim: u8, sink: &mut RowSink) -> u64 {
     while pos < piece.len() {
         let Some(span) = split_record(piece, pos, delim, true, &mut f) else { break };
         let raw = &piece[pos..span.text_end];
-        if !raw.is_empty() && raw != b"\r" {
+        // Blank lines (empty or only CRs) are not rows.
+        if !raw.iter().all(|&b| b == b'\r') {
             let data: &[u8] = if span.quoted { &f.scratch } else { piece };
             let ranges = &f.ranges;
             sink.row(line, ranges.len(), |i| &data[ranges[i].0 as usize..ranges[i].1 as usize], raw);

@@ -91,6 +91,7 @@ mod tests {
             format!("{h}\r\r\ns\n"),
             format!("{h}A,\"x\r\r"),
             format!("{h}A,1,P1\r\r\nB\r"),
+            format!("{h}\r\r\r\r"),
         ];
         for c in cases {
             let path = Path::new("t.csv");
