@@ -39,12 +39,12 @@ fn benches(c: &mut Criterion) {
     g.bench_function("parquet_300k", |b| b.iter(|| parquet::read(&pq, 0, &spec).expect("parquet")));
     g.finish();
 
-    let lines: Vec<Line> = csv_fast::read(&dense, Format::Csv, 0, &spec, &|_| {}).expect("dense").lines;
-    let mut by_person: std::collections::BTreeMap<String, Vec<Line>> = Default::default();
-    for l in lines {
-        by_person.entry(l.person_id.clone()).or_default().push(l);
+    let lines: Vec<Line> = csv_fast::read(&dense, Format::Csv, 0, &spec, &|_| {}).expect("dense").into_chunks().concat();
+    let mut by_person: std::collections::BTreeMap<&str, Vec<&Line>> = Default::default();
+    for l in &lines {
+        by_person.entry(l.person_id.as_str()).or_default().push(l);
     }
-    let groups: Vec<Vec<Line>> = by_person.into_values().collect();
+    let groups: Vec<Vec<&Line>> = by_person.into_values().collect();
     let horizon = groups.iter().flatten().map(|l| l.service_date).max().unwrap_or_default();
     let ctx = Ctx { policy: &policy, from: None, to: None, horizon };
     let mut g = c.benchmark_group("rules");

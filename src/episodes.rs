@@ -5,15 +5,16 @@ use std::collections::BTreeMap;
 use crate::date::Date;
 use crate::normalize::Line;
 use crate::policy::{Dosing, Policy};
+use crate::text::Text;
 
 const EPS: f64 = 1e-9;
 
 /// One patient's lines after reversals, with net units and administrations.
 #[derive(Debug)]
-pub struct Patient {
-    pub person_id: String,
+pub struct Patient<'a> {
+    pub person_id: Text,
     /// Active lines (not voided), sorted by (service_date, hcpcs, claim_id, claim_line_number).
-    pub lines: Vec<Line>,
+    pub lines: Vec<&'a Line>,
     /// Net units per (date, code).
     pub net: NetUnits,
     pub admins: Vec<Administration>,
@@ -65,12 +66,12 @@ impl Administration {
 
 /// Net units per (date, code), sorted; looked up without allocating.
 #[derive(Debug, Default)]
-pub struct NetUnits(Vec<((Date, String), f64)>);
+pub struct NetUnits(Vec<((Date, Text), f64)>);
 
 impl NetUnits {
     /// From lines sorted by (date, code).
-    fn from_sorted(lines: &[Line]) -> NetUnits {
-        let mut v: Vec<((Date, String), f64)> = Vec::new();
+    fn from_sorted(lines: &[&Line]) -> NetUnits {
+        let mut v: Vec<((Date, Text), f64)> = Vec::new();
         for l in lines {
             match v.last_mut() {
                 Some(((d, c), n)) if *d == l.service_date && *c == l.hcpcs => *n += l.units,
@@ -85,25 +86,25 @@ impl NetUnits {
     }
 
     /// Entries of one date.
-    pub fn day(&self, d: Date) -> &[((Date, String), f64)] {
+    pub fn day(&self, d: Date) -> &[((Date, Text), f64)] {
         let a = self.0.partition_point(|((x, _), _)| *x < d);
         let b = self.0.partition_point(|((x, _), _)| *x <= d);
         &self.0[a..b]
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&(Date, String), &f64)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&(Date, Text), &f64)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 }
 
 /// Lines of one person that could not be netted: reversals that match no
 /// earlier line.
-pub struct Unmatched(pub Vec<Line>);
+pub struct Unmatched<'a>(pub Vec<&'a Line>);
 
 /// Voids each reversal against an earlier positive line of the same date and
 /// code with the same absolute units; returns the active lines and the
 /// reversals that matched nothing.
-pub fn net_reversals(mut lines: Vec<Line>) -> (Vec<Line>, Unmatched) {
+pub fn net_reversals<'a>(mut lines: Vec<&'a Line>) -> (Vec<&'a Line>, Unmatched<'a>) {
     lines.sort_by(|a, b| {
         (a.service_date, &a.hcpcs, &a.claim_id, a.claim_line_number, a.file, a.source_line).cmp(&(
             b.service_date,
@@ -138,7 +139,7 @@ pub fn net_reversals(mut lines: Vec<Line>) -> (Vec<Line>, Unmatched) {
         }
         start = end;
     }
-    let unmatched_lines = unmatched.iter().map(|&i| lines[i].clone()).collect();
+    let unmatched_lines = unmatched.iter().map(|&i| lines[i]).collect();
     let active = lines.into_iter().zip(voided).filter(|(_, v)| !v).map(|(l, _)| l).collect();
     (active, Unmatched(unmatched_lines))
 }
@@ -148,16 +149,16 @@ pub fn episode_id(person: &str, date: Date, family: &str) -> String {
 }
 
 /// Builds a patient from active lines (sorted as `net_reversals` leaves them).
-pub fn build_patient(person_id: String, lines: Vec<Line>, policy: &Policy) -> Patient {
+pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, policy: &Policy) -> Patient<'a> {
     let net = NetUnits::from_sorted(&lines);
     // Administrations: per (date, family), the first drug in policy order with net > 0.
     let mut admins: Vec<Administration> = Vec::new();
     let mut by_date: BTreeMap<(Date, String), Vec<String>> = BTreeMap::new();
     for ((d, code), &units) in net.iter() {
         if units > EPS
-            && let Some(drug) = policy.drugs.get(code)
+            && let Some(drug) = policy.drugs.get(code.as_str())
         {
-            by_date.entry((*d, drug.family.clone())).or_default().push(code.clone());
+            by_date.entry((*d, drug.family.clone())).or_default().push(code.to_string());
         }
     }
     for ((date, family), mut codes) in by_date {

@@ -16,6 +16,7 @@ pub mod progress;
 #[cfg(feature = "polars")]
 pub mod report;
 pub mod rules;
+pub mod text;
 pub mod util;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,29 +5,30 @@
 use crate::columns::{N_DX, N_MOD, Presence, col};
 use crate::date::Date;
 use crate::policy::Policy;
+use crate::text::Text;
 
 /// A normalized claim line. Codes are in their comparison forms: HCPCS
 /// trimmed and upper-cased, ICD-10-CM upper-cased without the dot, NDC as 11
 /// digits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
-    pub person_id: String,
-    pub claim_id: String,
+    pub person_id: Text,
+    pub claim_id: Text,
     pub claim_line_number: i64,
     pub service_date: Date,
     /// End of the line's span (line end, else claim end), when given.
     pub end_date: Option<Date>,
-    pub hcpcs: String,
+    pub hcpcs: Text,
     pub units: f64,
-    pub dx: Vec<String>,
+    pub dx: Vec<Text>,
     /// Upper-cased, sorted, de-duplicated.
-    pub modifiers: Vec<String>,
-    pub pos: Option<String>,
+    pub modifiers: Vec<Text>,
+    pub pos: Option<Text>,
     /// 11-digit NDC, or the raw text when it is in no recognised NDC form.
-    pub ndc: Option<String>,
-    pub program: Option<String>,
-    pub rendering_npi: Option<String>,
-    pub billing_npi: Option<String>,
+    pub ndc: Option<Text>,
+    pub program: Option<Text>,
+    pub rendering_npi: Option<Text>,
+    pub billing_npi: Option<Text>,
     pub paid_amount: Option<f64>,
     pub allowed_amount: Option<f64>,
     pub charge_amount: Option<f64>,
@@ -35,7 +36,7 @@ pub struct Line {
     pub file: u32,
     pub source_line: u64,
     /// Raw row text, kept only for reversals (needed if one reverses nothing).
-    pub raw: Option<String>,
+    pub raw: Option<Box<str>>,
 }
 
 /// Why a row was rejected: a stable code and the detail an analyst reads.
@@ -56,7 +57,28 @@ pub fn normalize_hcpcs(s: &str) -> String {
 }
 
 pub fn normalize_dx(s: &str) -> String {
-    s.trim().chars().filter(|&c| c != '.' && !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect()
+    dx_text(s).to_string()
+}
+
+/// `normalize_dx` into a `Text`, without a temporary string for short codes.
+pub fn dx_text(s: &str) -> Text {
+    let t = s.trim();
+    let mut buf = [0u8; 22];
+    let mut n = 0;
+    for &b in t.as_bytes() {
+        if b == b'.' || b.is_ascii_whitespace() {
+            continue;
+        }
+        if b >= 0x80 || n == buf.len() {
+            // Non-ASCII (Unicode whitespace) or long: the general path.
+            let v: String = t.chars().filter(|&c| c != '.' && !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+            return Text::new(&v);
+        }
+        buf[n] = b.to_ascii_uppercase();
+        n += 1;
+    }
+    // ASCII bytes only were copied.
+    Text::new(std::str::from_utf8(&buf[..n]).unwrap_or_default())
 }
 
 /// ICD-10-CM display form: `G35A` -> `G35.A`.
@@ -66,38 +88,55 @@ pub fn display_dx(s: &str) -> String {
 
 /// NDC to 11 digits (5-4-2). Dashed 10-digit forms 4-4-2, 5-3-2 and 5-4-1 are
 /// padded; an undashed 10-digit NDC is ambiguous and is returned as None.
-pub fn normalize_ndc(s: &str) -> Option<String> {
+pub fn normalize_ndc(s: &str) -> Option<Text> {
     let s = s.trim();
-    let parts: Vec<&str> = s.split('-').collect();
     if !s.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
         return None;
     }
-    match parts.as_slice() {
-        [one] if one.len() == 11 => Some(one.to_string()),
-        [a, b, c] => {
-            let (a, b, c) = match (a.len(), b.len(), c.len()) {
-                (5, 4, 2) => (a.to_string(), b.to_string(), c.to_string()),
-                (4, 4, 2) => (format!("0{a}"), b.to_string(), c.to_string()),
-                (5, 3, 2) => (a.to_string(), format!("0{b}"), c.to_string()),
-                (5, 4, 1) => (a.to_string(), b.to_string(), format!("0{c}")),
-                _ => return None,
-            };
-            Some(format!("{a}{b}{c}"))
-        }
-        _ => None,
+    let mut parts = s.split('-');
+    let (a, b, c) = (parts.next().unwrap_or(""), parts.next(), parts.next());
+    if parts.next().is_some() {
+        return None;
     }
+    let (a, b, c) = match (b, c) {
+        (None, None) if a.len() == 11 => return Some(Text::new(a)),
+        (Some(b), Some(c)) => (a, b, c),
+        _ => return None,
+    };
+    // Zero-pad the short segment of a 10-digit form.
+    let pad = match (a.len(), b.len(), c.len()) {
+        (5, 4, 2) => [0, 0, 0],
+        (4, 4, 2) => [1, 0, 0],
+        (5, 3, 2) => [0, 1, 0],
+        (5, 4, 1) => [0, 0, 1],
+        _ => return None,
+    };
+    let mut out = [b'0'; 11];
+    let mut n = 0;
+    for (seg, p) in [a, b, c].into_iter().zip(pad) {
+        n += p;
+        out[n..n + seg.len()].copy_from_slice(seg.as_bytes());
+        n += seg.len();
+    }
+    // Digits only.
+    std::str::from_utf8(&out).ok().map(Text::new)
 }
 
 /// Place of service to its two-digit form: `12`, ` 12`, `12.0` -> `12`.
-pub fn normalize_pos(s: &str) -> String {
+pub fn normalize_pos(s: &str) -> Text {
     let t = s.trim();
+    if t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Text::new(t);
+    }
     if let Ok(v) = t.parse::<f64>()
         && v.fract() == 0.0
         && (0.0..100.0).contains(&v)
     {
-        return format!("{:02}", v as i64);
+        let v = v as u8;
+        let d = [b'0' + v / 10, b'0' + v % 10];
+        return Text::new(std::str::from_utf8(&d).unwrap_or_default());
     }
-    t.to_string()
+    Text::new(t)
 }
 
 pub fn parse_number(s: &str) -> Option<f64> {
@@ -107,6 +146,9 @@ pub fn parse_number(s: &str) -> Option<f64> {
 }
 
 fn parse_money(s: &str) -> Option<f64> {
+    if !s.contains(['$', ',']) {
+        return parse_number(s);
+    }
     let cleaned: String = s.trim().chars().filter(|&c| c != '$' && c != ',').collect();
     parse_number(&cleaned)
 }
@@ -152,50 +194,55 @@ pub fn normalize_row<'r>(ctx: &RowContext, source_line: u64, get: impl Fn(usize)
     let claim_line_number = parse_line_number(ln_text)
         .ok_or_else(|| Reject::new("bad_line_number", format!("claim_line_number {:?} is not an integer", clip(ln_text))))?;
 
-    let mut dx = Vec::new();
+    let mut dx: Vec<Text> = Vec::new();
     for i in 0..N_DX {
         if let Some(d) = nonempty(get(col::DX1 + i)) {
-            let n = normalize_dx(d);
+            let n = dx_text(d);
             if !dx.contains(&n) {
                 dx.push(n);
             }
         }
     }
-    let mut modifiers: Vec<String> = (0..N_MOD).filter_map(|i| nonempty(get(col::MOD1 + i)).map(normalize_hcpcs)).collect();
-    modifiers.sort();
-    modifiers.dedup();
+    let mut modifiers: Vec<Text> = Vec::new();
+    for i in 0..N_MOD {
+        if let Some(m) = nonempty(get(col::MOD1 + i)) {
+            modifiers.push(Text::upper(m));
+        }
+    }
+    if modifiers.len() > 1 {
+        modifiers.sort();
+        modifiers.dedup();
+    }
 
     let program = if ctx.presence.payer {
-        let text =
-            [get(col::PAYER), get(col::PLAN), get(col::CLAIM_TYPE)].iter().filter_map(|v| nonempty(*v)).collect::<Vec<_>>().join(" ");
-        Some(ctx.policy.payer_program(&text))
+        Some(Text::new(ctx.policy.payer_program_of(&[get(col::PAYER), get(col::PLAN), get(col::CLAIM_TYPE)])))
     } else {
         None
     };
-    let ndc = nonempty(get(col::NDC)).map(|n| normalize_ndc(n).unwrap_or_else(|| n.to_string()));
+    let ndc = nonempty(get(col::NDC)).map(|n| normalize_ndc(n).unwrap_or_else(|| Text::new(n)));
     let is_reversal = units < 0.0;
     Ok(Line {
-        person_id: person.to_string(),
-        claim_id: claim_id.to_string(),
+        person_id: Text::new(person),
+        claim_id: Text::new(claim_id),
         claim_line_number,
         service_date,
         end_date,
-        hcpcs: normalize_hcpcs(code),
+        hcpcs: Text::upper(code),
         units,
         dx,
         modifiers,
         pos: nonempty(get(col::POS)).map(normalize_pos),
         ndc,
         program,
-        rendering_npi: nonempty(get(col::RENDERING_NPI)).map(str::to_string),
-        billing_npi: nonempty(get(col::BILLING_NPI)).map(str::to_string),
+        rendering_npi: nonempty(get(col::RENDERING_NPI)).map(Text::new),
+        billing_npi: nonempty(get(col::BILLING_NPI)).map(Text::new),
         paid_amount: nonempty(get(col::PAID)).and_then(parse_money),
         allowed_amount: nonempty(get(col::ALLOWED)).and_then(parse_money),
         charge_amount: nonempty(get(col::CHARGE)).and_then(parse_money),
         presence: ctx.presence,
         file: ctx.file,
         source_line,
-        raw: is_reversal.then(String::new),
+        raw: is_reversal.then(Box::default),
     })
 }
 
@@ -217,12 +264,12 @@ mod tests {
 
     #[test]
     fn ndc_forms() {
-        let want = Some("50242015001".to_string());
+        let want = Some(Text::new("50242015001"));
         assert_eq!(normalize_ndc("50242-0150-01"), want);
         assert_eq!(normalize_ndc("50242015001"), want);
         assert_eq!(normalize_ndc("50242-150-01"), want);
-        assert_eq!(normalize_ndc("0002-1433-80"), Some("00002143380".into()));
-        assert_eq!(normalize_ndc("50242-0150-1"), Some("50242015001".into()));
+        assert_eq!(normalize_ndc("0002-1433-80"), Some(Text::new("00002143380")));
+        assert_eq!(normalize_ndc("50242-0150-1"), Some(Text::new("50242015001")));
         assert_eq!(normalize_ndc("5024215001"), None);
     }
 

@@ -91,32 +91,32 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
     let total_bytes: u64 = inputs.iter().map(|i| i.bytes).sum();
     let bar = progress.bar("read", total_bytes);
     let mut files = Vec::with_capacity(inputs.len());
-    let mut lines: Vec<Line> = Vec::new();
+    let mut chunks: Vec<Vec<Line>> = Vec::new();
     let mut rejects: Vec<RejectRow> = Vec::new();
     for (k, input) in inputs.iter().enumerate() {
         let before = bar.position();
-        let out = read_file(input, k as u32, &spec, &|n| bar.inc(n))?;
+        let mut out = read_file(input, k as u32, &spec, &|n| bar.inc(n))?;
         bar.set_position(before + input.bytes);
         tracing::info!(file = %input.path.display(), rows_read = out.stats.rows_read, rows_rejected = out.stats.rows_rejected, "read");
-        files.push(out.stats);
-        lines.extend(out.lines);
-        rejects.extend(out.rejects);
+        files.push(std::mem::take(&mut out.stats));
+        rejects.extend(out.rejects.drain(..));
+        chunks.extend(out.into_chunks());
     }
     bar.finish_and_clear();
     let read_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let horizon = opts.to.or_else(|| lines.iter().map(|l| l.service_date).max());
-    let lines_kept = lines.len();
-    let groups = split_by_person(lines);
+    let horizon = opts.to.or_else(|| chunks.iter().flatten().map(|l| l.service_date).max());
+    let (sorted, groups) = split_by_person(&chunks);
+    let lines_kept = sorted.len();
     let persons = groups.len();
     tracing::debug!(seconds = t1.elapsed().as_secs_f64(), persons, "grouped by person");
     let ctx = Ctx { policy, from: opts.from, to: opts.to, horizon: horizon.unwrap_or_default() };
     let bar = progress.bar("evaluate", persons as u64);
     let results: Vec<PatientResult> = groups
         .into_par_iter()
-        .map(|g| {
-            let r = evaluate_patient(g, &ctx);
+        .map(|(a, b)| {
+            let r = evaluate_patient(&sorted[a..b], &ctx);
             bar.inc(1);
             r
         })
@@ -135,24 +135,13 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
             t.flagged += p.flagged;
             t.not_evaluable += p.not_evaluable;
         }
-        for l in r.unmatched {
-            let f = &mut files[l.file as usize];
+        for (file, reject) in r.unmatched {
+            let f = &mut files[file as usize];
             f.rows_accepted -= 1;
             f.rows_rejected += 1;
             f.rows_kept -= 1;
             f.rows_in_scope -= 1;
-            rejects.push(RejectRow {
-                file: l.file,
-                source_line: l.source_line,
-                code: "reversal_unmatched",
-                reason: format!(
-                    "reversal of {} units of {} on {} matches no earlier line of the same person, date, code and units",
-                    crate::rules::units(-l.units),
-                    l.hcpcs,
-                    l.service_date
-                ),
-                raw_text: l.raw.clone().map(|r| raw_text(r.as_bytes())).unwrap_or_default(),
-            });
+            rejects.push(reject);
         }
     }
     findings.par_sort_unstable_by(|a, b| {
@@ -185,67 +174,80 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
     })
 }
 
-/// Groups lines by person. Sorts indices, not the (large) lines, and moves
-/// each line once.
-fn split_by_person(lines: Vec<Line>) -> Vec<Vec<Line>> {
+/// Groups lines by person: the lines in person order, and each person's
+/// range in it. Sorts references, never the (large) lines.
+fn split_by_person(chunks: &[Vec<Line>]) -> (Vec<&Line>, Vec<(usize, usize)>) {
     // Sort compact keys (the id's first 16 bytes and its length) so most
-    // comparisons never chase a pointer to the heap string.
+    // comparisons never chase a pointer to the id's bytes.
     let key = |s: &str| -> (u128, usize) {
         let mut b = [0u8; 16];
         let n = s.len().min(16);
         b[..n].copy_from_slice(&s.as_bytes()[..n]);
         (u128::from_be_bytes(b), s.len())
     };
-    let mut idx: Vec<((u128, usize), u32)> = lines.iter().enumerate().map(|(i, l)| (key(&l.person_id), i as u32)).collect();
+    let mut idx: Vec<((u128, usize), &Line)> = chunks.iter().flatten().map(|l| (key(&l.person_id), l)).collect();
     idx.par_sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| {
-            if a.0.1 <= 16 { std::cmp::Ordering::Equal } else { lines[a.1 as usize].person_id.cmp(&lines[b.1 as usize].person_id) }
-        })
+        a.0.cmp(&b.0).then_with(|| if a.0.1 <= 16 { std::cmp::Ordering::Equal } else { a.1.person_id.cmp(&b.1.person_id) })
     });
-    let mut slots: Vec<Option<Line>> = lines.into_iter().map(Some).collect();
-    let mut groups: Vec<Vec<Line>> = Vec::new();
-    for (_, i) in idx {
-        let Some(l) = slots[i as usize].take() else { continue };
-        match groups.last_mut() {
-            Some(g) if g[0].person_id == l.person_id => g.push(l),
-            _ => groups.push(vec![l]),
+    let sorted: Vec<&Line> = idx.into_iter().map(|(_, l)| l).collect();
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..=sorted.len() {
+        if i == sorted.len() || sorted[i].person_id != sorted[start].person_id {
+            groups.push((start, i));
+            start = i;
         }
     }
-    groups
+    (sorted, groups)
 }
 
 struct PatientResult {
     findings: Vec<Finding>,
     episodes: Vec<EpisodeRow>,
     tallies: Vec<Tally>,
-    unmatched: Vec<Line>,
+    /// Reversals that reverse nothing: (file, reject row).
+    unmatched: Vec<(u32, RejectRow)>,
 }
 
-fn evaluate_patient(lines: Vec<Line>, ctx: &Ctx) -> PatientResult {
+fn evaluate_patient(lines: &[&Line], ctx: &Ctx) -> PatientResult {
     // Without a policy-code line no rule has an item: only J-codes outside
     // the policy (kept as drug days for PER_DIEM_WITHOUT_DRUG). Skip the work.
-    if !lines.iter().any(|l| ctx.policy.policy_codes.contains(&l.hcpcs)) {
+    if !lines.iter().any(|l| ctx.policy.policy_codes.contains(l.hcpcs.as_str())) {
+        let unmatched = if lines.iter().all(|l| l.units >= 0.0) { Vec::new() } else { net_reversals(lines.to_vec()).1.0 };
         return PatientResult {
             findings: Vec::new(),
             episodes: Vec::new(),
             tallies: vec![Tally::default(); RULES.len()],
-            unmatched: unmatched_only(lines),
+            unmatched: unmatched_rejects(&unmatched),
         };
     }
     let person = lines[0].person_id.clone();
-    let (active, unmatched) = net_reversals(lines);
+    let (active, unmatched) = net_reversals(lines.to_vec());
     let patient = build_patient(person, active, ctx.policy);
     let (findings, tallies) = evaluate(&patient, ctx);
     let episodes = episode_rows(&patient, &findings, ctx);
-    PatientResult { findings, episodes, tallies, unmatched: unmatched.0 }
+    PatientResult { findings, episodes, tallies, unmatched: unmatched_rejects(&unmatched.0) }
 }
 
-/// Reversals of a person without policy codes still need their match check.
-fn unmatched_only(lines: Vec<Line>) -> Vec<Line> {
-    if lines.iter().all(|l| l.units >= 0.0) {
-        return Vec::new();
-    }
-    net_reversals(lines).1.0
+fn unmatched_rejects(lines: &[&Line]) -> Vec<(u32, RejectRow)> {
+    lines
+        .iter()
+        .map(|l| {
+            let reject = RejectRow {
+                file: l.file,
+                source_line: l.source_line,
+                code: "reversal_unmatched",
+                reason: format!(
+                    "reversal of {} units of {} on {} matches no earlier line of the same person, date, code and units",
+                    crate::rules::units(-l.units),
+                    l.hcpcs,
+                    l.service_date
+                ),
+                raw_text: l.raw.as_deref().map(|r| raw_text(r.as_bytes())).unwrap_or_default(),
+            };
+            (l.file, reject)
+        })
+        .collect()
 }
 
 fn episode_rows(p: &Patient, findings: &[Finding], ctx: &Ctx) -> Vec<EpisodeRow> {
@@ -259,7 +261,7 @@ fn episode_rows(p: &Patient, findings: &[Finding], ctx: &Ctx) -> Vec<EpisodeRow>
             claims.dedup();
             EpisodeRow {
                 episode_id: a.episode_id.clone(),
-                person_id: p.person_id.clone(),
+                person_id: p.person_id.to_string(),
                 administration_date: a.date,
                 drug_code: a.drug.clone(),
                 dose_units: a.dose,

@@ -273,13 +273,39 @@ impl Policy {
 
     /// Payer program from payer/plan text.
     pub fn payer_program(&self, text: &str) -> String {
-        let lower = text.to_ascii_lowercase();
+        self.payer_program_lower(&text.to_ascii_lowercase()).to_string()
+    }
+
+    /// The program for a line's payer, plan and claim type (trimmed,
+    /// non-empty ones joined by a space, as `payer_program` reads them).
+    /// Runs per in-scope line, so it joins into a stack buffer.
+    pub fn payer_program_of(&self, parts: &[Option<&str>]) -> &str {
+        let mut buf = [0u8; 256];
+        let mut n = 0;
+        for p in parts.iter().flatten().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+            let sep = usize::from(n > 0);
+            if n + sep + p.len() > buf.len() {
+                let text = parts.iter().flatten().map(|p| p.trim()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+                return self.payer_program_lower(&text.to_ascii_lowercase());
+            }
+            if sep == 1 {
+                buf[n] = b' ';
+            }
+            buf[n + sep..n + sep + p.len()].copy_from_slice(p.as_bytes());
+            n += sep + p.len();
+        }
+        buf[..n].make_ascii_lowercase();
+        // Whole `str`s and spaces, lower-cased as ASCII: still UTF-8.
+        self.payer_program_lower(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+    }
+
+    fn payer_program_lower(&self, lower: &str) -> &str {
         for p in &self.file.payer_program {
             if p.contains.iter().any(|c| lower.contains(c.as_str())) {
-                return p.program.clone();
+                return &p.program;
             }
         }
-        self.file.payer_defaults.otherwise.clone()
+        &self.file.payer_defaults.otherwise
     }
 
     pub fn severity(&self, rule: &str) -> Option<Severity> {
@@ -306,6 +332,9 @@ mod tests {
         assert_eq!(p.payer_program("MEDICARE PART B"), "medicare_ffs");
         assert_eq!(p.payer_program("State Medicaid"), "medicaid");
         assert_eq!(p.payer_program("Aetna PPO"), "commercial");
+        assert_eq!(p.payer_program_of(&[Some(" Acme Medicare "), None, Some("Advantage HMO")]), "medicare_advantage");
+        assert_eq!(p.payer_program_of(&[Some(""), Some("MEDICARE"), Some("part b")]), "medicare_ffs");
+        assert_eq!(p.payer_program_of(&[Some(&"x".repeat(300)), Some("medicaid")]), "medicaid");
     }
 
     #[test]

@@ -82,8 +82,27 @@ pub struct RejectRow {
 #[derive(Debug, Default)]
 pub struct FileOutput {
     pub stats: FileStats,
+    /// Kept lines of the piece being read.
     pub lines: Vec<Line>,
+    /// Kept lines of finished pieces, in order. Pieces stay separate so no
+    /// line is moved again after it is built.
+    pub chunks: Vec<Vec<Line>>,
     pub rejects: Vec<RejectRow>,
+}
+
+impl FileOutput {
+    /// All kept lines in file order, as chunks.
+    pub fn into_chunks(mut self) -> Vec<Vec<Line>> {
+        if !self.lines.is_empty() {
+            self.chunks.push(std::mem::take(&mut self.lines));
+        }
+        self.chunks
+    }
+
+    /// All kept lines in file order (tests and the fuzz target).
+    pub fn all_lines(&self) -> impl Iterator<Item = &Line> {
+        self.chunks.iter().flatten().chain(&self.lines)
+    }
 }
 
 /// Expands files, directories (their .csv, .csv.gz, .parquet files) and
@@ -269,7 +288,7 @@ impl<'a> RowSink<'a> {
                     return RowVerdict::Accepted;
                 }
                 if l.raw.is_some() {
-                    l.raw = Some(raw_text(raw));
+                    l.raw = Some(raw_text(raw).into_boxed_str());
                 }
                 self.out.stats.rows_kept += 1;
                 self.out.lines.push(l);
@@ -292,7 +311,7 @@ pub fn raw_text(raw: &[u8]) -> String {
 
 /// Merges per-chunk outputs in order, shifting line numbers by each chunk's base.
 pub(crate) fn append(into: &mut FileOutput, mut part: FileOutput, line_base: u64) {
-    for l in &mut part.lines {
+    for l in part.chunks.iter_mut().flatten().chain(&mut part.lines) {
         l.source_line += line_base;
     }
     for r in &mut part.rejects {
@@ -304,8 +323,12 @@ pub(crate) fn append(into: &mut FileOutput, mut part: FileOutput, line_base: u64
     s.rows_rejected += p.rows_rejected;
     s.rows_in_scope += p.rows_in_scope;
     s.rows_kept += p.rows_kept;
-    into.lines.append(&mut part.lines);
+    // Appending keeps order: `into`'s open piece is older than `part`.
+    if !into.lines.is_empty() {
+        into.chunks.push(std::mem::take(&mut into.lines));
+    }
     into.rejects.append(&mut part.rejects);
+    into.chunks.extend(part.into_chunks().into_iter().filter(|c| !c.is_empty()));
 }
 
 /// Splits one CSV line into unquoted fields (for the generator's Parquet output).

@@ -6,6 +6,7 @@ use super::{Ctx, RuleOutput, units};
 use crate::date::Date;
 use crate::episodes::Patient;
 use crate::normalize::display_dx;
+use crate::text::Text;
 
 fn net(p: &Patient, d: Date, code: &str) -> f64 {
     p.net.get(d, code)
@@ -13,15 +14,15 @@ fn net(p: &Patient, d: Date, code: &str) -> f64 {
 
 /// Indices of active drug lines (any target drug) dated in range.
 fn drug_lines<'a>(p: &'a Patient, ctx: &'a Ctx) -> impl Iterator<Item = usize> + 'a {
-    (0..p.lines.len()).filter(move |&i| ctx.policy.drugs.contains_key(&p.lines[i].hcpcs) && ctx.in_range(p.lines[i].service_date))
+    (0..p.lines.len()).filter(move |&i| ctx.policy.drugs.contains_key(p.lines[i].hcpcs.as_str()) && ctx.in_range(p.lines[i].service_date))
 }
 
-fn dx_list(dx: &[String]) -> String {
+fn dx_list(dx: &[Text]) -> String {
     if dx.is_empty() { "no diagnosis".into() } else { dx.iter().map(|d| display_dx(d)).collect::<Vec<_>>().join(", ") }
 }
 
 /// The line's diagnoses that are MS codes.
-fn ms_diagnoses<'a>(ctx: &Ctx, l: &'a crate::normalize::Line) -> Vec<&'a String> {
+fn ms_diagnoses<'a>(ctx: &Ctx, l: &'a crate::normalize::Line) -> Vec<&'a Text> {
     l.dx.iter().filter(|d| ctx.policy.dx_in_group(d, "ms_diagnosis")).collect()
 }
 
@@ -73,14 +74,14 @@ pub fn dx_not_valid_on_dos(p: &Patient, ctx: &Ctx) -> RuleOutput {
             continue;
         }
         out.evaluated += 1;
-        let invalid: Vec<&String> = ms.iter().copied().filter(|d| !ctx.policy.dx_valid_on(d, l.service_date)).collect();
+        let invalid: Vec<&Text> = ms.iter().copied().filter(|d| !ctx.policy.dx_valid_on(d, l.service_date)).collect();
         if invalid.is_empty() {
             continue;
         }
         let mut why = Vec::new();
         let mut windows = Vec::new();
         for d in &invalid {
-            let Some(entry) = ctx.policy.icd.get(*d) else { continue };
+            let Some(entry) = ctx.policy.icd.get(d.as_str()) else { continue };
             let window = match (entry.valid_from, entry.valid_to) {
                 (Some(f), Some(t)) => format!("valid {f} to {t}"),
                 (Some(f), None) => format!("valid only for dates of service on or after {f}"),
@@ -139,7 +140,7 @@ pub fn dx_off_label(p: &Patient, ctx: &Ctx) -> RuleOutput {
 pub fn addon_without_primary(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     for ((d, code), &n) in p.net.iter() {
-        let Some(entry) = ctx.policy.hcpcs.get(code) else { continue };
+        let Some(entry) = ctx.policy.hcpcs.get(code.as_str()) else { continue };
         if entry.addon_of.is_empty() || n <= 0.0 || !ctx.in_range(*d) {
             continue;
         }
@@ -174,7 +175,7 @@ fn lines_of<'a>(p: &'a Patient, d: Date, code: &'a str) -> impl Iterator<Item = 
 pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     for ((d, code), &n) in p.net.iter() {
-        let Some(max) = ctx.policy.hcpcs.get(code).and_then(|c| c.daily_max) else { continue };
+        let Some(max) = ctx.policy.hcpcs.get(code.as_str()).and_then(|c| c.daily_max) else { continue };
         if !ctx.in_range(*d) {
             continue;
         }
@@ -204,11 +205,11 @@ pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
 pub fn duplicate_line(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     // Units compare exactly (as bits): equal units means the same number billed.
-    let mut groups: std::collections::BTreeMap<(Date, &str, u64, &[String]), Vec<usize>> = Default::default();
+    let mut groups: std::collections::BTreeMap<(Date, &str, u64, &[Text]), Vec<usize>> = Default::default();
     for (i, l) in p.lines.iter().enumerate() {
-        if ctx.policy.policy_codes.contains(&l.hcpcs) && ctx.in_range(l.service_date) {
+        if ctx.policy.policy_codes.contains(l.hcpcs.as_str()) && ctx.in_range(l.service_date) {
             out.evaluated += 1;
-            groups.entry((l.service_date, &l.hcpcs, l.units.to_bits(), &l.modifiers)).or_default().push(i);
+            groups.entry((l.service_date, &l.hcpcs, l.units.to_bits(), l.modifiers.as_slice())).or_default().push(i);
         }
     }
     for ((d, code, _, mods), mut ids) in groups {
@@ -244,7 +245,7 @@ pub fn ndc_mismatch(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     for i in drug_lines(p, ctx) {
         let l = &p.lines[i];
-        let Some(drug) = ctx.policy.drugs.get(&l.hcpcs) else { continue };
+        let Some(drug) = ctx.policy.drugs.get(l.hcpcs.as_str()) else { continue };
         if drug.ndc.is_empty() {
             continue;
         }
@@ -281,7 +282,7 @@ pub fn pos_not_home(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     let home = &ctx.policy.file.home_infusion.place_of_service;
     for (i, l) in p.lines.iter().enumerate() {
-        if !ctx.in_range(l.service_date) || !ctx.policy.hcpcs.get(&l.hcpcs).is_some_and(|c| c.home_only) {
+        if !ctx.in_range(l.service_date) || !ctx.policy.hcpcs.get(l.hcpcs.as_str()).is_some_and(|c| c.home_only) {
             continue;
         }
         let Some(pos) = l.pos.as_deref() else {
@@ -308,7 +309,9 @@ pub fn wastage_modifier(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let w = &ctx.policy.file.wastage;
     for i in drug_lines(p, ctx) {
         let l = &p.lines[i];
-        if !ctx.policy.drugs.get(&l.hcpcs).is_some_and(|d| d.wastage_modifiers) || w.required_from.is_some_and(|f| l.service_date < f) {
+        if !ctx.policy.drugs.get(l.hcpcs.as_str()).is_some_and(|d| d.wastage_modifiers)
+            || w.required_from.is_some_and(|f| l.service_date < f)
+        {
             continue;
         }
         let Some(program) = l.program.as_deref() else {
@@ -323,7 +326,7 @@ pub fn wastage_modifier(p: &Patient, ctx: &Ctx) -> RuleOutput {
         if !w.programs.iter().any(|p| p == program) {
             continue;
         }
-        let present: Vec<&String> = l.modifiers.iter().filter(|m| w.modifiers.contains(m)).collect();
+        let present: Vec<&Text> = l.modifiers.iter().filter(|m| w.modifiers.iter().any(|x| x == *m)).collect();
         if present.len() != 1 {
             let what = if present.is_empty() {
                 "neither".to_string()
@@ -351,7 +354,7 @@ pub fn s_code_medicare(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     let programs = &ctx.policy.file.medicare.programs;
     for (i, l) in p.lines.iter().enumerate() {
-        if !ctx.in_range(l.service_date) || ctx.policy.hcpcs.get(&l.hcpcs).is_none_or(|c| c.medicare_payable) {
+        if !ctx.in_range(l.service_date) || ctx.policy.hcpcs.get(l.hcpcs.as_str()).is_none_or(|c| c.medicare_payable) {
             continue;
         }
         let Some(program) = l.program.as_deref() else {
@@ -412,7 +415,7 @@ pub fn duplicate_per_diem(p: &Patient, ctx: &Ctx) -> RuleOutput {
         }
         for i in a.line_idx.iter().copied().filter(|&i| p.lines[i].service_date == a.date) {
             let l = &p.lines[i];
-            let Some(entry) = ctx.policy.hcpcs.get(&l.hcpcs) else { continue };
+            let Some(entry) = ctx.policy.hcpcs.get(l.hcpcs.as_str()) else { continue };
             if entry.included_in.is_empty() {
                 continue;
             }

@@ -10,6 +10,7 @@ use crate::date::Date;
 use crate::episodes::Patient;
 use crate::normalize::Line;
 use crate::policy::Policy;
+use crate::text::Text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -198,20 +199,20 @@ pub struct Finding {
     pub rule_id: &'static str,
     pub category: &'static str,
     pub severity: Severity,
-    pub person_id: String,
-    pub claim_id: String,
+    pub person_id: Text,
+    pub claim_id: Text,
     pub claim_line_number: i64,
     pub service_date: Date,
-    pub hcpcs_code: String,
+    pub hcpcs_code: Text,
     pub episode_id: Option<String>,
     pub message: String,
     pub evidence: String,
     pub units: f64,
     pub paid_amount: Option<f64>,
     pub allowed_amount: Option<f64>,
-    pub payer_program: Option<String>,
-    pub rendering_npi: Option<String>,
-    pub billing_npi: Option<String>,
+    pub payer_program: Option<Text>,
+    pub rendering_npi: Option<Text>,
+    pub billing_npi: Option<Text>,
     pub file: u32,
     pub source_line: u64,
 }

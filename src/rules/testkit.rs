@@ -6,6 +6,7 @@ use crate::episodes::{build_patient, net_reversals};
 use crate::normalize::{Line, normalize_dx};
 use crate::policy::Policy;
 use crate::rules::{Ctx, Finding, RULES};
+use crate::text::Text;
 
 pub fn d(s: &str) -> Date {
     Date::parse(s).expect("test date")
@@ -14,7 +15,7 @@ pub fn d(s: &str) -> Date {
 pub fn line(date: &str, code: &str, units: f64) -> Line {
     Line {
         person_id: "P1".into(),
-        claim_id: format!("C-{date}-{code}"),
+        claim_id: format!("C-{date}-{code}").into(),
         claim_line_number: 1,
         service_date: d(date),
         end_date: None,
@@ -34,7 +35,7 @@ pub fn line(date: &str, code: &str, units: f64) -> Line {
         presence: Presence { payer: true, pos: true, modifiers: true, ndc: true },
         file: 0,
         source_line: 2,
-        raw: (units < 0.0).then(String::new),
+        raw: (units < 0.0).then(Box::default),
     }
 }
 
@@ -50,7 +51,7 @@ pub trait LineExt {
 
 impl LineExt for Line {
     fn dx(mut self, codes: &[&str]) -> Line {
-        self.dx = codes.iter().map(|c| normalize_dx(c)).collect();
+        self.dx = codes.iter().map(|c| normalize_dx(c).into()).collect();
         self
     }
     fn claim(mut self, id: &str, n: i64) -> Line {
@@ -59,21 +60,21 @@ impl LineExt for Line {
         self
     }
     fn program(mut self, p: Option<&str>) -> Line {
-        self.program = p.map(String::from);
+        self.program = p.map(Text::from);
         self.presence.payer = p.is_some();
         self
     }
     fn mods(mut self, m: &[&str]) -> Line {
-        self.modifiers = m.iter().map(|s| s.to_string()).collect();
+        self.modifiers = m.iter().map(|&s| Text::from(s)).collect();
         self.modifiers.sort();
         self
     }
     fn pos(mut self, p: Option<&str>) -> Line {
-        self.pos = p.map(String::from);
+        self.pos = p.map(Text::from);
         self
     }
     fn ndc(mut self, n: Option<&str>) -> Line {
-        self.ndc = n.map(String::from);
+        self.ndc = n.map(Text::from);
         self
     }
     fn end(mut self, date: &str) -> Line {
@@ -109,7 +110,7 @@ pub fn fire(rule: &str, lines: Vec<Line>) -> Vec<Finding> {
 pub fn fire_with(rule: &str, lines: Vec<Line>, run: Run) -> Vec<Finding> {
     let policy = Policy::default_policy().expect("policy");
     let horizon = run.horizon.or(run.to).or_else(|| lines.iter().map(|l| l.service_date).max()).unwrap_or_default();
-    let (active, _) = net_reversals(lines);
+    let (active, _) = net_reversals(lines.iter().collect());
     let p = build_patient("P1".into(), active, &policy);
     let ctx = Ctx { policy: &policy, from: run.from, to: run.to, horizon };
     let def = RULES.iter().find(|r| r.id == rule).expect("rule id");

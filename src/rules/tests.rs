@@ -3,7 +3,7 @@
 use super::testkit::*;
 
 fn ids(f: &[super::Finding]) -> Vec<(String, i64)> {
-    f.iter().map(|x| (x.claim_id.clone(), x.claim_line_number)).collect()
+    f.iter().map(|x| (x.claim_id.to_string(), x.claim_line_number)).collect()
 }
 
 #[test]
