@@ -114,19 +114,29 @@ struct GLine {
     quirk: u8,
 }
 
-struct Writer {
-    out: Vec<u8>,
-    sink: Box<dyn std::io::Write>,
-    /// Date texts by day number, in the three extract styles.
-    dates: std::collections::HashMap<i32, [String; 3]>,
+/// Date texts by day number, in the three extract styles, for the
+/// generated span; dates outside it are formatted on the fly.
+struct Dates {
+    base: i32,
+    text: Vec<[String; 3]>,
 }
 
-impl Writer {
-    fn ensure(&mut self, d: Date) {
-        self.dates.entry(d.0).or_insert_with(|| {
-            let (y, m, dd) = d.ymd();
-            [format!("{y:04}-{m:02}-{dd:02}"), format!("{y:04}{m:02}{dd:02}"), format!("{m:02}/{dd:02}/{y:04}")]
-        });
+impl Dates {
+    fn new(from: Date, to: Date) -> Dates {
+        let text = (from.0..=to.0).map(|d| Dates::format(Date(d))).collect();
+        Dates { base: from.0, text }
+    }
+
+    fn format(d: Date) -> [String; 3] {
+        let (y, m, dd) = d.ymd();
+        [format!("{y:04}-{m:02}-{dd:02}"), format!("{y:04}{m:02}{dd:02}"), format!("{m:02}/{dd:02}/{y:04}")]
+    }
+
+    fn push(&self, out: &mut Vec<u8>, d: Date, style: usize) {
+        match usize::try_from(d.0 - self.base).ok().and_then(|i| self.text.get(i)) {
+            Some(t) => out.extend_from_slice(t[style].as_bytes()),
+            None => out.extend_from_slice(Dates::format(d)[style].as_bytes()),
+        }
     }
 }
 
@@ -174,13 +184,9 @@ impl GLine {
     /// CSV text of the line. Quirks: 1 lower-case code with spaces, 2 other
     /// date forms, 3 POS "12.0", 4 units "600.000", 5 quoted plan with a
     /// comma, quotes and a newline.
-    fn write(&self, w: &mut Writer) {
+    fn write(&self, o: &mut Vec<u8>, dates: &Dates) {
         let (payer, plan) = PAYERS[self.payer];
         let style = if self.quirk == 2 { 1 + (self.claim % 2) as usize } else { 0 };
-        w.ensure(self.date);
-        w.ensure(self.end);
-        let Writer { out: o, dates, .. } = w;
-        let (d, e) = (dates[&self.date.0][style].as_bytes(), dates[&self.end.0][style].as_bytes());
         o.push(b'C');
         push_num(o, self.claim, 9);
         o.push(b',');
@@ -195,13 +201,14 @@ impl GLine {
         if self.quirk == 5 {
             o.push(b'"');
             o.extend_from_slice(plan.as_bytes());
-            o.extend_from_slice(b", \"\"legacy\"\"\nrider\"");
+            o.extend_from_slice(PLAN_QUIRK.as_bytes());
+            o.push(b'"');
         } else {
             o.extend_from_slice(plan.as_bytes());
         }
-        for x in [d, d, d, e] {
+        for x in [self.date, self.date, self.date, self.end] {
             o.push(b',');
-            o.extend_from_slice(x);
+            dates.push(o, x, style);
         }
         o.push(b',');
         o.extend_from_slice(if self.quirk == 3 && self.pos == "12" { b"12.0" } else { self.pos.as_bytes() });
@@ -237,6 +244,9 @@ impl GLine {
 }
 
 const FY26: i32 = 20362; // 2025-10-01
+/// Quirk 5 appends this to the plan (CSV-quoted: `""` for each quote).
+const PLAN_QUIRK: &str = ", \"\"legacy\"\"\nrider";
+const PLAN_QUIRK_VALUE: &str = ", \"legacy\"\nrider";
 
 fn ms_dx(d: Date, r: &mut Rng) -> &'static str {
     const AFTER: [&str; 5] = ["G35.A", "G35.B1", "g35a", "G35.C1", "G35B0"];
@@ -380,35 +390,21 @@ pub fn generate(o: &GenOptions) -> Result<()> {
     let background = o.lines.saturating_sub(cohort.len() as u64);
     let every = if cohort.is_empty() { u64::MAX } else { (background / cohort.len() as u64).max(1) };
     let bg_people = (o.lines / 6).max(1);
-    let mut w = Writer { out: Vec::with_capacity(1 << 20), sink: open_sink(o)?, dates: Default::default() };
-    w.out.extend_from_slice(COLUMNS.join(",").as_bytes());
-    w.out.push(b'\n');
+    // Anomalies date a line up to a few hundred days past the span.
+    let dates = Dates::new(start.add_days(-31), end.add_days(600));
+    let mut out = Output::new(o)?;
     let mut next_cohort = 0usize;
     let mut bg_claim = 10_000_000_000u64;
-    let mut parquet = (o.format == GenFormat::Parquet).then(|| ParquetSink::new(&o.out));
-    let emit = |l: &GLine, w: &mut Writer, pq: &mut Option<ParquetSink>| -> Result<()> {
-        match pq {
-            Some(p) => p.push(l)?,
-            None => {
-                l.write(w);
-                if w.out.len() > (1 << 20) {
-                    flush(w, &o.out)?;
-                }
-            }
-        }
-        Ok(())
-    };
-    #[allow(clippy::explicit_counter_loop)]
+    let mut batch: Vec<GLine> = Vec::with_capacity(BATCH);
     for i in 0..background {
         if every != u64::MAX && i % every == 0 && next_cohort < cohort.len() {
-            let l = cohort[next_cohort];
-            emit(&l, &mut w, &mut parquet)?;
+            batch.push(cohort[next_cohort]);
             next_cohort += 1;
         }
         let (code, units, price) = if r.chance(15) { *r.pick(&BG_J) } else { *r.pick(&BG_CODES) };
         let d = start.add_days(r.below(span) as i32);
         bg_claim += 1;
-        let l = GLine {
+        batch.push(GLine {
             claim: bg_claim,
             line: 1,
             person: 1_000_000 + r.below(bg_people),
@@ -423,84 +419,206 @@ pub fn generate(o: &GenOptions) -> Result<()> {
             dx: [*r.pick(&BG_DX), *r.pick(&BG_DX), ""],
             price,
             quirk: if r.chance(5) { 5 } else { 0 },
-        };
-        emit(&l, &mut w, &mut parquet)?;
+        });
+        if batch.len() >= BATCH {
+            out.write(&batch, &dates)?;
+            batch.clear();
+        }
     }
-    while next_cohort < cohort.len() {
-        let l = cohort[next_cohort];
-        emit(&l, &mut w, &mut parquet)?;
-        next_cohort += 1;
+    batch.extend_from_slice(&cohort[next_cohort..]);
+    out.write(&batch, &dates)?;
+    out.finish()
+}
+
+/// Lines generated before they are formatted (in parallel) and written.
+const BATCH: usize = 1 << 18;
+
+enum Output {
+    Csv { file: std::fs::File, path: PathBuf },
+    Parquet(ParquetSink),
+}
+
+impl Output {
+    fn new(o: &GenOptions) -> Result<Output> {
+        if o.format == GenFormat::Parquet {
+            return Ok(Output::Parquet(ParquetSink::new(&o.out)));
+        }
+        let mut file = std::fs::File::create(&o.out).map_err(|e| Error::output(&o.out, format!("cannot create: {e}")))?;
+        let header = format!("{}\n", COLUMNS.join(","));
+        std::io::Write::write_all(&mut file, header.as_bytes()).map_err(|e| Error::output(&o.out, format!("write failed: {e}")))?;
+        Ok(Output::Csv { file, path: o.out.clone() })
     }
-    match parquet {
-        Some(p) => p.finish(),
-        None => flush(&mut w, &o.out),
+
+    /// Writes lines in order; CSV text is formatted in parallel chunks.
+    fn write(&mut self, lines: &[GLine], dates: &Dates) -> Result<()> {
+        use rayon::prelude::*;
+        match self {
+            Output::Csv { file, path } => {
+                let parts: Vec<Vec<u8>> = lines
+                    .par_chunks(8192)
+                    .map(|c| {
+                        let mut o = Vec::with_capacity(c.len() * 200);
+                        for l in c {
+                            l.write(&mut o, dates);
+                        }
+                        o
+                    })
+                    .collect();
+                for p in parts {
+                    std::io::Write::write_all(file, &p).map_err(|e| Error::output(&*path, format!("write failed: {e}")))?;
+                }
+                Ok(())
+            }
+            Output::Parquet(p) => p.push(lines),
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        match self {
+            Output::Csv { .. } => Ok(()),
+            Output::Parquet(p) => p.finish(),
+        }
     }
 }
 
-fn open_sink(o: &GenOptions) -> Result<Box<dyn std::io::Write>> {
-    if o.format == GenFormat::Parquet {
-        return Ok(Box::new(std::io::sink()));
-    }
-    let f = std::fs::File::create(&o.out).map_err(|e| Error::output(&o.out, format!("cannot create: {e}")))?;
-    Ok(Box::new(std::io::BufWriter::with_capacity(1 << 20, f)))
-}
-
-fn flush(w: &mut Writer, path: &std::path::Path) -> Result<()> {
-    w.sink.write_all(&w.out).and_then(|_| w.sink.flush()).map_err(|e| Error::output(path, format!("write failed: {e}")))?;
-    w.out.clear();
-    Ok(())
-}
-
-/// Column buffers for Parquet output, written as a row group every 1M lines.
+/// Typed column buffers for Parquet output, written as a row group every 256k
+/// lines: dates DATE, units and amounts DOUBLE, line numbers INT64, the rest
+/// strings with the same text quirks as the CSV (not those of dates or units,
+/// which typed columns cannot carry).
 struct ParquetSink {
-    cols: Vec<Vec<String>>,
+    ids: [Vec<String>; 3],
+    line: Vec<i64>,
+    text: [Vec<Option<&'static str>>; 13],
+    dates: [Vec<i32>; 4],
+    nums: [Vec<f64>; 4],
     rows: usize,
     writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
     path: std::path::PathBuf,
 }
 
+/// The string columns ParquetSink keeps as static text, in `text` order.
+const PQ_TEXT: [&str; 13] = [
+    "claim_type",
+    "payer",
+    "plan",
+    "place_of_service_code",
+    "hcpcs_code",
+    "hcpcs_modifier_1",
+    "hcpcs_modifier_2",
+    "ndc_code",
+    "rendering_npi",
+    "billing_npi",
+    "diagnosis_code_1",
+    "diagnosis_code_2",
+    "diagnosis_code_3",
+];
+
+/// Plans with the quirk-5 suffix, interned once.
+fn quirk_plan(payer: usize) -> &'static str {
+    static PLANS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let plans = PLANS.get_or_init(|| PAYERS.iter().map(|(_, p)| &*Box::leak(format!("{p}{PLAN_QUIRK_VALUE}").into_boxed_str())).collect());
+    plans.get(payer).copied().unwrap_or("")
+}
+
+/// Codes with quirk 1 (lower case, padded), interned once per code.
+fn quirk_code(code: &'static str) -> &'static str {
+    static CODES: std::sync::Mutex<Vec<(&'static str, &'static str)>> = std::sync::Mutex::new(Vec::new());
+    let Ok(mut v) = CODES.lock() else { return code };
+    if let Some((_, q)) = v.iter().find(|(c, _)| *c == code) {
+        return q;
+    }
+    let q: &'static str = Box::leak(format!(" {} ", code.to_ascii_lowercase()).into_boxed_str());
+    v.push((code, q));
+    q
+}
+
 impl ParquetSink {
     fn new(path: &std::path::Path) -> ParquetSink {
-        ParquetSink { cols: vec![Vec::new(); COLUMNS.len()], rows: 0, writer: None, path: path.to_path_buf() }
+        ParquetSink {
+            ids: Default::default(),
+            line: Vec::new(),
+            text: Default::default(),
+            dates: Default::default(),
+            nums: Default::default(),
+            rows: 0,
+            writer: None,
+            path: path.to_path_buf(),
+        }
     }
 
-    fn push(&mut self, l: &GLine) -> Result<()> {
-        let mut w = Writer { out: Vec::new(), sink: Box::new(std::io::sink()), dates: Default::default() };
-        let mut plain = *l;
-        // Typed columns carry no text quirks of dates or units.
-        plain.quirk = if l.quirk == 2 || l.quirk == 4 { 0 } else { l.quirk };
-        plain.write(&mut w);
-        let mut f = crate::ingest::split_csv_line(&w.out);
-        f.resize(COLUMNS.len(), String::new());
-        for (c, v) in self.cols.iter_mut().zip(f) {
-            c.push(v);
-        }
-        self.rows += 1;
-        if self.rows >= 1 << 20 {
-            self.seal()?;
+    fn push(&mut self, lines: &[GLine]) -> Result<()> {
+        for l in lines {
+            let (payer, plan) = PAYERS[l.payer];
+            self.ids[0].push(format!("C{:09}", l.claim));
+            self.ids[1].push(format!("P{:08}", l.person));
+            self.ids[2].push(format!("M{:08}", l.person));
+            self.line.push(l.line as i64);
+            let nonempty = |s: &'static str| (!s.is_empty()).then_some(s);
+            let vals: [Option<&'static str>; 13] = [
+                Some("professional"),
+                Some(payer),
+                Some(if l.quirk == 5 { quirk_plan(l.payer) } else { plan }),
+                Some(if l.quirk == 3 && l.pos == "12" { "12.0" } else { l.pos }),
+                Some(if l.quirk == 1 { quirk_code(l.code) } else { l.code }),
+                nonempty(l.modifier),
+                None,
+                nonempty(l.ndc),
+                Some("1902837465"),
+                Some("1447382910"),
+                nonempty(l.dx[0]),
+                nonempty(l.dx[1]),
+                nonempty(l.dx[2]),
+            ];
+            for (c, v) in self.text.iter_mut().zip(vals) {
+                c.push(v);
+            }
+            for (c, d) in self.dates.iter_mut().zip([l.date, l.date, l.date, l.end]) {
+                c.push(d.0);
+            }
+            // Same cents as the CSV text.
+            let paid = l.price * l.units;
+            let cents = |v: f64| (v * 100.0).round() / 100.0;
+            for (c, v) in self.nums.iter_mut().zip([l.units, cents(paid), cents(paid * 1.1), cents(paid * 1.6)]) {
+                c.push(v);
+            }
+            self.rows += 1;
+            if self.rows >= 1 << 18 {
+                self.seal()?;
+            }
         }
         Ok(())
     }
 
-    /// Writes the buffered rows as one typed row group: dates DATE, units
-    /// and amounts DOUBLE, line numbers INT64.
+    /// Writes the buffered rows as one row group, columns in `COLUMNS` order.
     fn seal(&mut self) -> Result<()> {
         use polars::prelude::*;
         if self.rows == 0 {
             return Ok(());
         }
         let err = |e: PolarsError| Error::output(&self.path, e.to_string());
-        let mut cols = Vec::new();
-        for (name, vals) in COLUMNS.iter().zip(std::mem::replace(&mut self.cols, vec![Vec::new(); COLUMNS.len()])) {
-            let c = if name.ends_with("_date") {
-                let d: Vec<Option<i32>> = vals.iter().map(|v| Date::parse(v).map(|d| d.0)).collect();
-                Column::new((*name).into(), d).cast(&DataType::Date).map_err(err)?
-            } else if *name == "claim_line_number" {
-                Column::new((*name).into(), vals.iter().map(|v| v.parse::<i64>().ok()).collect::<Vec<_>>())
-            } else if *name == "service_unit_quantity" || name.ends_with("_amount") {
-                Column::new((*name).into(), vals.iter().map(|v| crate::normalize::parse_number(v)).collect::<Vec<_>>())
-            } else {
-                Column::new((*name).into(), vals.into_iter().map(|v| (!v.is_empty()).then_some(v)).collect::<Vec<_>>())
+        let mut cols = Vec::with_capacity(COLUMNS.len());
+        for name in COLUMNS {
+            let c = match name {
+                "claim_id" => Column::new(name.into(), std::mem::take(&mut self.ids[0])),
+                "person_id" => Column::new(name.into(), std::mem::take(&mut self.ids[1])),
+                "member_id" => Column::new(name.into(), std::mem::take(&mut self.ids[2])),
+                "claim_line_number" => Column::new(name.into(), std::mem::take(&mut self.line)),
+                "claim_start_date" | "claim_end_date" | "claim_line_start_date" | "claim_line_end_date" => {
+                    // Pushed as the CSV writes them: the service date three times, then the end date.
+                    let k = ["claim_start_date", "claim_end_date", "claim_line_start_date", "claim_line_end_date"]
+                        .iter()
+                        .position(|n| *n == name)
+                        .unwrap_or(0);
+                    Column::new(name.into(), std::mem::take(&mut self.dates[k])).cast(&DataType::Date).map_err(err)?
+                }
+                "service_unit_quantity" => Column::new(name.into(), std::mem::take(&mut self.nums[0])),
+                "paid_amount" => Column::new(name.into(), std::mem::take(&mut self.nums[1])),
+                "allowed_amount" => Column::new(name.into(), std::mem::take(&mut self.nums[2])),
+                "charge_amount" => Column::new(name.into(), std::mem::take(&mut self.nums[3])),
+                _ => {
+                    let k = PQ_TEXT.iter().position(|n| *n == name).unwrap_or(0);
+                    Column::new(name.into(), std::mem::take(&mut self.text[k]))
+                }
             };
             cols.push(c);
         }

@@ -221,8 +221,20 @@ impl<'a> RowSink<'a> {
     /// Handles one row. `field(i)` is the i-th field's bytes; `raw` the row's
     /// text as read (for rejects).
     pub fn row<'f>(&mut self, line: u64, nfields: usize, field: impl Fn(usize) -> &'f [u8], raw: &[u8]) {
+        self.row_lazy(line, nfields, field, || std::borrow::Cow::Borrowed(raw))
+    }
+
+    /// `row` for readers that have no row text and build it only when needed
+    /// (a reject or a reversal).
+    pub fn row_lazy<'f, 'r>(
+        &mut self,
+        line: u64,
+        nfields: usize,
+        field: impl Fn(usize) -> &'f [u8],
+        raw: impl Fn() -> std::borrow::Cow<'r, [u8]>,
+    ) {
         self.out.stats.rows_read += 1;
-        match self.check(line, nfields, &field, raw) {
+        match self.check(line, nfields, &field, &raw) {
             RowVerdict::Accepted => self.out.stats.rows_accepted += 1,
             RowVerdict::Rejected(r) => {
                 self.out.stats.rows_rejected += 1;
@@ -231,13 +243,19 @@ impl<'a> RowSink<'a> {
                     source_line: line,
                     code: r.code,
                     reason: r.detail,
-                    raw_text: raw_text(raw),
+                    raw_text: raw_text(&raw()),
                 });
             }
         }
     }
 
-    fn check<'f>(&mut self, line: u64, nfields: usize, field: &impl Fn(usize) -> &'f [u8], raw: &[u8]) -> RowVerdict {
+    fn check<'f, 'r>(
+        &mut self,
+        line: u64,
+        nfields: usize,
+        field: &impl Fn(usize) -> &'f [u8],
+        raw: &impl Fn() -> std::borrow::Cow<'r, [u8]>,
+    ) -> RowVerdict {
         let width = self.resolved.width;
         if nfields != width {
             if nfields == 1 && field(0).iter().all(|b| b.is_ascii_whitespace()) {
@@ -247,7 +265,7 @@ impl<'a> RowSink<'a> {
         }
         let idx = &self.resolved.idx;
         let get_bytes = |slot: usize| idx[slot].map(field);
-        if field(0) == self.header_first.as_slice() && trim_cr(raw) == trim_cr(&self.header_raw) {
+        if field(0) == self.header_first.as_slice() && trim_cr(&raw()) == trim_cr(&self.header_raw) {
             return RowVerdict::Rejected(Reject::new("repeated_header", "a repeated header row"));
         }
         let code = get_bytes(col::HCPCS).map(|b| b.trim_ascii()).unwrap_or(b"");
@@ -262,7 +280,7 @@ impl<'a> RowSink<'a> {
         let in_scope = code_in_scope(self.spec.policy, code);
         // Readers validate whole pieces and clear `utf8_checked` when one fails.
         if !self.utf8_checked
-            && let Err(e) = std::str::from_utf8(raw)
+            && let Err(e) = std::str::from_utf8(&raw())
         {
             let at = e.valid_up_to();
             let col = (0..nfields).find(|&i| {
@@ -288,7 +306,7 @@ impl<'a> RowSink<'a> {
                     return RowVerdict::Accepted;
                 }
                 if l.raw.is_some() {
-                    l.raw = Some(raw_text(raw).into_boxed_str());
+                    l.raw = Some(raw_text(&raw()).into_boxed_str());
                 }
                 self.out.stats.rows_kept += 1;
                 self.out.lines.push(l);
@@ -329,12 +347,4 @@ pub(crate) fn append(into: &mut FileOutput, mut part: FileOutput, line_base: u64
     }
     into.rejects.append(&mut part.rejects);
     into.chunks.extend(part.into_chunks().into_iter().filter(|c| !c.is_empty()));
-}
-
-/// Splits one CSV line into unquoted fields (for the generator's Parquet output).
-pub fn split_csv_line(line: &[u8]) -> Vec<String> {
-    let mut f = record::Fields::new();
-    let Some(span) = record::split_record(line, 0, b',', true, &mut f) else { return Vec::new() };
-    let data: &[u8] = if span.quoted { &f.scratch } else { line };
-    f.ranges.iter().map(|&(a, b)| String::from_utf8_lossy(&data[a as usize..b as usize]).into_owned()).collect()
 }

@@ -2,13 +2,19 @@
 //! read (projection pushdown) and rows whose code no rule reads are dropped
 //! inside the scan (predicate pushdown), so memory follows in-scope rows.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use polars::prelude::*;
 
-use super::{FileOutput, RowSink, ScanSpec};
+use rayon::prelude::*;
+
+use super::{FileOutput, RowSink, ScanSpec, append};
 use crate::columns::col as slot;
 use crate::error::{Error, Result};
+
+/// Rows per parallel normalization task.
+const PAR_ROWS: usize = 8192;
 
 fn perr(path: &Path, e: PolarsError) -> Error {
     let msg = e.to_string();
@@ -49,13 +55,17 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             .or(e.clone().str().starts_with(lit("\t")))
             .or(e.str().ends_with(lit("\t")))
     };
-    let mut wanted = code.clone().str().starts_with(lit("J")).or(code.clone().str().starts_with(lit("j"))).or(padded(code.clone()));
     let mut variants: Vec<String> = spec.policy.policy_codes.iter().flat_map(|c| [c.clone(), c.to_ascii_lowercase()]).collect();
     variants.sort();
     variants.dedup();
-    for c in &variants {
-        wanted = wanted.or(code.clone().eq(lit(c.as_str())));
-    }
+    // One hashed membership test, not one comparison pass per code.
+    let codes = Series::new("codes".into(), variants);
+    let mut wanted = code
+        .clone()
+        .is_in(lit(codes).implode(false), false)
+        .or(code.clone().str().starts_with(lit("J")))
+        .or(code.clone().str().starts_with(lit("j")))
+        .or(padded(code.clone()));
     // Rows that will be rejected are read too, so they reach rejects.parquet.
     wanted = wanted.or(code.clone().is_null()).or(code.eq(lit("")));
     let mut person_empty: Option<Expr> = None;
@@ -90,6 +100,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
         let c = df.column(&format!("__c{k}")).and_then(|c| c.str()).map_err(|e| perr(path, e))?;
         cols.push(c.iter().collect());
     }
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "parquet columns gathered");
     // Parquet rows have no field-count problems: present every column as its
     // own field, in slot order, with a width that always matches.
     let mut pos = vec![None; resolved.idx.len()];
@@ -98,13 +109,27 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     }
     let local = crate::columns::Resolved { idx: pos.try_into().unwrap_or(resolved.idx), width: present.len() };
     let header: Vec<String> = present.iter().map(|&s| crate::columns::canonical_name(s)).collect();
-    let mut sink = RowSink::new(spec, &local, file_idx, &header, b"\x00never-a-header\x00");
-    for (r, &row) in rows.iter().enumerate() {
-        let field = |k: usize| cols[k][r].unwrap_or("").as_bytes();
-        let raw = (0..present.len()).map(|k| cols[k][r].unwrap_or("")).collect::<Vec<_>>().join(",");
-        sink.row(row, present.len(), field, raw.as_bytes());
+    // Normalize in parallel, in row order: one sink per range of rows.
+    let ranges: Vec<(usize, usize)> = (0..rows.len()).step_by(PAR_ROWS).map(|a| (a, (a + PAR_ROWS).min(rows.len()))).collect();
+    let parts: Vec<FileOutput> = ranges
+        .into_par_iter()
+        .map(|(a, b)| {
+            let mut sink = RowSink::new(spec, &local, file_idx, &header, b"\x00never-a-header\x00");
+            // Parquet strings are UTF-8 already.
+            sink.utf8_checked = true;
+            for (r, &row) in rows.iter().enumerate().take(b).skip(a) {
+                let field = |k: usize| cols[k][r].unwrap_or("").as_bytes();
+                let raw = || Cow::Owned((0..present.len()).map(|k| cols[k][r].unwrap_or("")).collect::<Vec<_>>().join(",").into_bytes());
+                sink.row_lazy(row, present.len(), field, raw);
+            }
+            sink.out
+        })
+        .collect();
+    let mut out = FileOutput::default();
+    for part in parts {
+        append(&mut out, part, 0);
     }
-    let mut out = sink.out;
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "parquet rows normalized");
     // Rows the scan filtered out were read and accepted, out of scope.
     let filtered = rows_read.saturating_sub(out.stats.rows_read);
     out.stats.rows_read += filtered;
