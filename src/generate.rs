@@ -396,6 +396,7 @@ pub fn generate(o: &GenOptions) -> Result<()> {
     let mut next_cohort = 0usize;
     let mut bg_claim = 10_000_000_000u64;
     let mut batch: Vec<GLine> = Vec::with_capacity(BATCH);
+    #[allow(clippy::explicit_counter_loop)]
     for i in 0..background {
         if every != u64::MAX && i % every == 0 && next_cohort < cohort.len() {
             batch.push(cohort[next_cohort]);
@@ -435,13 +436,13 @@ const BATCH: usize = 1 << 18;
 
 enum Output {
     Csv { file: std::fs::File, path: PathBuf },
-    Parquet(ParquetSink),
+    Parquet(Box<ParquetSink>),
 }
 
 impl Output {
     fn new(o: &GenOptions) -> Result<Output> {
         if o.format == GenFormat::Parquet {
-            return Ok(Output::Parquet(ParquetSink::new(&o.out)));
+            return Ok(Output::Parquet(Box::new(ParquetSink::new(&o.out))));
         }
         let mut file = std::fs::File::create(&o.out).map_err(|e| Error::output(&o.out, format!("cannot create: {e}")))?;
         let header = format!("{}\n", COLUMNS.join(","));

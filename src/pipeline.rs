@@ -99,7 +99,7 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
         bar.set_position(before + input.bytes);
         tracing::info!(file = %input.path.display(), rows_read = out.stats.rows_read, rows_rejected = out.stats.rows_rejected, "read");
         files.push(std::mem::take(&mut out.stats));
-        rejects.extend(out.rejects.drain(..));
+        rejects.append(&mut out.rejects);
         chunks.extend(out.into_chunks());
     }
     bar.finish_and_clear();

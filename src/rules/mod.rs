@@ -228,7 +228,7 @@ impl RuleOutput {
     /// Records a finding on `line` for `rule`; severity comes from the policy.
     fn flag(&mut self, rule: &'static str, p: &Patient, ctx: &Ctx, i: usize, message: String, evidence: serde_json::Value) {
         let def = &RULES[rule_index(rule).unwrap_or(0)];
-        let l: &Line = &p.lines[i];
+        let l: &Line = p.lines[i];
         self.findings.push(Finding {
             rule_id: def.id,
             category: def.category,
