@@ -5,7 +5,7 @@
 use crate::columns::{N_DX, N_MOD, Presence, col};
 use crate::date::Date;
 use crate::policy::Policy;
-use crate::text::Text;
+use crate::text::{Codes, Text};
 
 /// A normalized claim line. Codes are in their comparison forms: HCPCS
 /// trimmed and upper-cased, ICD-10-CM upper-cased without the dot, NDC as 11
@@ -20,7 +20,8 @@ pub struct Line {
     pub end_date: Option<Date>,
     pub hcpcs: Text,
     pub units: f64,
-    pub dx: Vec<Text>,
+    /// Normalized diagnoses in column order, without repeats.
+    pub dx: Codes,
     /// Upper-cased, sorted, de-duplicated.
     pub modifiers: Vec<Text>,
     pub pos: Option<Text>,
@@ -167,11 +168,41 @@ pub struct RowContext<'a> {
     pub policy: &'a Policy,
     pub presence: Presence,
     pub file: u32,
+    /// The last payer/plan/claim-type texts (each as length + bytes) and
+    /// their program: extracts repeat a few payers, so most rows hit it.
+    pub program_cache: (Vec<u8>, Text),
+}
+
+impl<'a> RowContext<'a> {
+    pub fn new(policy: &'a Policy, presence: Presence, file: u32) -> RowContext<'a> {
+        RowContext { policy, presence, file, program_cache: (Vec::new(), Text::default()) }
+    }
+
+    fn program(&mut self, parts: [Option<&str>; 3]) -> Text {
+        let mut key = [0u8; 192];
+        let mut n = 0;
+        for p in parts {
+            let p = p.unwrap_or("").as_bytes();
+            if n + 4 + p.len() > key.len() {
+                // Long texts: no caching.
+                return Text::new(self.policy.payer_program_of(&parts));
+            }
+            key[n..n + 4].copy_from_slice(&(p.len() as u32).to_le_bytes());
+            key[n + 4..n + 4 + p.len()].copy_from_slice(p);
+            n += 4 + p.len();
+        }
+        if self.program_cache.0 != key[..n] {
+            self.program_cache.0.clear();
+            self.program_cache.0.extend_from_slice(&key[..n]);
+            self.program_cache.1 = Text::new(self.policy.payer_program_of(&parts));
+        }
+        self.program_cache.1.clone()
+    }
 }
 
 /// Normalizes one in-scope row. `get(slot)` returns the raw text of a column
 /// (None when the file lacks it or the value is null).
-pub fn normalize_row<'r>(ctx: &RowContext, source_line: u64, get: impl Fn(usize) -> Option<&'r str>) -> Result<Line, Reject> {
+pub fn normalize_row<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(usize) -> Option<&'r str>) -> Result<Line, Reject> {
     let person = nonempty(get(col::PERSON_ID))
         .or_else(|| nonempty(get(col::MEMBER_ID)))
         .ok_or_else(|| Reject::new("empty_person", "person_id (and member_id) is empty"))?;
@@ -194,15 +225,7 @@ pub fn normalize_row<'r>(ctx: &RowContext, source_line: u64, get: impl Fn(usize)
     let claim_line_number = parse_line_number(ln_text)
         .ok_or_else(|| Reject::new("bad_line_number", format!("claim_line_number {:?} is not an integer", clip(ln_text))))?;
 
-    let mut dx: Vec<Text> = Vec::new();
-    for i in 0..N_DX {
-        if let Some(d) = nonempty(get(col::DX1 + i)) {
-            let n = dx_text(d);
-            if !dx.contains(&n) {
-                dx.push(n);
-            }
-        }
-    }
+    let dx = Codes::from_codes((0..N_DX).filter_map(|i| nonempty(get(col::DX1 + i)).map(dx_text)));
     let mut modifiers: Vec<Text> = Vec::new();
     for i in 0..N_MOD {
         if let Some(m) = nonempty(get(col::MOD1 + i)) {
@@ -214,11 +237,7 @@ pub fn normalize_row<'r>(ctx: &RowContext, source_line: u64, get: impl Fn(usize)
         modifiers.dedup();
     }
 
-    let program = if ctx.presence.payer {
-        Some(Text::new(ctx.policy.payer_program_of(&[get(col::PAYER), get(col::PLAN), get(col::CLAIM_TYPE)])))
-    } else {
-        None
-    };
+    let program = if ctx.presence.payer { Some(ctx.program([get(col::PAYER), get(col::PLAN), get(col::CLAIM_TYPE)])) } else { None };
     let ndc = nonempty(get(col::NDC)).map(|n| normalize_ndc(n).unwrap_or_else(|| Text::new(n)));
     let is_reversal = units < 0.0;
     Ok(Line {

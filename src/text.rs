@@ -170,6 +170,87 @@ impl serde::Serialize for Text {
     }
 }
 
+/// A short list of codes without spaces (normalized ICD-10-CM codes), kept
+/// as one space-separated `Text`: no allocation for the usual few codes.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Codes(Text);
+
+impl Codes {
+    /// From codes in order, dropping empty ones and repeats. Codes must hold
+    /// no space (the separator); callers strip whitespace first.
+    pub fn from_codes<T: AsRef<str>>(codes: impl IntoIterator<Item = T>) -> Codes {
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        let mut long: Option<String> = None;
+        for c in codes {
+            let c = c.as_ref();
+            debug_assert!(!c.contains(' '));
+            if c.is_empty() || Codes::has(std::str::from_utf8(&buf[..n]).unwrap_or_default(), c) {
+                continue;
+            }
+            if let Some(l) = long.as_mut() {
+                if !Codes::has(l, c) {
+                    l.push(' ');
+                    l.push_str(c);
+                }
+                continue;
+            }
+            let sep = usize::from(n > 0);
+            if n + sep + c.len() > buf.len() {
+                let mut l = std::str::from_utf8(&buf[..n]).unwrap_or_default().to_string();
+                if n > 0 {
+                    l.push(' ');
+                }
+                l.push_str(c);
+                long = Some(l);
+                continue;
+            }
+            if sep == 1 {
+                buf[n] = b' ';
+            }
+            buf[n + sep..n + sep + c.len()].copy_from_slice(c.as_bytes());
+            n += sep + c.len();
+        }
+        match long {
+            Some(l) => Codes(Text::new(&l)),
+            // Whole `str`s and spaces.
+            None => Codes(Text::new(std::str::from_utf8(&buf[..n]).unwrap_or_default())),
+        }
+    }
+
+    fn has(list: &str, c: &str) -> bool {
+        list.split(' ').any(|x| x == c)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split(' ').filter(|s| !s.is_empty())
+    }
+
+    pub fn contains(&self, c: &str) -> bool {
+        !c.is_empty() && Codes::has(&self.0, c)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+}
+
+impl fmt::Debug for Codes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl serde::Serialize for Codes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +270,17 @@ mod tests {
             assert_eq!(a.finish(), b.finish());
         }
         assert!(Text::new("A") < Text::new("B") && Text::new("AB") > Text::new("A"));
+    }
+
+    #[test]
+    fn codes_keep_order_drop_repeats_and_empties() {
+        let c = Codes::from_codes(["G35A", "", "R519", "G35A", "Z79899"]);
+        assert_eq!(c.iter().collect::<Vec<_>>(), ["G35A", "R519", "Z79899"]);
+        assert!(c.contains("R519") && !c.contains("R51") && !c.contains(""));
+        assert_eq!(c.len(), 3);
+        let many: Vec<String> = (0..30).map(|i| format!("Z{i:05}")).collect();
+        let c = Codes::from_codes(many.iter().map(String::as_str).chain(["Z00001"]));
+        assert_eq!(c.iter().collect::<Vec<_>>(), many);
+        assert!(Codes::from_codes::<&str>([]).is_empty());
     }
 }

@@ -210,7 +210,7 @@ impl<'a> RowSink<'a> {
         RowSink {
             spec,
             resolved,
-            ctx: RowContext { policy: spec.policy, presence: resolved.presence(), file },
+            ctx: RowContext::new(spec.policy, resolved.presence(), file),
             header_first: header_fields.first().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
             header_raw: header_raw.to_vec(),
             out: FileOutput::default(),
@@ -298,7 +298,7 @@ impl<'a> RowSink<'a> {
             return RowVerdict::Accepted;
         }
         let get = |slot: usize| -> Option<&str> { idx[slot].and_then(|i| std::str::from_utf8(field(i)).ok()) };
-        match normalize_row(&self.ctx, line, get) {
+        match normalize_row(&mut self.ctx, line, get) {
             Err(r) => RowVerdict::Rejected(r),
             Ok(mut l) => {
                 self.out.stats.rows_in_scope += 1;

@@ -6,7 +6,7 @@ use super::{Ctx, RuleOutput, units};
 use crate::date::Date;
 use crate::episodes::Patient;
 use crate::normalize::display_dx;
-use crate::text::Text;
+use crate::text::{Codes, Text};
 
 fn net(p: &Patient, d: Date, code: &str) -> f64 {
     p.net.get(d, code)
@@ -17,12 +17,12 @@ fn drug_lines<'a>(p: &'a Patient, ctx: &'a Ctx) -> impl Iterator<Item = usize> +
     (0..p.lines.len()).filter(move |&i| ctx.policy.drugs.contains_key(p.lines[i].hcpcs.as_str()) && ctx.in_range(p.lines[i].service_date))
 }
 
-fn dx_list(dx: &[Text]) -> String {
+fn dx_list(dx: &Codes) -> String {
     if dx.is_empty() { "no diagnosis".into() } else { dx.iter().map(|d| display_dx(d)).collect::<Vec<_>>().join(", ") }
 }
 
 /// The line's diagnoses that are MS codes.
-fn ms_diagnoses<'a>(ctx: &Ctx, l: &'a crate::normalize::Line) -> Vec<&'a Text> {
+fn ms_diagnoses<'a>(ctx: &Ctx, l: &'a crate::normalize::Line) -> Vec<&'a str> {
     l.dx.iter().filter(|d| ctx.policy.dx_in_group(d, "ms_diagnosis")).collect()
 }
 
@@ -74,14 +74,14 @@ pub fn dx_not_valid_on_dos(p: &Patient, ctx: &Ctx) -> RuleOutput {
             continue;
         }
         out.evaluated += 1;
-        let invalid: Vec<&Text> = ms.iter().copied().filter(|d| !ctx.policy.dx_valid_on(d, l.service_date)).collect();
+        let invalid: Vec<&str> = ms.iter().copied().filter(|d| !ctx.policy.dx_valid_on(d, l.service_date)).collect();
         if invalid.is_empty() {
             continue;
         }
         let mut why = Vec::new();
         let mut windows = Vec::new();
         for d in &invalid {
-            let Some(entry) = ctx.policy.icd.get(d.as_str()) else { continue };
+            let Some(entry) = ctx.policy.icd.get(*d) else { continue };
             let window = match (entry.valid_from, entry.valid_to) {
                 (Some(f), Some(t)) => format!("valid {f} to {t}"),
                 (Some(f), None) => format!("valid only for dates of service on or after {f}"),

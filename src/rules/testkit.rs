@@ -6,7 +6,7 @@ use crate::episodes::{build_patient, net_reversals};
 use crate::normalize::{Line, normalize_dx};
 use crate::policy::Policy;
 use crate::rules::{Ctx, Finding, RULES};
-use crate::text::Text;
+use crate::text::{Codes, Text};
 
 pub fn d(s: &str) -> Date {
     Date::parse(s).expect("test date")
@@ -22,7 +22,7 @@ pub fn line(date: &str, code: &str, units: f64) -> Line {
         hcpcs: code.into(),
         units,
         // A valid MS diagnosis for the date: G35 before FY2026, G35.A from it.
-        dx: vec![if d(date) < d("2025-10-01") { "G35".into() } else { "G35A".into() }],
+        dx: Codes::from_codes([if d(date) < d("2025-10-01") { "G35" } else { "G35A" }]),
         modifiers: vec!["JZ".into()],
         pos: Some("12".into()),
         ndc: if code == "J2350" { Some("50242015001".into()) } else { None },
@@ -51,7 +51,8 @@ pub trait LineExt {
 
 impl LineExt for Line {
     fn dx(mut self, codes: &[&str]) -> Line {
-        self.dx = codes.iter().map(|c| normalize_dx(c).into()).collect();
+        let n: Vec<String> = codes.iter().map(|c| normalize_dx(c)).collect();
+        self.dx = Codes::from_codes(n.iter().map(String::as_str));
         self
     }
     fn claim(mut self, id: &str, n: i64) -> Line {
