@@ -162,7 +162,7 @@ pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, policy: &Policy)
         }
     }
     for ((date, family), mut codes) in by_date {
-        let order = |c: &String| policy.file.drug.iter().position(|d| crate::normalize::normalize_hcpcs(&d.code) == *c);
+        let order = |c: &String| policy.file.drug.iter().position(|d| d.code == *c);
         codes.sort_by_key(order);
         let drug = codes[0].clone();
         let dose = net.get(date, &drug);
@@ -238,7 +238,7 @@ fn classify(admins: &mut [Administration], policy: &Policy) {
 }
 
 fn is_dose(a: &Administration, d: &Dosing, dose: f64) -> bool {
-    a.drug == crate::normalize::normalize_hcpcs(&d.initiation_code) && (a.dose - dose).abs() < EPS
+    a.drug == d.initiation_code && (a.dose - dose).abs() < EPS
 }
 
 fn is_initiation(a: &Administration, d: &Dosing) -> bool {

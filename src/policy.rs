@@ -182,6 +182,13 @@ impl Policy {
         for p in &mut file.payer_program {
             p.contains.iter_mut().for_each(|c| *c = c.to_ascii_lowercase());
         }
+        // Codes in comparison form once, so per-patient code never normalizes.
+        for d in &mut file.drug {
+            d.code = normalize_hcpcs(&d.code);
+        }
+        for d in file.dosing.values_mut() {
+            d.initiation_code = normalize_hcpcs(&d.initiation_code);
+        }
         let mut drugs = FastMap::default();
         for d in &file.drug {
             let mut d = d.clone();

@@ -185,7 +185,7 @@ impl Codes {
         for c in codes {
             let c = c.as_ref();
             debug_assert!(!c.contains(' '));
-            if c.is_empty() || Codes::has(std::str::from_utf8(&buf[..n]).unwrap_or_default(), c) {
+            if c.is_empty() || buf[..n].split(|&b| b == b' ').any(|x| x == c.as_bytes()) {
                 continue;
             }
             if let Some(l) = long.as_mut() {

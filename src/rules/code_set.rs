@@ -205,20 +205,26 @@ pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
 pub fn duplicate_line(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     // Units compare exactly (as bits): equal units means the same number billed.
-    let mut groups: std::collections::BTreeMap<(Date, &str, u64, &[Text]), Vec<usize>> = Default::default();
-    for (i, l) in p.lines.iter().enumerate() {
-        if ctx.policy.policy_codes.contains(l.hcpcs.as_str()) && ctx.in_range(l.service_date) {
-            out.evaluated += 1;
-            groups.entry((l.service_date, &l.hcpcs, l.units.to_bits(), l.modifiers.as_slice())).or_default().push(i);
-        }
-    }
-    for ((d, code, _, mods), mut ids) in groups {
+    // Sort the items by (key, claim, line) and read runs of equal keys: no
+    // map or per-group allocation.
+    let key = |i: usize| {
+        let l = p.lines[i];
+        (l.service_date, l.hcpcs.as_str(), l.units.to_bits(), l.modifiers.as_slice())
+    };
+    let mut items: Vec<usize> = (0..p.lines.len())
+        .filter(|&i| ctx.policy.policy_codes.contains(p.lines[i].hcpcs.as_str()) && ctx.in_range(p.lines[i].service_date))
+        .collect();
+    out.evaluated = items.len() as u64;
+    items.sort_by(|&a, &b| {
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| (&p.lines[a].claim_id, p.lines[a].claim_line_number).cmp(&(&p.lines[b].claim_id, p.lines[b].claim_line_number)))
+    });
+    for ids in items.chunk_by(|&a, &b| key(a) == key(b)) {
         if ids.len() < 2 {
             continue;
         }
-        ids.sort_by(|&a, &b| {
-            (&p.lines[a].claim_id, p.lines[a].claim_line_number).cmp(&(&p.lines[b].claim_id, p.lines[b].claim_line_number))
-        });
+        let (d, code, _, mods) = key(ids[0]);
         let first = &p.lines[ids[0]];
         for &i in &ids[1..] {
             let l = &p.lines[i];
