@@ -95,11 +95,14 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     tracing::debug!(seconds = t0.elapsed().as_secs_f64(), rows = df.height(), "parquet scan collected");
     let rows: Vec<u64> =
         df.column("__row").and_then(|c| c.u64().map(|ca| ca.iter().map(|v| v.unwrap_or(0)).collect())).map_err(|e| perr(path, e))?;
-    let mut cols: Vec<Vec<Option<&str>>> = Vec::with_capacity(present.len());
+    // One chunk per column, read by row index: no per-cell copies.
+    let mut chunked: Vec<StringChunked> = Vec::with_capacity(present.len());
     for k in 0..present.len() {
         let c = df.column(&format!("__c{k}")).and_then(|c| c.str()).map_err(|e| perr(path, e))?;
-        cols.push(c.iter().collect());
+        chunked.push(c.rechunk().into_owned());
     }
+    let arrays: Vec<_> = chunked.iter().map(|c| c.downcast_iter().next()).collect();
+    let cell = |k: usize, r: usize| -> &str { arrays[k].and_then(|a| a.get(r)).unwrap_or("") };
     tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "parquet columns gathered");
     // Parquet rows have no field-count problems: present every column as its
     // own field, in slot order, with a width that always matches.
@@ -118,8 +121,8 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             // Parquet strings are UTF-8 already.
             sink.utf8_checked = true;
             for (r, &row) in rows.iter().enumerate().take(b).skip(a) {
-                let field = |k: usize| cols[k][r].unwrap_or("").as_bytes();
-                let raw = || Cow::Owned((0..present.len()).map(|k| cols[k][r].unwrap_or("")).collect::<Vec<_>>().join(",").into_bytes());
+                let field = |k: usize| cell(k, r).as_bytes();
+                let raw = || Cow::Owned((0..present.len()).map(|k| cell(k, r)).collect::<Vec<_>>().join(",").into_bytes());
                 sink.row_lazy(row, present.len(), field, raw);
             }
             sink.out

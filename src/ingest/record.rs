@@ -28,56 +28,99 @@ pub struct Span {
 /// the record is incomplete and `at_eof` is false.
 pub fn split_record(buf: &[u8], start: usize, delim: u8, at_eof: bool, f: &mut Fields) -> Option<Span> {
     f.ranges.clear();
-    let nl = memchr::memchr(b'\n', &buf[start..]).map(|k| start + k);
-    let line_end = nl.unwrap_or(buf.len());
-    if nl.is_none() && !at_eof {
-        return None;
+    match scan_plain(&buf[start..], delim, |a, b| f.ranges.push(((start + a) as u32, (start + b) as u32))) {
+        Plain::Line(k) => {
+            let line_end = start + k;
+            let text_end = if line_end > start && buf[line_end - 1] == b'\r' { line_end - 1 } else { line_end };
+            // The last field ends before a CR.
+            if let Some(last) = f.ranges.last_mut() {
+                last.1 = last.1.min(text_end as u32);
+            }
+            Some(Span { text_end, next: line_end + 1, lines: 1, quoted: false })
+        }
+        Plain::Unterminated if !at_eof => None,
+        Plain::Unterminated => {
+            let text_end = if buf.len() > start && buf[buf.len() - 1] == b'\r' { buf.len() - 1 } else { buf.len() };
+            if let Some(last) = f.ranges.last_mut() {
+                last.1 = last.1.min(text_end as u32);
+            }
+            Some(Span { text_end, next: buf.len(), lines: 1, quoted: false })
+        }
+        Plain::Quote => {
+            f.ranges.clear();
+            split_quoted(buf, start, delim, at_eof, f)
+        }
     }
-    if memchr::memchr(b'"', &buf[start..line_end]).is_none() {
-        let text_end = if line_end > start && buf[line_end - 1] == b'\r' { line_end - 1 } else { line_end };
-        let mut fs = start;
-        for_each_byte(&buf[start..text_end], delim, |i| {
-            f.ranges.push((fs as u32, (start + i) as u32));
-            fs = start + i + 1;
-        });
-        f.ranges.push((fs as u32, text_end as u32));
-        return Some(Span { text_end, next: nl.map_or(buf.len(), |n| n + 1), lines: 1, quoted: false });
-    }
-    split_quoted(buf, start, delim, at_eof, f)
 }
 
-/// Calls `f` with the offset of every `needle` byte in `hay`, in order.
-/// Delimiters are dense (every ~10 bytes), where memchr's per-hit setup
-/// costs more than a 16-byte compare-and-mask loop.
+enum Plain {
+    /// The record ends with the newline at this offset.
+    Line(usize),
+    /// No newline before the end of the buffer.
+    Unterminated,
+    /// A quote comes before the newline: the record needs the quoted path.
+    Quote,
+}
+
+/// One pass over a record without quotes: reports each field's range (up to
+/// the newline, CR included) and where the line ends. Delimiters are dense
+/// (every ~10 bytes), so a 16-byte compare-and-mask loop finds delimiters,
+/// newline and quotes together instead of three memchr passes.
 #[inline]
-fn for_each_byte(hay: &[u8], needle: u8, mut f: impl FnMut(usize)) {
+fn scan_plain(hay: &[u8], delim: u8, mut field: impl FnMut(usize, usize)) -> Plain {
+    let mut fs = 0usize;
+    let mut base = 0usize;
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
-        let mut base = 0;
         // SAFETY: SSE2 is part of the x86_64 baseline; loads stay inside `hay`.
         unsafe {
-            let n = _mm_set1_epi8(needle as i8);
+            let (d, nl, q) = (_mm_set1_epi8(delim as i8), _mm_set1_epi8(b'\n' as i8), _mm_set1_epi8(b'"' as i8));
             while base + 16 <= hay.len() {
                 let v = _mm_loadu_si128(hay.as_ptr().add(base) as *const __m128i);
-                let mut mask = _mm_movemask_epi8(_mm_cmpeq_epi8(v, n)) as u32;
-                while mask != 0 {
-                    f(base + mask.trailing_zeros() as usize);
-                    mask &= mask - 1;
+                let mut md = _mm_movemask_epi8(_mm_cmpeq_epi8(v, d)) as u32;
+                let mn = _mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) as u32;
+                let mq = _mm_movemask_epi8(_mm_cmpeq_epi8(v, q)) as u32;
+                let stop = mn | mq;
+                if stop != 0 {
+                    let k = stop.trailing_zeros();
+                    if mq & (1 << k) != 0 {
+                        return Plain::Quote;
+                    }
+                    md &= (1u32 << k) - 1;
+                    while md != 0 {
+                        let i = base + md.trailing_zeros() as usize;
+                        field(fs, i);
+                        fs = i + 1;
+                        md &= md - 1;
+                    }
+                    let end = base + k as usize;
+                    field(fs, end);
+                    return Plain::Line(end);
+                }
+                while md != 0 {
+                    let i = base + md.trailing_zeros() as usize;
+                    field(fs, i);
+                    fs = i + 1;
+                    md &= md - 1;
                 }
                 base += 16;
             }
         }
-        for (i, &b) in hay[base..].iter().enumerate() {
-            if b == needle {
-                f(base + i);
-            }
+    }
+    for (i, &b) in hay.iter().enumerate().skip(base) {
+        if b == delim {
+            field(fs, i);
+            fs = i + 1;
+        } else if b == b'\n' {
+            field(fs, i);
+            return Plain::Line(i);
+        } else if b == b'"' {
+            return Plain::Quote;
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    for i in memchr::memchr_iter(needle, hay) {
-        f(i);
-    }
+    field(fs, hay.len());
+    Plain::Unterminated
 }
 
 fn split_quoted(buf: &[u8], start: usize, delim: u8, at_eof: bool, f: &mut Fields) -> Option<Span> {
