@@ -360,5 +360,9 @@ pub(crate) fn append(into: &mut FileOutput, mut part: FileOutput, line_base: u64
         into.chunks.push(std::mem::take(&mut into.lines));
     }
     into.rejects.append(&mut part.rejects);
-    into.chunks.extend(part.into_chunks().into_iter().filter(|c| !c.is_empty()));
+    // Chunks are held to the end of the run: drop the growth slack (up to half).
+    into.chunks.extend(part.into_chunks().into_iter().filter(|c| !c.is_empty()).map(|mut c| {
+        c.shrink_to_fit();
+        c
+    }));
 }
