@@ -379,20 +379,36 @@ pub fn generate(o: &GenOptions) -> Result<()> {
     let end = Date::from_ymd(2026, 6, 30).unwrap_or_default();
     let span = end.days_since(start) as u64;
     let mut claim = 0u64;
+    // Anomalies date a line up to a few hundred days past the span.
+    let dates = Dates::new(start.add_days(-31), end.add_days(600));
+    let mut out = Output::new(o)?;
+    if o.dense {
+        // Cohort histories only, streamed batch by batch.
+        let (mut batch, mut written, mut person) = (Vec::with_capacity(BATCH + 64), 0u64, 0u64);
+        while written < o.lines {
+            cohort_person(person, &mut r, &mut claim, start, end, &mut batch);
+            person += 1;
+            let left = o.lines - written;
+            if batch.len() as u64 >= left {
+                batch.truncate(left as usize);
+            }
+            if batch.len() >= BATCH || batch.len() as u64 == left {
+                out.write(&batch, &dates)?;
+                written += batch.len() as u64;
+                batch.clear();
+            }
+        }
+        return out.finish();
+    }
     // The cohort first, then spread evenly through the background.
     let mut cohort: Vec<GLine> = Vec::new();
-    let mut person = 0u64;
-    while (person < o.cohort && !o.dense) || (o.dense && (cohort.len() as u64) < o.lines) {
+    for person in 0..o.cohort {
         cohort_person(person, &mut r, &mut claim, start, end, &mut cohort);
-        person += 1;
     }
     cohort.truncate(o.lines as usize);
     let background = o.lines.saturating_sub(cohort.len() as u64);
     let every = if cohort.is_empty() { u64::MAX } else { (background / cohort.len() as u64).max(1) };
     let bg_people = (o.lines / 6).max(1);
-    // Anomalies date a line up to a few hundred days past the span.
-    let dates = Dates::new(start.add_days(-31), end.add_days(600));
-    let mut out = Output::new(o)?;
     let mut next_cohort = 0usize;
     let mut bg_claim = 10_000_000_000u64;
     let mut batch: Vec<GLine> = Vec::with_capacity(BATCH);
@@ -435,7 +451,12 @@ pub fn generate(o: &GenOptions) -> Result<()> {
 const BATCH: usize = 1 << 18;
 
 enum Output {
-    Csv { file: std::fs::File, path: PathBuf },
+    /// `bufs`: text buffers reused batch to batch (fresh ones would page-fault).
+    Csv {
+        file: std::fs::File,
+        path: PathBuf,
+        bufs: Vec<Vec<u8>>,
+    },
     Parquet(Box<ParquetSink>),
 }
 
@@ -447,26 +468,24 @@ impl Output {
         let mut file = std::fs::File::create(&o.out).map_err(|e| Error::output(&o.out, format!("cannot create: {e}")))?;
         let header = format!("{}\n", COLUMNS.join(","));
         std::io::Write::write_all(&mut file, header.as_bytes()).map_err(|e| Error::output(&o.out, format!("write failed: {e}")))?;
-        Ok(Output::Csv { file, path: o.out.clone() })
+        Ok(Output::Csv { file, path: o.out.clone(), bufs: Vec::new() })
     }
 
     /// Writes lines in order; CSV text is formatted in parallel chunks.
     fn write(&mut self, lines: &[GLine], dates: &Dates) -> Result<()> {
         use rayon::prelude::*;
         match self {
-            Output::Csv { file, path } => {
-                let parts: Vec<Vec<u8>> = lines
-                    .par_chunks(8192)
-                    .map(|c| {
-                        let mut o = Vec::with_capacity(c.len() * 200);
-                        for l in c {
-                            l.write(&mut o, dates);
-                        }
-                        o
-                    })
-                    .collect();
-                for p in parts {
-                    std::io::Write::write_all(file, &p).map_err(|e| Error::output(&*path, format!("write failed: {e}")))?;
+            Output::Csv { file, path, bufs } => {
+                const CHUNK: usize = 8192;
+                bufs.resize_with(lines.len().div_ceil(CHUNK).max(bufs.len()), Vec::new);
+                lines.par_chunks(CHUNK).zip(bufs.par_iter_mut()).for_each(|(c, o)| {
+                    o.clear();
+                    for l in c {
+                        l.write(o, dates);
+                    }
+                });
+                for b in bufs.iter().take(lines.len().div_ceil(CHUNK)) {
+                    std::io::Write::write_all(file, b).map_err(|e| Error::output(&*path, format!("write failed: {e}")))?;
                 }
                 Ok(())
             }
