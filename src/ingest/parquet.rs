@@ -43,9 +43,8 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     let as_str = |name: &str| col(name).cast(DataType::String);
     let name_of = |s: usize| resolved.idx[s].map(|i| names[i].clone());
     let code_name = name_of(slot::HCPCS).unwrap_or_default();
-    // A cheap superset of the rows some rule reads, on the raw text: trimming
-    // and upper-casing 5M strings in the scan costs seconds. Rows it lets
-    // through are checked exactly (trimmed, case-insensitive) by the row sink.
+    // Person checks are a cheap superset on the raw text (trimming 5M
+    // strings in the scan costs seconds); the row sink checks exactly.
     let code = as_str(&code_name);
     let padded = |e: Expr| {
         e.clone()
@@ -55,17 +54,28 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             .or(e.clone().str().starts_with(lit("\t")))
             .or(e.str().ends_with(lit("\t")))
     };
-    let mut variants: Vec<String> = spec.policy.policy_codes.iter().flat_map(|c| [c.clone(), c.to_ascii_lowercase()]).collect();
-    variants.sort();
-    variants.dedup();
-    // One hashed membership test, not one comparison pass per code.
-    let codes = Series::new("codes".into(), variants);
-    let mut wanted = code
+    // The code column holds a few hundred distinct values: decide each one
+    // exactly here (as the row sink will), then filter with one hashed
+    // membership test instead of string tests on every row.
+    let distinct = lf
         .clone()
-        .is_in(lit(codes).implode(false), false)
-        .or(code.clone().str().starts_with(lit("J")))
-        .or(code.clone().str().starts_with(lit("j")))
-        .or(padded(code.clone()));
+        .select([code.clone().unique().alias("code")])
+        .collect_with_engine(Engine::Streaming)
+        .map_err(|e| perr(path, e))?
+        .unwrap_single();
+    let wanted_codes: Vec<String> = distinct
+        .column("code")
+        .and_then(|c| c.str().map(|ca| ca.iter().flatten().map(str::to_string).collect::<Vec<_>>()))
+        .map_err(|e| perr(path, e))?
+        .into_iter()
+        .filter(|v| {
+            // Exactly the row sink's test: empty after trimming (a reject) or in scope.
+            let t = v.as_bytes().trim_ascii();
+            t.is_empty() || super::code_in_scope(spec.policy, t)
+        })
+        .collect();
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), distinct = distinct.height(), wanted = wanted_codes.len(), "parquet code values");
+    let mut wanted = code.clone().is_in(lit(Series::new("codes".into(), wanted_codes)).implode(false), false);
     // Rows that will be rejected are read too, so they reach rejects.parquet.
     wanted = wanted.or(code.clone().is_null()).or(code.eq(lit("")));
     let mut person_empty: Option<Expr> = None;
