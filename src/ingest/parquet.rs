@@ -105,14 +105,12 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     tracing::debug!(seconds = t0.elapsed().as_secs_f64(), rows = df.height(), "parquet scan collected");
     let rows: Vec<u64> =
         df.column("__row").and_then(|c| c.u64().map(|ca| ca.iter().map(|v| v.unwrap_or(0)).collect())).map_err(|e| perr(path, e))?;
-    // One chunk per column, read by row index: no per-cell copies.
-    let mut chunked: Vec<StringChunked> = Vec::with_capacity(present.len());
+    // Cells are read in place by row index: no copies of the frame.
+    let mut columns: Vec<&StringChunked> = Vec::with_capacity(present.len());
     for k in 0..present.len() {
-        let c = df.column(&format!("__c{k}")).and_then(|c| c.str()).map_err(|e| perr(path, e))?;
-        chunked.push(c.rechunk().into_owned());
+        columns.push(df.column(&format!("__c{k}")).and_then(|c| c.str()).map_err(|e| perr(path, e))?);
     }
-    let arrays: Vec<_> = chunked.iter().map(|c| c.downcast_iter().next()).collect();
-    let cell = |k: usize, r: usize| -> &str { arrays[k].and_then(|a| a.get(r)).unwrap_or("") };
+    let cell = |k: usize, r: usize| -> &str { columns[k].get(r).unwrap_or("") };
     tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "parquet columns gathered");
     // Parquet rows have no field-count problems: present every column as its
     // own field, in slot order, with a width that always matches.
