@@ -18,7 +18,7 @@ fn drug_lines<'a>(p: &'a Patient, ctx: &'a Ctx) -> impl Iterator<Item = usize> +
 }
 
 fn dx_list(dx: &Codes) -> String {
-    if dx.is_empty() { "no diagnosis".into() } else { dx.iter().map(|d| display_dx(d)).collect::<Vec<_>>().join(", ") }
+    if dx.is_empty() { "no diagnosis".into() } else { dx.iter().map(display_dx).collect::<Vec<_>>().join(", ") }
 }
 
 /// The line's diagnoses that are MS codes.
@@ -58,7 +58,7 @@ pub fn dx_not_ms(p: &Patient, ctx: &Ctx) -> RuleOutput {
                     expected.join(", "),
                     l.service_date
                 ),
-                json!({"hcpcs_code": l.hcpcs, "diagnoses": l.dx.iter().map(|d| display_dx(d)).collect::<Vec<_>>(), "expected_any_of": expected}),
+                json!({"hcpcs_code": l.hcpcs, "diagnoses": l.dx.iter().map(display_dx).collect::<Vec<_>>(), "expected_any_of": expected}),
             );
         }
     }
