@@ -506,32 +506,65 @@ impl Output {
 /// strings with the same text quirks as the CSV (not those of dates or units,
 /// which typed columns cannot carry).
 struct ParquetSink {
-    ids: [Vec<String>; 3],
-    line: Vec<i64>,
-    text: [Vec<Option<&'static str>>; 13],
-    dates: [Vec<i32>; 4],
-    nums: [Vec<f64>; 4],
+    /// One buffer per column of `COLUMNS`, in that order.
+    cols: Vec<Buf>,
     rows: usize,
     writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
     path: std::path::PathBuf,
 }
 
-/// The string columns ParquetSink keeps as static text, in `text` order.
-const PQ_TEXT: [&str; 13] = [
-    "claim_type",
-    "payer",
-    "plan",
-    "place_of_service_code",
-    "hcpcs_code",
-    "hcpcs_modifier_1",
-    "hcpcs_modifier_2",
-    "ndc_code",
-    "rendering_npi",
-    "billing_npi",
-    "diagnosis_code_1",
-    "diagnosis_code_2",
-    "diagnosis_code_3",
-];
+/// One Parquet cell of a generated line.
+enum Cell {
+    Id(String),
+    Text(Option<&'static str>),
+    Int(i64),
+    Date(Date),
+    Num(f64),
+}
+
+enum Buf {
+    Id(Vec<String>),
+    Text(Vec<Option<&'static str>>),
+    Int(Vec<i64>),
+    Date(Vec<i32>),
+    Num(Vec<f64>),
+}
+
+impl Buf {
+    fn for_cell(c: &Cell) -> Buf {
+        match c {
+            Cell::Id(_) => Buf::Id(Vec::new()),
+            Cell::Text(_) => Buf::Text(Vec::new()),
+            Cell::Int(_) => Buf::Int(Vec::new()),
+            Cell::Date(_) => Buf::Date(Vec::new()),
+            Cell::Num(_) => Buf::Num(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, c: Cell) {
+        match (self, c) {
+            (Buf::Id(v), Cell::Id(x)) => v.push(x),
+            (Buf::Text(v), Cell::Text(x)) => v.push(x),
+            (Buf::Int(v), Cell::Int(x)) => v.push(x),
+            (Buf::Date(v), Cell::Date(x)) => v.push(x.0),
+            (Buf::Num(v), Cell::Num(x)) => v.push(x),
+            // `GLine::cells` gives every column the same kind on every line.
+            _ => debug_assert!(false, "cell kind changed between lines"),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> polars::prelude::PolarsResult<polars::prelude::Column> {
+        use polars::prelude::*;
+        let name: PlSmallStr = name.into();
+        Ok(match self {
+            Buf::Id(v) => Column::new(name, std::mem::take(v)),
+            Buf::Text(v) => Column::new(name, std::mem::take(v)),
+            Buf::Int(v) => Column::new(name, std::mem::take(v)),
+            Buf::Date(v) => Column::new(name, std::mem::take(v)).cast(&DataType::Date)?,
+            Buf::Num(v) => Column::new(name, std::mem::take(v)),
+        })
+    }
+}
 
 /// Plans with the quirk-5 suffix, interned once.
 fn quirk_plan(payer: usize) -> &'static str {
@@ -552,54 +585,58 @@ fn quirk_code(code: &'static str) -> &'static str {
     q
 }
 
+impl GLine {
+    /// The line's Parquet cells, in `COLUMNS` order: the values `write`
+    /// gives as CSV text.
+    fn cells(&self) -> [Cell; COLUMNS.len()] {
+        let (payer, plan) = PAYERS[self.payer];
+        let text = |s: &'static str| Cell::Text((!s.is_empty()).then_some(s));
+        // Same cents as the CSV text.
+        let paid = self.price * self.units;
+        let cents = |v: f64| Cell::Num((v * 100.0).round() / 100.0);
+        [
+            Cell::Id(format!("C{:09}", self.claim)),
+            Cell::Int(self.line as i64),
+            text("professional"),
+            Cell::Id(format!("P{:08}", self.person)),
+            Cell::Id(format!("M{:08}", self.person)),
+            text(payer),
+            text(if self.quirk == 5 { quirk_plan(self.payer) } else { plan }),
+            Cell::Date(self.date),
+            Cell::Date(self.date),
+            Cell::Date(self.date),
+            Cell::Date(self.end),
+            text(if self.quirk == 3 && self.pos == "12" { "12.0" } else { self.pos }),
+            text(if self.quirk == 1 { quirk_code(self.code) } else { self.code }),
+            text(self.modifier),
+            text(""),
+            Cell::Num(self.units),
+            text(self.ndc),
+            text("1902837465"),
+            text("1447382910"),
+            text(self.dx[0]),
+            text(self.dx[1]),
+            text(self.dx[2]),
+            cents(paid),
+            cents(paid * 1.1),
+            cents(paid * 1.6),
+        ]
+    }
+}
+
 impl ParquetSink {
     fn new(path: &std::path::Path) -> ParquetSink {
-        ParquetSink {
-            ids: Default::default(),
-            line: Vec::new(),
-            text: Default::default(),
-            dates: Default::default(),
-            nums: Default::default(),
-            rows: 0,
-            writer: None,
-            path: path.to_path_buf(),
-        }
+        ParquetSink { cols: Vec::new(), rows: 0, writer: None, path: path.to_path_buf() }
     }
 
     fn push(&mut self, lines: &[GLine]) -> Result<()> {
         for l in lines {
-            let (payer, plan) = PAYERS[l.payer];
-            self.ids[0].push(format!("C{:09}", l.claim));
-            self.ids[1].push(format!("P{:08}", l.person));
-            self.ids[2].push(format!("M{:08}", l.person));
-            self.line.push(l.line as i64);
-            let nonempty = |s: &'static str| (!s.is_empty()).then_some(s);
-            let vals: [Option<&'static str>; 13] = [
-                Some("professional"),
-                Some(payer),
-                Some(if l.quirk == 5 { quirk_plan(l.payer) } else { plan }),
-                Some(if l.quirk == 3 && l.pos == "12" { "12.0" } else { l.pos }),
-                Some(if l.quirk == 1 { quirk_code(l.code) } else { l.code }),
-                nonempty(l.modifier),
-                None,
-                nonempty(l.ndc),
-                Some("1902837465"),
-                Some("1447382910"),
-                nonempty(l.dx[0]),
-                nonempty(l.dx[1]),
-                nonempty(l.dx[2]),
-            ];
-            for (c, v) in self.text.iter_mut().zip(vals) {
-                c.push(v);
+            let cells = l.cells();
+            if self.cols.is_empty() {
+                self.cols = cells.iter().map(Buf::for_cell).collect();
             }
-            for (c, d) in self.dates.iter_mut().zip([l.date, l.date, l.date, l.end]) {
-                c.push(d.0);
-            }
-            // Same cents as the CSV text.
-            let paid = l.price * l.units;
-            let cents = |v: f64| (v * 100.0).round() / 100.0;
-            for (c, v) in self.nums.iter_mut().zip([l.units, cents(paid), cents(paid * 1.1), cents(paid * 1.6)]) {
-                c.push(v);
+            for (b, c) in self.cols.iter_mut().zip(cells) {
+                b.push(c);
             }
             self.rows += 1;
             if self.rows >= 1 << 18 {
@@ -616,32 +653,7 @@ impl ParquetSink {
             return Ok(());
         }
         let err = |e: PolarsError| Error::output(&self.path, e.to_string());
-        let mut cols = Vec::with_capacity(COLUMNS.len());
-        for name in COLUMNS {
-            let c = match name {
-                "claim_id" => Column::new(name.into(), std::mem::take(&mut self.ids[0])),
-                "person_id" => Column::new(name.into(), std::mem::take(&mut self.ids[1])),
-                "member_id" => Column::new(name.into(), std::mem::take(&mut self.ids[2])),
-                "claim_line_number" => Column::new(name.into(), std::mem::take(&mut self.line)),
-                "claim_start_date" | "claim_end_date" | "claim_line_start_date" | "claim_line_end_date" => {
-                    // Pushed as the CSV writes them: the service date three times, then the end date.
-                    let k = ["claim_start_date", "claim_end_date", "claim_line_start_date", "claim_line_end_date"]
-                        .iter()
-                        .position(|n| *n == name)
-                        .unwrap_or(0);
-                    Column::new(name.into(), std::mem::take(&mut self.dates[k])).cast(&DataType::Date).map_err(err)?
-                }
-                "service_unit_quantity" => Column::new(name.into(), std::mem::take(&mut self.nums[0])),
-                "paid_amount" => Column::new(name.into(), std::mem::take(&mut self.nums[1])),
-                "allowed_amount" => Column::new(name.into(), std::mem::take(&mut self.nums[2])),
-                "charge_amount" => Column::new(name.into(), std::mem::take(&mut self.nums[3])),
-                _ => {
-                    let k = PQ_TEXT.iter().position(|n| *n == name).unwrap_or(0);
-                    Column::new(name.into(), std::mem::take(&mut self.text[k]))
-                }
-            };
-            cols.push(c);
-        }
+        let cols = self.cols.iter_mut().zip(COLUMNS).map(|(b, name)| b.take(name)).collect::<PolarsResult<Vec<_>>>().map_err(err)?;
         let df = DataFrame::new_infer_height(cols).map_err(err)?;
         self.rows = 0;
         if self.writer.is_none() {

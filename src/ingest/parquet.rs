@@ -111,7 +111,6 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
         columns.push(df.column(&format!("__c{k}")).and_then(|c| c.str()).map_err(|e| perr(path, e))?);
     }
     let cell = |k: usize, r: usize| -> &str { columns[k].get(r).unwrap_or("") };
-    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "parquet columns gathered");
     // Parquet rows have no field-count problems: present every column as its
     // own field, in slot order, with a width that always matches.
     let mut pos = vec![None; resolved.idx.len()];
