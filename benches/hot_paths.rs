@@ -6,10 +6,10 @@ use std::path::Path;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use claims_audit::columns::ColumnMap;
-use claims_audit::episodes::{build_patient, net_reversals};
+use claims_audit::episodes::{PharmacySide, build_patient, net_reversals};
 use claims_audit::generate::{GenFormat, GenOptions, generate};
 use claims_audit::ingest::{CsvEngine, Format, ScanSpec, csv_fast, parquet};
-use claims_audit::normalize::Line;
+use claims_audit::model::Line;
 use claims_audit::policy::Policy;
 use claims_audit::rules::{Ctx, evaluate};
 
@@ -18,7 +18,7 @@ const LINES: u64 = 300_000;
 fn make(dir: &Path, name: &str, format: GenFormat, dense: bool) -> std::path::PathBuf {
     let out = dir.join(name);
     let cohort = if dense { 0 } else { 2_000 };
-    generate(&GenOptions { lines: LINES, cohort, seed: 1, format, dense, out: out.clone() }).expect("generate");
+    generate(&GenOptions { lines: LINES, cohort, seed: 1, format, dense, out: out.clone(), pharmacy: None }).expect("generate");
     out
 }
 
@@ -46,7 +46,7 @@ fn benches(c: &mut Criterion) {
     }
     let groups: Vec<Vec<&Line>> = by_person.into_values().collect();
     let horizon = groups.iter().flatten().map(|l| l.service_date).max().unwrap_or_default();
-    let ctx = Ctx { policy: &policy, from: None, to: None, horizon };
+    let ctx = Ctx { policy: &policy, from: None, to: None, horizon, pharmacy_input: false };
     let mut g = c.benchmark_group("rules");
     g.sample_size(10);
     g.throughput(Throughput::Elements(LINES));
@@ -55,7 +55,7 @@ fn benches(c: &mut Criterion) {
             let mut n = 0;
             for grp in &groups {
                 let (active, _) = net_reversals(grp.clone());
-                let p = build_patient(grp[0].person_id.clone(), active, &policy);
+                let p = build_patient(grp[0].person_id.clone(), active, PharmacySide::default(), &policy);
                 n += evaluate(&p, &ctx).0.len();
             }
             n

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Writes sample_data/claims.csv: a small, realistic extract in Tuva
-`medical_claim` columns. Deterministic; re-run after editing. The Parquet copy
-is made with `claims-audit convert` (see README)."""
+"""Writes the sample extracts: claims.csv (professional claims) and
+institutional.csv (UB-04 claims) in Tuva `medical_claim` columns,
+pharmacy.csv in Tuva `pharmacy_claim` columns, and cclf5/ (the professional
+claims in CMS CCLF5 layout). Deterministic; re-run from sample_data/ after
+editing. The Parquet copies in parquet/ are made with `claims-audit convert`
+(see README)."""
 import csv
 import datetime as dt
 
@@ -35,8 +38,9 @@ def fmt(day, style):
     return day.isoformat()
 
 
-def claim(person, day, lines, payer="commercial", dx=None, pos="12", style=0, npi="1large"):
+def claim(person, day, lines, payer="commercial", dx=None, pos="12", style=0, npi="1large", out=None):
     """One claim; lines are (code, units, extra-dict)."""
+    out = rows if out is None else out
     claim_seq[0] += 1
     cid = f"CLM{claim_seq[0]:06d}"
     payer_name, plan = PAYERS[payer]
@@ -62,7 +66,7 @@ def claim(person, day, lines, payer="commercial", dx=None, pos="12", style=0, np
         paid = round(PRICE.get(base, 25.0) * u, 2)
         d.update({"paid_amount": f"{paid:.2f}", "allowed_amount": f"{paid * 1.1:.2f}", "charge_amount": f"{paid * 1.6:.2f}"})
         d.update(extra)
-        rows.append(d)
+        out.append(d)
     return cid
 
 
@@ -141,6 +145,89 @@ claim("P0022", D(2025, 12, 15), [(" j2350 ", "600.000", {"ndc_code": "50242-150-
 claim("P0022", D(2026, 6, 1), [("J2350", "600", {}), ("J2930", "1", {}), ("S9379", "1", {}), ("99601", "1", {})],
       payer="ma", dx=["G35A"], pos=" 12")
 
+# ---- Pharmacy benefit: the specialty pharmacy dispenses the drug (NCPDP, by
+# NDC, quantity in mL: 10 mL = 300 mg); the home-infusion provider bills the
+# per diem and nursing on professional claims. Rows for pharmacy.csv.
+rx_rows = []
+RX_HEADER = ["claim_id", "claim_line_number", "person_id", "member_id", "payer", "plan", "dispensing_date",
+             "ndc_code", "quantity", "days_supply", "paid_amount", "allowed_amount",
+             "dispensing_provider_npi", "prescribing_provider_npi"]
+
+
+def dispense(person, day, quantity, ndc="50242-0150-01", payer="commercial"):
+    claim_seq[0] += 1
+    payer_name, plan = PAYERS[payer]
+    try:
+        paid = round(1860.0 * float(quantity), 2)
+    except ValueError:
+        paid = 0.0
+    rx_rows.append({"claim_id": f"RX{claim_seq[0]:06d}", "claim_line_number": "1", "person_id": person,
+                    "member_id": "M" + person[1:], "payer": payer_name, "plan": plan,
+                    "dispensing_date": day.isoformat(), "ndc_code": ndc, "quantity": str(quantity),
+                    "days_supply": "-1" if str(quantity).startswith("-") else "1", "paid_amount": f"{paid:.2f}",
+                    "allowed_amount": f"{paid * 1.05:.2f}", "dispensing_provider_npi": "1134567892",
+                    "prescribing_provider_npi": "1902837465"})
+
+
+def home_visit(person, day):
+    """Per diem, nursing and premedication: the drug came from the pharmacy."""
+    return claim(person, day, [("S9379", "1", {}), ("99601", "1", {}), ("99602", "1", {}),
+                               ("J2930", "1", {}), ("J1200", "1", {})])
+
+
+# P0026: clean pharmacy-supplied history: 300 mg + 300 mg 14 days apart, then
+# 600 mg 24 weeks after the first dose; each dispensed two days before the visit.
+for day, qty in [(D(2025, 9, 3), 10), (D(2025, 9, 17), 10), (D(2026, 2, 18), 20)]:
+    dispense("P0026", day - dt.timedelta(days=2), qty, ndc="50242-150-01")
+    home_visit("P0026", day)
+# P0027: CROSS_BENEFIT_DUPLICATE: dispensed 4 days before the medical J2350.
+dispense("P0027", D(2026, 1, 26), 20)
+infusion("P0027", D(2026, 1, 30), 600)
+# P0028: two pharmacy-supplied 600 mg doses 67 days apart: INTERVAL_TOO_SHORT
+# on the second visit's 99601 line.
+for day in [D(2025, 11, 3), D(2026, 1, 9)]:
+    dispense("P0028", day - dt.timedelta(days=2), 20, ndc="50242015001")
+    home_visit("P0028", day)
+# P0029: a reversed dispense, and one 60 days before the medical infusion:
+# neither is a cross-benefit duplicate; the early one supplies nothing.
+dispense("P0029", D(2026, 2, 2), 20)
+dispense("P0029", D(2026, 2, 2), -20)
+dispense("P0029", D(2025, 12, 7), 20)
+infusion("P0029", D(2026, 2, 5), 600)
+# Out of scope (another drug's NDC) and one damaged row (quantity).
+dispense("P1001", D(2025, 6, 1), 30, ndc="00002-1433-80")
+dispense("P0026", D(2025, 10, 1), "ten")
+
+# ---- Institutional claims (UB-04): type of bill, revenue codes, no place of
+# service, and revenue-code-only lines without HCPCS. Rows for institutional.csv.
+inst_rows = []
+REV = {"J2350": "0636", "J2930": "0636", "J1200": "0636", "S9379": "0260", "99601": "0551", "99602": "0551"}
+
+
+def inst_claim(person, day, lines, bill_type):
+    """lines: (code or "", units, revenue code or None = by code)."""
+    extra = [(code, units, {"revenue_center_code": rev or REV.get(code, "0250"), "bill_type_code": bill_type,
+                            "claim_type": "institutional", "rendering_npi": ""})
+             for code, units, rev in lines]
+    return claim(person, day, extra, pos="", out=inst_rows)
+
+
+# P0023: home health (type of bill 0341, no POS); the steroid under revenue
+# code 0250 without HCPCS; supplies and room lines without HCPCS. Clean.
+inst_claim("P0023", D(2026, 2, 16), [("J2350", "600", None), ("", "1", "0250"), ("J1200", "1", None),
+                                     ("S9379", "1", None), ("99601", "1", None), ("99602", "1", None),
+                                     ("", "1", "0270")], "0341")
+# P0024: hospital outpatient (type of bill 0131) billing home-infusion codes:
+# POS_NOT_HOME on S9379 and 99601.
+inst_claim("P0024", D(2026, 2, 17), [("J2350", "600", None), ("J2930", "1", None), ("S9379", "1", None),
+                                     ("99601", "1", None), ("", "2", "0120")], "0131")
+# P0025: type of bill written without the leading zero (341). Clean.
+inst_claim("P0025", D(2026, 2, 18), [("J2350", "600", None), ("J2930", "1", None), ("S9379", "1", None),
+                                     ("99601", "1", None)], "341")
+# An inpatient stay of a person outside the cohort: revenue-code-only lines.
+inst_claim("P1040", D(2025, 8, 11), [("", "3", "0120"), ("", "1", "0250"), ("", "1", "0300"),
+                                     ("85025", "1", "0305")], "0111")
+
 # Background: office visits, labs and therapy for people outside the cohort.
 bg_codes = [("99213", "1"), ("80053", "1"), ("85025", "1"), ("97110", "2")]
 for i in range(30):
@@ -161,6 +248,18 @@ with open("claims.csv", "w", newline="") as f:
     w.writeheader()
     w.writerows(rows)
 print(f"wrote {len(rows)} rows")
+
+with open("institutional.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=HEADER + ["bill_type_code", "revenue_center_code"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(inst_rows)
+print(f"wrote {len(inst_rows)} institutional rows")
+
+with open("pharmacy.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=RX_HEADER, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rx_rows)
+print(f"wrote {len(rx_rows)} pharmacy rows")
 
 # CCLF5 (CMS Part B physician claims) shaped copy of the cohort rows.
 CCLF = {
@@ -184,7 +283,7 @@ def iso(v):
     return v
 
 
-with open("cclf5_claims.csv", "w", newline="") as f:
+with open("cclf5/claims.csv", "w", newline="") as f:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(list(CCLF.values()) + ["CLM_TYPE_CD", "CLM_ADJSMT_TYPE_CD"])
     for r in rows:
@@ -194,9 +293,9 @@ with open("cclf5_claims.csv", "w", newline="") as f:
         vals[2] = "1EG4TE5MK" + r["person_id"][-2:]
         w.writerow(vals + ["71", "0"])
 
-with open("cclf5_columns.toml", "w") as f:
+with open("cclf5/columns.toml", "w") as f:
     f.write("# CMS CCLF5 (Part B physician) field names -> canonical columns.\n")
-    f.write("# Use: claims-audit run --columns sample_data/cclf5_columns.toml ...\n")
+    f.write("# Use: claims-audit run --columns sample_data/cclf5/columns.toml sample_data/cclf5/claims.csv\n")
     f.write("# CCLF has no payer column (all Medicare FFS): payer rules report not evaluable.\n")
     for k, v in CCLF.items():
         f.write(f'{k} = "{v}"\n')

@@ -1,11 +1,16 @@
-//! Canonical input columns (Tuva `medical_claim` names) and how a file's
-//! header maps onto them: case-insensitive names, plus an optional alias map
-//! (`--columns FILE`) from canonical names to an extract's own headers.
+//! Canonical input columns (Tuva `medical_claim` and `pharmacy_claim` names)
+//! and how a file's header maps onto them: case-insensitive names, plus an
+//! optional alias map (`--columns FILE`) from canonical names to an
+//! extract's own headers. The header also tells a file's kind: a pharmacy
+//! extract has `ndc_code` and `dispensing_date` and no `hcpcs_code`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde::Serialize;
+
 use crate::error::{Error, Result};
+use crate::model::Presence;
 
 pub const N_DX: usize = 25;
 pub const N_MOD: usize = 5;
@@ -32,7 +37,14 @@ pub mod col {
     pub const ALLOWED: usize = 17;
     pub const CHARGE: usize = 18;
     pub const NDC: usize = 19;
-    pub const DX1: usize = 20;
+    pub const BILL_TYPE: usize = 20;
+    pub const REVENUE: usize = 21;
+    pub const DISPENSING_DATE: usize = 22;
+    pub const QUANTITY: usize = 23;
+    pub const DAYS_SUPPLY: usize = 24;
+    pub const DISPENSING_NPI: usize = 25;
+    pub const PRESCRIBING_NPI: usize = 26;
+    pub const DX1: usize = 27;
     pub const MOD1: usize = DX1 + super::N_DX;
     pub const COUNT: usize = MOD1 + super::N_MOD;
 }
@@ -58,6 +70,13 @@ const FIXED: [&str; col::DX1] = [
     "allowed_amount",
     "charge_amount",
     "ndc_code",
+    "bill_type_code",
+    "revenue_center_code",
+    "dispensing_date",
+    "quantity",
+    "days_supply",
+    "dispensing_provider_npi",
+    "prescribing_provider_npi",
 ];
 
 /// Canonical name of a slot.
@@ -71,8 +90,27 @@ pub fn canonical_name(slot: usize) -> String {
     }
 }
 
-/// Slots a file must have (person_id may be satisfied by member_id).
-const REQUIRED: [usize; 6] = [col::CLAIM_ID, col::CLAIM_LINE_NUMBER, col::LINE_START, col::HCPCS, col::UNITS, col::DX1];
+/// Slots a file must have, by kind (person_id may be satisfied by member_id).
+const REQUIRED_MEDICAL: &[usize] = &[col::CLAIM_ID, col::CLAIM_LINE_NUMBER, col::LINE_START, col::HCPCS, col::UNITS, col::DX1];
+const REQUIRED_PHARMACY: &[usize] = &[col::CLAIM_ID, col::CLAIM_LINE_NUMBER, col::DISPENSING_DATE, col::NDC, col::QUANTITY];
+
+/// What an extract holds: medical claim lines (professional or
+/// institutional) or pharmacy claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Medical,
+    Pharmacy,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Medical => "medical",
+            FileKind::Pharmacy => "pharmacy",
+        }
+    }
+}
 
 /// Canonical name -> the header name to look for in an extract.
 #[derive(Debug, Clone, Default)]
@@ -105,24 +143,30 @@ impl ColumnMap {
         self.aliases.get(&name).cloned().unwrap_or(name)
     }
 
-    /// Resolves a header row into slot -> field index. Fails naming the
-    /// missing required columns.
+    /// Resolves a header row into slot -> field index and the file's kind.
+    /// Fails naming the missing required columns of that kind.
     pub fn resolve<S: AsRef<str>>(&self, path: &Path, header: &[S]) -> Result<Resolved> {
         let norm: Vec<String> =
             header.iter().map(|h| h.as_ref().trim().trim_start_matches('\u{feff}').trim_matches('"').to_ascii_lowercase()).collect();
+        // The mapped header, else the canonical name: one map serves a run
+        // whose medical and pharmacy extracts name their columns differently.
         let mut idx = [None; col::COUNT];
         for (slot, out) in idx.iter_mut().enumerate() {
             let want = self.header_for(slot);
-            *out = norm.iter().position(|h| *h == want);
+            let canonical = canonical_name(slot);
+            *out = norm.iter().position(|h| *h == want).or_else(|| norm.iter().position(|h| *h == canonical));
         }
-        let mut missing: Vec<String> = REQUIRED.iter().filter(|&&s| idx[s].is_none()).map(|&s| self.header_for(s)).collect();
+        let pharmacy = idx[col::HCPCS].is_none() && idx[col::NDC].is_some() && idx[col::DISPENSING_DATE].is_some();
+        let (kind, required) = if pharmacy { (FileKind::Pharmacy, REQUIRED_PHARMACY) } else { (FileKind::Medical, REQUIRED_MEDICAL) };
+        let mut missing: Vec<String> = required.iter().filter(|&&s| idx[s].is_none()).map(|&s| self.header_for(s)).collect();
         if idx[col::PERSON_ID].is_none() && idx[col::MEMBER_ID].is_none() {
             missing.insert(0, format!("{} (or {})", self.header_for(col::PERSON_ID), self.header_for(col::MEMBER_ID)));
         }
         if !missing.is_empty() {
-            return Err(Error::input(path, format!("missing required column(s): {}", missing.join(", "))));
+            let what = if pharmacy { " of a pharmacy extract" } else { "" };
+            return Err(Error::input(path, format!("missing required column(s){what}: {}", missing.join(", "))));
         }
-        Ok(Resolved { idx, width: header.len() })
+        Ok(Resolved { idx, width: header.len(), kind })
     }
 }
 
@@ -131,6 +175,7 @@ impl ColumnMap {
 pub struct Resolved {
     pub idx: [Option<usize>; col::COUNT],
     pub width: usize,
+    pub kind: FileKind,
 }
 
 impl Resolved {
@@ -145,17 +190,9 @@ impl Resolved {
             pos: self.has(col::POS),
             modifiers: (0..N_MOD).any(|i| self.has(col::MOD1 + i)),
             ndc: self.has(col::NDC),
+            bill_type: self.has(col::BILL_TYPE),
         }
     }
-}
-
-/// Optional columns a file supplies; carried on each line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Presence {
-    pub payer: bool,
-    pub pos: bool,
-    pub modifiers: bool,
-    pub ndc: bool,
 }
 
 #[cfg(test)]
@@ -179,5 +216,17 @@ mod tests {
         assert_eq!(r.idx[col::PERSON_ID], None);
         let err = m.resolve(Path::new("x.csv"), &h[..4]).unwrap_err().to_string();
         assert!(err.contains("hcpcs_code") && err.contains("diagnosis_code_1"), "{err}");
+        assert_eq!(r.kind, FileKind::Medical);
+    }
+
+    #[test]
+    fn pharmacy_header_is_recognised_and_checked() {
+        let m = ColumnMap::default();
+        let h = ["claim_id", "claim_line_number", "person_id", "dispensing_date", "ndc_code", "quantity", "days_supply"];
+        let r = m.resolve(Path::new("rx.csv"), &h).unwrap();
+        assert_eq!(r.kind, FileKind::Pharmacy);
+        assert_eq!(r.idx[col::QUANTITY], Some(5));
+        let err = m.resolve(Path::new("rx.csv"), &h[..5]).unwrap_err().to_string();
+        assert_eq!(err, "rx.csv: missing required column(s) of a pharmacy extract: quantity");
     }
 }

@@ -1,11 +1,11 @@
-//! Reversal netting, administrations and episodes for one patient.
+//! One patient, ready for the rules: reversals netted, administrations found
+//! (from drug lines, and from pharmacy dispenses a nursing visit used),
+//! dispenses matched to medical administrations, and episodes.
 
 use std::collections::BTreeMap;
 
-use crate::date::Date;
-use crate::normalize::Line;
+use crate::model::{Date, Dispense, Line, Text};
 use crate::policy::{Dosing, Policy};
-use crate::text::Text;
 
 const EPS: f64 = 1e-9;
 
@@ -17,9 +17,14 @@ pub struct Patient<'a> {
     pub lines: Vec<&'a Line>,
     /// Net units per (date, code).
     pub net: NetUnits,
+    /// Administrations in (date, family) order.
     pub admins: Vec<Administration>,
     /// Episode (index into `admins`) each line belongs to, if any.
     pub episode_of: Vec<Option<usize>>,
+    /// Dispenses (pharmacy benefit) with net mg > 0, in (date, drug) order.
+    pub dispenses: Vec<NetDispense<'a>>,
+    /// Dates with a pharmacy revenue line without HCPCS code, sorted, unique.
+    pub uncoded_drug_days: Vec<Date>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +44,24 @@ impl Phase {
     }
 }
 
+/// Which benefit paid for the drug of an administration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supply {
+    /// A J-code drug line on a medical claim.
+    Medical,
+    /// A pharmacy dispense, administered at a nursing visit.
+    Pharmacy,
+}
+
+impl Supply {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Supply::Medical => "medical",
+            Supply::Pharmacy => "pharmacy",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Administration {
     pub episode_id: String,
@@ -46,7 +69,7 @@ pub struct Administration {
     pub family: String,
     pub drug: String,
     pub dose: f64,
-    /// Drug codes of this family with net units > 0 that day.
+    /// Drug codes of this family with net units > 0 that day (medical).
     pub drugs_that_day: Vec<String>,
     /// 1-based sequence within the family.
     pub sequence: u32,
@@ -56,11 +79,63 @@ pub struct Administration {
     pub second_half: Option<usize>,
     /// Lines of the episode (indices into `Patient::lines`).
     pub line_idx: Vec<usize>,
+    pub supply: Supply,
+    /// Index into `Patient::dispenses`: the dispense that supplied it
+    /// (pharmacy), or the one it was matched to (medical: paid twice).
+    pub dispense: Option<usize>,
+    /// The line findings about this administration sit on: its first drug
+    /// line (medical) or its first nursing visit line (pharmacy).
+    pub anchor: Option<usize>,
 }
 
 impl Administration {
     pub fn days_since_previous(&self) -> Option<i32> {
         self.previous.map(|p| self.date.days_since(p))
+    }
+}
+
+/// What became of a dispense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispenseUse {
+    /// Supplied no administration: no finding, counted in the manifest.
+    Unused,
+    /// Matched to a medical administration of the same drug family.
+    Matched,
+    /// Supplied an administration at a nursing visit.
+    Supplied,
+}
+
+/// The net of a person's pharmacy rows of one drug on one dispensing date.
+#[derive(Debug, Clone)]
+pub struct NetDispense<'a> {
+    pub date: Date,
+    pub drug: String,
+    pub family: String,
+    pub quantity: f64,
+    pub mg: f64,
+    /// Active rows (not voided), by claim id and line number.
+    pub rows: Vec<&'a Dispense>,
+    pub used: DispenseUse,
+}
+
+impl NetDispense<'_> {
+    /// Paid amount of the active rows, when any row has one.
+    pub fn paid_amount(&self) -> Option<f64> {
+        self.rows.iter().filter_map(|r| r.paid_amount).reduce(|a, b| a + b)
+    }
+
+    /// The dispense as evidence: claims, date, NDCs, quantity, mg, paid.
+    pub fn evidence(&self) -> serde_json::Value {
+        let mut ndcs: Vec<&str> = self.rows.iter().map(|r| r.ndc.as_str()).collect();
+        ndcs.dedup();
+        serde_json::json!({
+            "pharmacy_claims": self.rows.iter().map(|r| serde_json::json!({"claim_id": r.claim_id, "claim_line_number": r.claim_line_number})).collect::<Vec<_>>(),
+            "dispensing_date": self.date,
+            "ndc": ndcs,
+            "quantity": self.quantity,
+            "mg": self.mg,
+            "paid_amount": self.paid_amount(),
+        })
     }
 }
 
@@ -97,14 +172,50 @@ impl NetUnits {
     }
 }
 
-/// Lines of one person that could not be netted: reversals that match no
-/// earlier line.
-pub struct Unmatched<'a>(pub Vec<&'a Line>);
+/// Rows of one person that could not be netted: reversals that match no
+/// earlier row.
+pub struct Unmatched<'a, T>(pub Vec<&'a T>);
+
+/// Voids each reversal (negative amount) against a positive item of the same
+/// group with the same absolute amount. `items` are sorted so that a group
+/// (same date and code) is contiguous. Returns which items are voided and
+/// which reversals matched nothing.
+fn void_reversals<T>(items: &[&T], same_group: impl Fn(&T, &T) -> bool, amount: impl Fn(&T) -> f64) -> (Vec<bool>, Vec<usize>) {
+    let mut voided = vec![false; items.len()];
+    let mut unmatched = Vec::new();
+    let mut start = 0;
+    while start < items.len() {
+        let mut end = start + 1;
+        while end < items.len() && same_group(items[end], items[start]) {
+            end += 1;
+        }
+        for i in start..end {
+            if amount(items[i]) >= 0.0 {
+                continue;
+            }
+            voided[i] = true;
+            let want = -amount(items[i]);
+            match (start..end).find(|&j| !voided[j] && amount(items[j]) > 0.0 && (amount(items[j]) - want).abs() < EPS) {
+                Some(j) => voided[j] = true,
+                None => unmatched.push(i),
+            }
+        }
+        start = end;
+    }
+    (voided, unmatched)
+}
+
+/// The active items and the unmatched reversals, given `void_reversals`' verdicts.
+fn split_voided<'a, T>(items: Vec<&'a T>, voided: Vec<bool>, unmatched: Vec<usize>) -> (Vec<&'a T>, Unmatched<'a, T>) {
+    let unmatched = unmatched.iter().map(|&i| items[i]).collect();
+    let active = items.into_iter().zip(voided).filter(|(_, v)| !v).map(|(l, _)| l).collect();
+    (active, Unmatched(unmatched))
+}
 
 /// Voids each reversal against an earlier positive line of the same date and
 /// code with the same absolute units; returns the active lines and the
 /// reversals that matched nothing.
-pub fn net_reversals<'a>(mut lines: Vec<&'a Line>) -> (Vec<&'a Line>, Unmatched<'a>) {
+pub fn net_reversals<'a>(mut lines: Vec<&'a Line>) -> (Vec<&'a Line>, Unmatched<'a, Line>) {
     lines.sort_by(|a, b| {
         (a.service_date, &a.hcpcs, &a.claim_id, a.claim_line_number, a.file, a.source_line).cmp(&(
             b.service_date,
@@ -118,69 +229,55 @@ pub fn net_reversals<'a>(mut lines: Vec<&'a Line>) -> (Vec<&'a Line>, Unmatched<
     if lines.iter().all(|l| l.units >= 0.0) {
         return (lines, Unmatched(Vec::new()));
     }
-    let mut voided = vec![false; lines.len()];
-    let mut unmatched = Vec::new();
-    let mut start = 0;
-    while start < lines.len() {
-        let mut end = start + 1;
-        while end < lines.len() && lines[end].service_date == lines[start].service_date && lines[end].hcpcs == lines[start].hcpcs {
-            end += 1;
-        }
-        for i in start..end {
-            if lines[i].units >= 0.0 {
-                continue;
-            }
-            voided[i] = true;
-            let want = -lines[i].units;
-            match (start..end).find(|&j| !voided[j] && lines[j].units > 0.0 && (lines[j].units - want).abs() < EPS) {
-                Some(j) => voided[j] = true,
-                None => unmatched.push(i),
-            }
-        }
-        start = end;
+    let (voided, unmatched) = void_reversals(&lines, |a, b| a.service_date == b.service_date && a.hcpcs == b.hcpcs, |l| l.units);
+    split_voided(lines, voided, unmatched)
+}
+
+/// `net_reversals` for pharmacy rows: a negative quantity voids a dispense of
+/// the same date, NDC and absolute quantity.
+pub fn net_dispense_reversals<'a>(mut rows: Vec<&'a Dispense>) -> (Vec<&'a Dispense>, Unmatched<'a, Dispense>) {
+    rows.sort_by(|a, b| {
+        (a.date, &a.ndc, &a.claim_id, a.claim_line_number, a.file, a.source_line).cmp(&(
+            b.date,
+            &b.ndc,
+            &b.claim_id,
+            b.claim_line_number,
+            b.file,
+            b.source_line,
+        ))
+    });
+    if rows.iter().all(|r| r.quantity >= 0.0) {
+        return (rows, Unmatched(Vec::new()));
     }
-    let unmatched_lines = unmatched.iter().map(|&i| lines[i]).collect();
-    let active = lines.into_iter().zip(voided).filter(|(_, v)| !v).map(|(l, _)| l).collect();
-    (active, Unmatched(unmatched_lines))
+    let (voided, unmatched) = void_reversals(&rows, |a, b| a.date == b.date && a.ndc == b.ndc, |r| r.quantity);
+    split_voided(rows, voided, unmatched)
 }
 
 pub fn episode_id(person: &str, date: Date, family: &str) -> String {
     format!("{person}:{date}:{family}")
 }
 
-/// Builds a patient from active lines (sorted as `net_reversals` leaves them).
-pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, policy: &Policy) -> Patient<'a> {
+/// What a patient has besides medical lines: active pharmacy rows (after
+/// `net_dispense_reversals`) and days of uncoded pharmacy revenue lines.
+#[derive(Debug, Default)]
+pub struct PharmacySide<'a> {
+    pub dispenses: Vec<&'a Dispense>,
+    pub uncoded_drug_days: Vec<Date>,
+}
+
+/// Builds a patient from active lines (sorted as `net_reversals` leaves them)
+/// and its pharmacy side.
+pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, side: PharmacySide<'a>, policy: &Policy) -> Patient<'a> {
     let net = NetUnits::from_sorted(&lines);
-    // Administrations: per (date, family), the first drug in policy order with net > 0.
-    let mut admins: Vec<Administration> = Vec::new();
-    let mut by_date: BTreeMap<(Date, String), Vec<String>> = BTreeMap::new();
-    for ((d, code), &units) in net.iter() {
-        if units > EPS
-            && let Some(drug) = policy.drugs.get(code.as_str())
-        {
-            by_date.entry((*d, drug.family.clone())).or_default().push(code.to_string());
-        }
-    }
-    for ((date, family), mut codes) in by_date {
-        let order = |c: &String| policy.file.drug.iter().position(|d| d.code == *c);
-        codes.sort_by_key(order);
-        let drug = codes[0].clone();
-        let dose = net.get(date, &drug);
-        admins.push(Administration {
-            episode_id: episode_id(&person_id, date, &family),
-            date,
-            family,
-            drug,
-            dose,
-            drugs_that_day: codes,
-            sequence: 0,
-            phase: Phase::Maintenance,
-            previous: None,
-            second_half: None,
-            line_idx: Vec::new(),
-        });
+    let mut admins = medical_admins(&person_id, &net, policy);
+    let mut dispenses = net_dispenses(side.dispenses, policy);
+    if !dispenses.is_empty() {
+        match_and_supply(&person_id, &net, &mut admins, &mut dispenses, policy);
     }
     classify(&mut admins, policy);
+    for a in &mut admins {
+        a.anchor = anchor_line(&lines, a, policy);
+    }
 
     // Episode membership: lines that day, and per-diem spans covering the date.
     let mut episode_of = vec![None; lines.len()];
@@ -198,7 +295,124 @@ pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, policy: &Policy)
             }
         }
     }
-    Patient { person_id, lines, net, admins, episode_of }
+    let mut uncoded_drug_days = side.uncoded_drug_days;
+    uncoded_drug_days.sort();
+    uncoded_drug_days.dedup();
+    Patient { person_id, lines, net, admins, episode_of, dispenses, uncoded_drug_days }
+}
+
+fn new_admin(person_id: &str, date: Date, family: String, drug: String, dose: f64, supply: Supply) -> Administration {
+    Administration {
+        episode_id: episode_id(person_id, date, &family),
+        date,
+        family,
+        drugs_that_day: vec![drug.clone()],
+        drug,
+        dose,
+        sequence: 0,
+        phase: Phase::Maintenance,
+        previous: None,
+        second_half: None,
+        line_idx: Vec::new(),
+        supply,
+        dispense: None,
+        anchor: None,
+    }
+}
+
+/// Per (date, family), the first drug in policy order with net units > 0.
+fn medical_admins(person_id: &str, net: &NetUnits, policy: &Policy) -> Vec<Administration> {
+    let mut by_date: BTreeMap<(Date, String), Vec<String>> = BTreeMap::new();
+    for ((d, code), &units) in net.iter() {
+        if units > EPS
+            && let Some(drug) = policy.drugs.get(code.as_str())
+        {
+            by_date.entry((*d, drug.family.clone())).or_default().push(code.to_string());
+        }
+    }
+    by_date
+        .into_iter()
+        .map(|((date, family), mut codes)| {
+            let order = |c: &String| policy.file.drug.iter().position(|d| d.code == *c);
+            codes.sort_by_key(order);
+            let drug = codes[0].clone();
+            let mut a = new_admin(person_id, date, family, drug.clone(), net.get(date, &drug), Supply::Medical);
+            a.drugs_that_day = codes;
+            a
+        })
+        .collect()
+}
+
+/// Active pharmacy rows -> one dispense per (date, drug) with net mg > 0.
+fn net_dispenses<'a>(rows: Vec<&'a Dispense>, policy: &Policy) -> Vec<NetDispense<'a>> {
+    let mut by_day: BTreeMap<(Date, String), NetDispense<'a>> = BTreeMap::new();
+    for r in rows {
+        let Some(info) = policy.ndc_product(&r.ndc) else { continue };
+        let Some(drug) = policy.drugs.get(&info.drug) else { continue };
+        let d = by_day.entry((r.date, info.drug.clone())).or_insert_with(|| NetDispense {
+            date: r.date,
+            drug: info.drug.clone(),
+            family: drug.family.clone(),
+            quantity: 0.0,
+            mg: 0.0,
+            rows: Vec::new(),
+            used: DispenseUse::Unused,
+        });
+        d.quantity += r.quantity;
+        d.mg += r.quantity * info.mg_per_unit;
+        d.rows.push(r);
+    }
+    let mut v: Vec<NetDispense<'a>> = by_day.into_values().filter(|d| d.mg > EPS).collect();
+    for d in &mut v {
+        d.rows.sort_by(|a, b| (&a.claim_id, a.claim_line_number).cmp(&(&b.claim_id, b.claim_line_number)));
+    }
+    v
+}
+
+/// RULES.md v2 "Matching" and "Pharmacy-supplied administration": medical
+/// administrations in date order take the earliest unmatched dispense of
+/// their family in the window before them; each dispense left over, in date
+/// order, supplies the first nursing-visit day in the window after it that
+/// has no administration yet.
+fn match_and_supply(person_id: &str, net: &NetUnits, admins: &mut Vec<Administration>, dispenses: &mut [NetDispense], policy: &Policy) {
+    let window = policy.dispense_window_days();
+    for a in admins.iter_mut() {
+        let lo = a.date.add_days(-window);
+        let found =
+            dispenses.iter().position(|d| d.used == DispenseUse::Unused && d.family == a.family && d.date >= lo && d.date <= a.date);
+        if let Some(j) = found {
+            dispenses[j].used = DispenseUse::Matched;
+            a.dispense = Some(j);
+        }
+    }
+    let mut visits: Vec<Date> =
+        net.iter().filter(|((_, c), n)| **n > EPS && policy.in_group(c, "nursing_primary")).map(|((d, _), _)| *d).collect();
+    visits.dedup();
+    for (j, d) in dispenses.iter_mut().enumerate() {
+        if d.used != DispenseUse::Unused {
+            continue;
+        }
+        let hi = d.date.add_days(window);
+        let start = visits.partition_point(|v| *v < d.date);
+        let day = visits[start..].iter().take_while(|v| **v <= hi).find(|v| !admins.iter().any(|a| a.date == **v && a.family == d.family));
+        if let Some(&day) = day {
+            d.used = DispenseUse::Supplied;
+            let mut a = new_admin(person_id, day, d.family.clone(), d.drug.clone(), d.mg, Supply::Pharmacy);
+            a.dispense = Some(j);
+            let at = admins.partition_point(|x| (x.date, &x.family) < (day, &a.family));
+            admins.insert(at, a);
+        }
+    }
+}
+
+/// The line a finding about the administration sits on.
+fn anchor_line(lines: &[&Line], a: &Administration, policy: &Policy) -> Option<usize> {
+    let start = lines.partition_point(|l| l.service_date < a.date);
+    let mut day = (start..lines.len()).take_while(|&i| lines[i].service_date == a.date);
+    match a.supply {
+        Supply::Medical => day.find(|&i| lines[i].hcpcs == a.drug),
+        Supply::Pharmacy => day.find(|&i| lines[i].units > 0.0 && policy.in_group(&lines[i].hcpcs, "nursing_primary")),
+    }
 }
 
 /// Sequence, phase, previous date and initiation pairs, per drug family,

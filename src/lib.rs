@@ -1,14 +1,17 @@
 //! claims-audit: audits claim extracts for ocrelizumab (Ocrevus) home-infusion
 //! coding and dosing problems. Data flows ingest -> normalize -> episodes ->
 //! rules -> report; `pipeline` runs the stages and `main.rs` is a thin CLI.
+//! Imports run downward: `model` (domain types) at the bottom; `policy`,
+//! `columns`, `normalize`, `ingest`, `episodes` and `rules` above it;
+//! `pipeline` and `report` on top.
 
 pub mod columns;
-pub mod date;
 pub mod episodes;
 pub mod error;
 #[cfg(feature = "polars")]
 pub mod generate;
 pub mod ingest;
+pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod policy;
@@ -16,7 +19,6 @@ pub mod progress;
 #[cfg(feature = "polars")]
 pub mod report;
 pub mod rules;
-pub mod text;
 pub mod util;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use claims_audit::columns::ColumnMap;
-use claims_audit::date::Date;
 use claims_audit::error::{Error, Result};
 use claims_audit::generate::{GenFormat, GenOptions};
 use claims_audit::ingest::CsvEngine;
+use claims_audit::model::Date;
 use claims_audit::pipeline::{RunOptions, audit};
 use claims_audit::policy::Policy;
 use claims_audit::progress::Progress;
@@ -95,6 +95,9 @@ struct GenArgs {
     dense: bool,
     #[arg(long)]
     out: PathBuf,
+    /// Also write the cohort's pharmacy claims (Tuva pharmacy_claim) here.
+    #[arg(long)]
+    pharmacy: Option<PathBuf>,
 }
 
 fn parse_date(s: &str) -> std::result::Result<Date, String> {
@@ -129,10 +132,17 @@ fn dispatch(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Rules { policy } => {
             let policy = load_policy(policy.as_ref())?;
-            println!("{:<24} {:<9} {:<8} description", "rule_id", "category", "severity");
+            println!(
+                "rule catalogue v{} (policy {} {}, written for catalogue v{})",
+                claims_audit::model::CATALOGUE_VERSION,
+                policy.name(),
+                policy.version(),
+                policy.file.policy.catalogue_version
+            );
+            println!("{:<24} {:<13} {:<8} description", "rule_id", "category", "severity");
             for r in RULES {
                 let sev = policy.severity(r.id).map_or("disabled", |s| s.as_str());
-                println!("{:<24} {:<9} {:<8} {}", r.id, r.category, sev, r.summary);
+                println!("{:<24} {:<13} {:<8} {}", r.id, r.category, sev, r.summary);
             }
             Ok(())
         }
@@ -143,6 +153,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             format: g.format,
             dense: g.dense,
             out: g.out,
+            pharmacy: g.pharmacy,
         }),
         Cmd::Run(a) => run(a),
         Cmd::Convert { input, output } => claims_audit::generate::csv_to_parquet(&input, &output),

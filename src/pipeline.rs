@@ -6,15 +6,16 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::columns::ColumnMap;
-use crate::date::Date;
-use crate::episodes::{Patient, build_patient, net_reversals};
+use serde::Serialize;
+
+use crate::columns::{ColumnMap, FileKind};
+use crate::episodes::{DispenseUse, Patient, PharmacySide, build_patient, net_dispense_reversals, net_reversals};
 use crate::error::{Error, Result};
 use crate::ingest::{CsvEngine, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
-use crate::normalize::Line;
+use crate::model::{Date, Dispense, Line, Severity, UncodedDrugDay};
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::rules::{Ctx, Finding, RULES, Severity, Tally, evaluate};
+use crate::rules::{Ctx, Finding, RULES, Tally, evaluate, units};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -42,6 +43,11 @@ pub struct EpisodeRow {
     pub dose_units: f64,
     pub dose_sequence: u32,
     pub phase: &'static str,
+    /// `medical` or `pharmacy`: which benefit paid for the drug.
+    pub supply: &'static str,
+    /// The pharmacy claim of the dispense that supplied the dose, or that was
+    /// matched to this medical administration (a cross-benefit duplicate).
+    pub dispense_claim_id: Option<String>,
     pub days_since_previous: Option<i32>,
     pub previous_administration_date: Option<Date>,
     pub line_count: u32,
@@ -57,11 +63,25 @@ pub struct RunResult {
     pub episodes: Vec<EpisodeRow>,
     pub rejects: Vec<RejectRow>,
     pub tallies: Vec<Tally>,
+    pub pharmacy: PharmacyCounts,
     pub horizon: Option<Date>,
     pub persons: usize,
     pub lines_kept: usize,
     pub read_seconds: f64,
     pub eval_seconds: f64,
+}
+
+/// What became of the run's dispenses (manifest `pharmacy`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PharmacyCounts {
+    /// Net dispenses of policy drugs (person, date, drug).
+    pub dispenses: u64,
+    /// Matched to a medical administration (CROSS_BENEFIT_DUPLICATE items).
+    pub matched_to_medical: u64,
+    /// Supplied an administration at a nursing visit.
+    pub supplied_administrations: u64,
+    /// Supplied nothing: no nursing visit in the window, no finding.
+    pub unused: u64,
 }
 
 impl RunOptions {
@@ -92,6 +112,8 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
     let bar = progress.bar("read", total_bytes);
     let mut files = Vec::with_capacity(inputs.len());
     let mut chunks: Vec<Vec<Line>> = Vec::new();
+    let mut dispenses: Vec<Dispense> = Vec::new();
+    let mut uncoded: Vec<UncodedDrugDay> = Vec::new();
     let mut rejects: Vec<RejectRow> = Vec::new();
     for (k, input) in inputs.iter().enumerate() {
         let before = bar.position();
@@ -100,23 +122,28 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
         tracing::info!(file = %input.path.display(), rows_read = out.stats.rows_read, rows_rejected = out.stats.rows_rejected, "read");
         files.push(std::mem::take(&mut out.stats));
         rejects.append(&mut out.rejects);
+        dispenses.append(&mut out.dispenses);
+        uncoded.append(&mut out.uncoded);
         chunks.extend(out.into_chunks());
     }
     bar.finish_and_clear();
     let read_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let horizon = opts.to.or_else(|| chunks.iter().flatten().map(|l| l.service_date).max());
-    let (sorted, groups) = split_by_person(&chunks);
-    let lines_kept = sorted.len();
-    let persons = groups.len();
-    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), persons, "grouped by person");
-    let ctx = Ctx { policy, from: opts.from, to: opts.to, horizon: horizon.unwrap_or_default() };
-    let bar = progress.bar("evaluate", persons as u64);
-    let results: Vec<PatientResult> = groups
-        .into_par_iter()
-        .map(|(a, b)| {
-            let r = evaluate_patient(&sorted[a..b], &ctx);
+    let horizon = opts.to.or_else(|| chunks.iter().flatten().map(|l| l.service_date).chain(dispenses.iter().map(|d| d.date)).max());
+    let pharmacy_input = files.iter().any(|f| f.kind == Some(FileKind::Pharmacy));
+    let persons = group_persons(&chunks, &dispenses, uncoded);
+    let lines_kept = persons.lines.len();
+    let n_persons = persons.groups.len();
+    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), persons = n_persons, "grouped by person");
+    let ctx = Ctx { policy, from: opts.from, to: opts.to, horizon: horizon.unwrap_or_default(), pharmacy_input };
+    let bar = progress.bar("evaluate", n_persons as u64);
+    let results: Vec<PatientResult> = persons
+        .groups
+        .par_iter()
+        .map(|g| {
+            let r =
+                evaluate_patient(&persons.lines[g.lines.clone()], &persons.dispenses[g.dispenses.clone()], persons.uncoded_days(g), &ctx);
             bar.inc(1);
             r
         })
@@ -127,7 +154,12 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
     let mut findings = Vec::new();
     let mut episodes = Vec::new();
     let mut tallies = vec![Tally::default(); RULES.len()];
+    let mut pharmacy = PharmacyCounts::default();
     for r in results {
+        pharmacy.dispenses += r.pharmacy.dispenses;
+        pharmacy.matched_to_medical += r.pharmacy.matched_to_medical;
+        pharmacy.supplied_administrations += r.pharmacy.supplied_administrations;
+        pharmacy.unused += r.pharmacy.unused;
         findings.extend(r.findings);
         episodes.extend(r.episodes);
         for (t, p) in tallies.iter_mut().zip(r.tallies) {
@@ -166,86 +198,168 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
         episodes,
         rejects,
         tallies,
+        pharmacy,
         horizon,
-        persons,
+        persons: n_persons,
         lines_kept,
         read_seconds,
         eval_seconds: t1.elapsed().as_secs_f64(),
     })
 }
 
-/// Groups lines by person: the lines in person order, and each person's
-/// range in it. Sorts references, never the (large) lines.
-fn split_by_person(chunks: &[Vec<Line>]) -> (Vec<&Line>, Vec<(usize, usize)>) {
-    // Sort compact keys (the id's first 16 bytes and its length) so most
-    // comparisons never chase a pointer to the id's bytes.
+/// Every kept line and dispense grouped by person, persons in id order.
+struct Persons<'a> {
+    lines: Vec<&'a Line>,
+    dispenses: Vec<&'a Dispense>,
+    /// Uncoded pharmacy revenue days, sorted by (person, date), unique.
+    uncoded: Vec<UncodedDrugDay>,
+    groups: Vec<PersonGroup>,
+}
+
+/// One person's ranges in `Persons::lines` and `Persons::dispenses`.
+struct PersonGroup {
+    lines: std::ops::Range<usize>,
+    dispenses: std::ops::Range<usize>,
+}
+
+impl Persons<'_> {
+    fn person(&self, g: &PersonGroup) -> &str {
+        match self.lines.get(g.lines.start).filter(|_| !g.lines.is_empty()) {
+            Some(l) => &l.person_id,
+            None => &self.dispenses[g.dispenses.start].person_id,
+        }
+    }
+
+    /// The person's uncoded pharmacy revenue days. Only persons with medical
+    /// lines have episodes that could use them.
+    fn uncoded_days(&self, g: &PersonGroup) -> Vec<Date> {
+        if g.lines.is_empty() || self.uncoded.is_empty() {
+            return Vec::new();
+        }
+        let person = self.person(g);
+        let a = self.uncoded.partition_point(|u| u.person_id.as_str() < person);
+        self.uncoded[a..].iter().take_while(|u| u.person_id == person).map(|u| u.date).collect()
+    }
+}
+
+/// Groups lines and dispenses by person. Sorts references, never the
+/// (large) lines.
+fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], mut uncoded: Vec<UncodedDrugDay>) -> Persons<'a> {
+    let lines = sort_by_person(chunks.iter().flatten().collect(), |l| &l.person_id);
+    let dispenses = sort_by_person(dispenses.iter().collect(), |d| &d.person_id);
+    uncoded.par_sort_unstable();
+    uncoded.dedup();
+    // Merge the two sorted lists into one group per person.
+    let mut groups = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < lines.len() || j < dispenses.len() {
+        let person = match (lines.get(i), dispenses.get(j)) {
+            (Some(l), Some(d)) => l.person_id.as_str().min(d.person_id.as_str()),
+            (Some(l), None) => l.person_id.as_str(),
+            (None, Some(d)) => d.person_id.as_str(),
+            (None, None) => break,
+        };
+        let (li, dj) = (i, j);
+        while i < lines.len() && lines[i].person_id == person {
+            i += 1;
+        }
+        while j < dispenses.len() && dispenses[j].person_id == person {
+            j += 1;
+        }
+        groups.push(PersonGroup { lines: li..i, dispenses: dj..j });
+    }
+    Persons { lines, dispenses, uncoded, groups }
+}
+
+/// Sorts references by person id. Sorts compact keys (the id's first 16
+/// bytes and its length) so most comparisons never chase a pointer.
+fn sort_by_person<T: Sync>(items: Vec<&T>, person: impl Fn(&T) -> &str + Sync) -> Vec<&T> {
     let key = |s: &str| -> (u128, usize) {
         let mut b = [0u8; 16];
         let n = s.len().min(16);
         b[..n].copy_from_slice(&s.as_bytes()[..n]);
         (u128::from_be_bytes(b), s.len())
     };
-    let mut idx: Vec<((u128, usize), &Line)> = chunks.iter().flatten().map(|l| (key(&l.person_id), l)).collect();
+    let mut idx: Vec<((u128, usize), &T)> = items.into_iter().map(|x| (key(person(x)), x)).collect();
     idx.par_sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| if a.0.1 <= 16 { std::cmp::Ordering::Equal } else { a.1.person_id.cmp(&b.1.person_id) })
+        a.0.cmp(&b.0).then_with(|| if a.0.1 <= 16 { std::cmp::Ordering::Equal } else { person(a.1).cmp(person(b.1)) })
     });
-    let sorted: Vec<&Line> = idx.into_iter().map(|(_, l)| l).collect();
-    let mut groups = Vec::new();
-    let mut start = 0;
-    for i in 1..=sorted.len() {
-        if i == sorted.len() || sorted[i].person_id != sorted[start].person_id {
-            groups.push((start, i));
-            start = i;
-        }
-    }
-    (sorted, groups)
+    idx.into_iter().map(|(_, x)| x).collect()
 }
 
 struct PatientResult {
     findings: Vec<Finding>,
     episodes: Vec<EpisodeRow>,
     tallies: Vec<Tally>,
+    pharmacy: PharmacyCounts,
     /// Reversals that reverse nothing: (file, reject row).
     unmatched: Vec<(u32, RejectRow)>,
 }
 
-fn evaluate_patient(lines: &[&Line], ctx: &Ctx) -> PatientResult {
-    // Without a policy-code line no rule has an item: only J-codes outside
-    // the policy (kept as drug days for PER_DIEM_WITHOUT_DRUG). Skip the work.
-    if !lines.iter().any(|l| ctx.policy.policy_codes.contains(l.hcpcs.as_str())) {
-        let unmatched = if lines.iter().all(|l| l.units >= 0.0) { Vec::new() } else { net_reversals(lines.to_vec()).1.0 };
+fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days: Vec<Date>, ctx: &Ctx) -> PatientResult {
+    let (active_rx, unmatched_rx) = net_dispense_reversals(dispenses.to_vec());
+    let mut unmatched = unmatched_dispense_rejects(&unmatched_rx.0);
+    // Without a policy-code line or a dispense no rule has an item: only
+    // J-codes outside the policy (kept as drug days for PER_DIEM_WITHOUT_DRUG).
+    if active_rx.is_empty() && !lines.iter().any(|l| ctx.policy.policy_codes.contains(l.hcpcs.as_str())) {
+        if lines.iter().any(|l| l.units < 0.0) {
+            unmatched.extend(unmatched_rejects(&net_reversals(lines.to_vec()).1.0));
+        }
         return PatientResult {
             findings: Vec::new(),
             episodes: Vec::new(),
             tallies: vec![Tally::default(); RULES.len()],
-            unmatched: unmatched_rejects(&unmatched),
+            pharmacy: PharmacyCounts::default(),
+            unmatched,
         };
     }
-    let person = lines[0].person_id.clone();
-    let (active, unmatched) = net_reversals(lines.to_vec());
-    let patient = build_patient(person, active, ctx.policy);
+    let person = lines.first().map(|l| l.person_id.clone()).or_else(|| dispenses.first().map(|d| d.person_id.clone())).unwrap_or_default();
+    let (active, unmatched_lines) = net_reversals(lines.to_vec());
+    unmatched.extend(unmatched_rejects(&unmatched_lines.0));
+    let patient = build_patient(person, active, PharmacySide { dispenses: active_rx, uncoded_drug_days }, ctx.policy);
     let (findings, tallies) = evaluate(&patient, ctx);
     let episodes = episode_rows(&patient, &findings, ctx);
-    PatientResult { findings, episodes, tallies, unmatched: unmatched_rejects(&unmatched.0) }
+    let mut pharmacy = PharmacyCounts { dispenses: patient.dispenses.len() as u64, ..Default::default() };
+    for d in &patient.dispenses {
+        match d.used {
+            DispenseUse::Matched => pharmacy.matched_to_medical += 1,
+            DispenseUse::Supplied => pharmacy.supplied_administrations += 1,
+            DispenseUse::Unused => pharmacy.unused += 1,
+        }
+    }
+    PatientResult { findings, episodes, tallies, pharmacy, unmatched }
+}
+
+fn unmatched_reject(file: u32, source_line: u64, raw: Option<&str>, reason: String) -> (u32, RejectRow) {
+    let raw_text = raw.map(|r| raw_text(r.as_bytes())).unwrap_or_default();
+    (file, RejectRow { file, source_line, code: "reversal_unmatched", reason, raw_text })
 }
 
 fn unmatched_rejects(lines: &[&Line]) -> Vec<(u32, RejectRow)> {
     lines
         .iter()
         .map(|l| {
-            let reject = RejectRow {
-                file: l.file,
-                source_line: l.source_line,
-                code: "reversal_unmatched",
-                reason: format!(
-                    "reversal of {} units of {} on {} matches no earlier line of the same person, date, code and units",
-                    crate::rules::units(-l.units),
-                    l.hcpcs,
-                    l.service_date
-                ),
-                raw_text: l.raw.as_deref().map(|r| raw_text(r.as_bytes())).unwrap_or_default(),
-            };
-            (l.file, reject)
+            let reason = format!(
+                "reversal of {} units of {} on {} matches no earlier line of the same person, date, code and units",
+                units(-l.units),
+                l.hcpcs,
+                l.service_date
+            );
+            unmatched_reject(l.file, l.source_line, l.raw.as_deref(), reason)
+        })
+        .collect()
+}
+
+fn unmatched_dispense_rejects(rows: &[&Dispense]) -> Vec<(u32, RejectRow)> {
+    rows.iter()
+        .map(|d| {
+            let reason = format!(
+                "reversal of quantity {} of NDC {} dispensed {} matches no dispense of the same person, date, NDC and quantity",
+                units(-d.quantity),
+                d.ndc,
+                d.date
+            );
+            unmatched_reject(d.file, d.source_line, d.raw.as_deref(), reason)
         })
         .collect()
 }
@@ -267,6 +381,8 @@ fn episode_rows(p: &Patient, findings: &[Finding], ctx: &Ctx) -> Vec<EpisodeRow>
                 dose_units: a.dose,
                 dose_sequence: a.sequence,
                 phase: a.phase.as_str(),
+                supply: a.supply.as_str(),
+                dispense_claim_id: a.dispense.and_then(|j| p.dispenses.get(j)).map(|d| d.rows[0].claim_id.to_string()),
                 days_since_previous: a.days_since_previous(),
                 previous_administration_date: a.previous,
                 line_count: a.line_idx.len() as u32,

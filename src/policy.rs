@@ -7,10 +7,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::date::Date;
 use crate::error::{Error, Result};
-use crate::normalize::{normalize_dx, normalize_hcpcs};
-use crate::rules::{RULES, Severity};
+use crate::model::codes::{normalize_dx, normalize_hcpcs, normalize_ndc, normalize_revenue};
+use crate::model::{CATALOGUE, CATALOGUE_VERSION, Date, Severity};
 use crate::util::{FastMap, FastSet};
 
 pub const DEFAULT_POLICY: &str = include_str!("../policy/default.toml");
@@ -28,6 +27,10 @@ pub struct PolicyFile {
     pub wastage: Wastage,
     pub medicare: Medicare,
     pub home_infusion: HomeInfusion,
+    #[serde(default)]
+    pub institutional: Institutional,
+    #[serde(default)]
+    pub pharmacy: Pharmacy,
     pub code: Vec<CodeEntry>,
     #[serde(default)]
     pub rules: BTreeMap<String, RuleSetting>,
@@ -68,13 +71,59 @@ pub struct Drug {
     pub family: String,
     pub allowed_doses: Vec<f64>,
     #[serde(default)]
-    pub ndc: Vec<String>,
+    pub ndc: Vec<NdcEntry>,
     #[serde(default)]
     pub premedication_billed: bool,
     #[serde(default)]
     pub wastage_modifiers: bool,
     #[serde(default)]
     pub source: String,
+}
+
+/// An NDC of a drug: a bare code (NDC_MISMATCH only, as in catalogue v1
+/// policies) or a product whose `mg_per_unit` turns a pharmacy quantity into
+/// a dose.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum NdcEntry {
+    Code(String),
+    Product(NdcProduct),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NdcProduct {
+    pub code: String,
+    /// mg of drug per NCPDP billing unit (per mL for a solution).
+    pub mg_per_unit: Option<f64>,
+    #[serde(default)]
+    pub package: String,
+    #[serde(default)]
+    pub source: String,
+}
+
+impl NdcEntry {
+    pub fn code(&self) -> &str {
+        match self {
+            NdcEntry::Code(c) => c,
+            NdcEntry::Product(p) => &p.code,
+        }
+    }
+
+    pub fn mg_per_unit(&self) -> Option<f64> {
+        match self {
+            NdcEntry::Code(_) => None,
+            NdcEntry::Product(p) => p.mg_per_unit,
+        }
+    }
+}
+
+/// A policy NDC as the pharmacy reader and the episode builder see it.
+#[derive(Debug, Clone)]
+pub struct NdcInfo {
+    /// The drug's HCPCS code (the administration it supplies).
+    pub drug: String,
+    pub mg_per_unit: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -110,6 +159,51 @@ pub struct Medicare {
 #[serde(deny_unknown_fields)]
 pub struct HomeInfusion {
     pub place_of_service: Vec<String>,
+    /// Type-of-bill prefixes (facility type and classification, without the
+    /// leading 0) that are home: 32x, 33x, 34x home health.
+    #[serde(default = "home_bill_types")]
+    pub bill_types: Vec<String>,
+}
+
+fn home_bill_types() -> Vec<String> {
+    vec!["32".into(), "33".into(), "34".into()]
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Institutional {
+    /// Revenue code ranges (`"0250-0259"`, or one code) that are pharmacy:
+    /// a line there without HCPCS may carry the premedication.
+    #[serde(default = "pharmacy_revenue")]
+    pub pharmacy_revenue_codes: Vec<String>,
+}
+
+impl Default for Institutional {
+    fn default() -> Self {
+        Institutional { pharmacy_revenue_codes: pharmacy_revenue() }
+    }
+}
+
+fn pharmacy_revenue() -> Vec<String> {
+    vec!["0250-0259".into(), "0630-0639".into()]
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pharmacy {
+    /// How long before an administration a dispense can supply it.
+    #[serde(default = "dispense_window")]
+    pub dispense_window_days: i32,
+}
+
+impl Default for Pharmacy {
+    fn default() -> Self {
+        Pharmacy { dispense_window_days: dispense_window() }
+    }
+}
+
+fn dispense_window() -> i32 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -160,6 +254,11 @@ pub struct Policy {
     pub policy_codes: FastSet<String>,
     /// The same codes as bytes, for the per-row scope check.
     pub policy_codes_upper: Vec<Vec<u8>>,
+    /// 11-digit NDC -> its drug and strength, for NDCs with `mg_per_unit`:
+    /// the scope of pharmacy extracts.
+    pub ndc_products: FastMap<String, NdcInfo>,
+    /// Pharmacy revenue code ranges, inclusive, as numbers.
+    pub pharmacy_revenue: Vec<(u16, u16)>,
     pub enabled: FastMap<&'static str, Severity>,
     /// sha-less fingerprint of the policy text, for the run id.
     pub fingerprint: u64,
@@ -189,11 +288,37 @@ impl Policy {
         for d in file.dosing.values_mut() {
             d.initiation_code = normalize_hcpcs(&d.initiation_code);
         }
+        let cv = file.policy.catalogue_version.trim();
+        if cv.parse::<u32>().map_or(true, |v| v == 0 || v > CATALOGUE_VERSION) {
+            return Err(Error::Config(format!(
+                "{source}: catalogue_version {cv:?} is not one this build implements (1 to {CATALOGUE_VERSION})"
+            )));
+        }
         let mut drugs = FastMap::default();
+        let mut ndc_products = FastMap::default();
+        for d in &mut file.drug {
+            for n in &mut d.ndc {
+                let Some(code) = normalize_ndc(n.code()) else {
+                    return Err(Error::Config(format!(
+                        "{source}: drug {}: NDC {:?} is not a 5-4-2 or dashed 10-digit NDC",
+                        d.code,
+                        n.code()
+                    )));
+                };
+                match n {
+                    NdcEntry::Code(c) => *c = code.to_string(),
+                    NdcEntry::Product(p) => p.code = code.to_string(),
+                }
+                if let Some(mg) = n.mg_per_unit() {
+                    if !(mg > 0.0 && mg.is_finite()) {
+                        return Err(Error::Config(format!("{source}: drug {}: NDC {code}: mg_per_unit must be positive", d.code)));
+                    }
+                    ndc_products.insert(code.to_string(), NdcInfo { drug: d.code.clone(), mg_per_unit: mg });
+                }
+            }
+        }
         for d in &file.drug {
-            let mut d = d.clone();
-            d.code = normalize_hcpcs(&d.code);
-            d.ndc = d.ndc.iter().map(|n| n.chars().filter(|c| c.is_ascii_digit()).collect()).collect();
+            let d = d.clone();
             if !file.dosing.contains_key(&d.family) {
                 return Err(Error::Config(format!(
                     "{source}: drug {} names family {:?} with no [dosing.{}] table",
@@ -221,11 +346,22 @@ impl Policy {
         }
         let mut enabled = FastMap::default();
         for id in file.rules.keys() {
-            if !RULES.iter().any(|r| r.id == id) {
-                return Err(Error::Config(format!("{source}: [rules.{id}] is not a rule of catalogue v1 (see `claims-audit rules`)")));
+            if !CATALOGUE.iter().any(|r| r.id == id) {
+                return Err(Error::Config(format!(
+                    "{source}: [rules.{id}] is not a rule of catalogue v{CATALOGUE_VERSION} (see `claims-audit rules`)"
+                )));
             }
         }
-        for r in RULES {
+        let mut pharmacy_revenue = Vec::new();
+        for r in &file.institutional.pharmacy_revenue_codes {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            let num = |x: &str| normalize_revenue(x).and_then(|t| t.parse::<u16>().ok());
+            match (num(a), num(b)) {
+                (Some(a), Some(b)) if a <= b => pharmacy_revenue.push((a, b)),
+                _ => return Err(Error::Config(format!("{source}: pharmacy revenue code range {r:?} is not CODE or CODE-CODE"))),
+            }
+        }
+        for r in CATALOGUE {
             let setting = file.rules.get(r.id);
             if setting.is_none_or(|s| s.enabled) {
                 enabled.insert(r.id, setting.and_then(|s| s.severity).unwrap_or(r.severity));
@@ -243,6 +379,8 @@ impl Policy {
             icd,
             policy_codes,
             policy_codes_upper,
+            ndc_products,
+            pharmacy_revenue,
             enabled,
         })
     }
@@ -255,9 +393,31 @@ impl Policy {
         &self.file.policy.version
     }
 
-    /// `name@version`, stamped on every finding as `rule_version`.
+    /// `name@version/catalogue-vN`, stamped on every finding as
+    /// `rule_version`: the policy and the catalogue version it was written for.
     pub fn rule_version(&self) -> String {
-        format!("{}@{}", self.name(), self.version())
+        format!("{}@{}/catalogue-v{}", self.name(), self.version(), self.file.policy.catalogue_version.trim())
+    }
+
+    /// Whether a normalized 11-digit NDC is a policy product with a strength.
+    pub fn ndc_product(&self, ndc: &str) -> Option<&NdcInfo> {
+        self.ndc_products.get(ndc)
+    }
+
+    /// Whether a revenue code (any accepted form) is a pharmacy revenue code.
+    pub fn is_pharmacy_revenue(&self, code: &str) -> bool {
+        normalize_revenue(code)
+            .and_then(|t| t.parse::<u16>().ok())
+            .is_some_and(|v| self.pharmacy_revenue.iter().any(|&(a, b)| (a..=b).contains(&v)))
+    }
+
+    /// Whether a normalized type of bill (`341`) is a home setting.
+    pub fn bill_type_is_home(&self, bill_type: &str) -> bool {
+        self.file.home_infusion.bill_types.iter().any(|p| bill_type.starts_with(p.as_str()))
+    }
+
+    pub fn dispense_window_days(&self) -> i32 {
+        self.file.pharmacy.dispense_window_days
     }
 
     pub fn in_group(&self, code: &str, group: &str) -> bool {
@@ -334,7 +494,12 @@ mod tests {
         assert!(p.in_scope("J2350") && p.in_scope("S9379") && p.in_scope("J9999"));
         assert!(!p.in_scope("99213"));
         assert!(p.dx_in_group("G35C2", "off_label_diagnosis"));
-        assert_eq!(p.enabled.len(), RULES.len());
+        assert_eq!(p.enabled.len(), CATALOGUE.len());
+        assert_eq!(p.ndc_product("50242015001").map(|n| (n.drug.as_str(), n.mg_per_unit)), Some(("J2350", 30.0)));
+        assert!(p.is_pharmacy_revenue("250") && p.is_pharmacy_revenue("0636") && !p.is_pharmacy_revenue("0270"));
+        assert!(p.bill_type_is_home("341") && p.bill_type_is_home("321") && !p.bill_type_is_home("131"));
+        assert_eq!(p.dispense_window_days(), 30);
+        assert_eq!(p.rule_version(), "ocrelizumab-home-infusion@2026.12.0/catalogue-v2");
         assert_eq!(p.payer_program("Acme Medicare Advantage HMO"), "medicare_advantage");
         assert_eq!(p.payer_program("MEDICARE PART B"), "medicare_ffs");
         assert_eq!(p.payer_program("State Medicaid"), "medicaid");
@@ -342,6 +507,18 @@ mod tests {
         assert_eq!(p.payer_program_of(&[Some(" Acme Medicare "), None, Some("Advantage HMO")]), "medicare_advantage");
         assert_eq!(p.payer_program_of(&[Some(""), Some("MEDICARE"), Some("part b")]), "medicare_ffs");
         assert_eq!(p.payer_program_of(&[Some(&"x".repeat(300)), Some("medicaid")]), "medicaid");
+    }
+
+    #[test]
+    fn catalogue_v1_policy_with_bare_ndcs_still_loads() {
+        let text = DEFAULT_POLICY
+            .replace("catalogue_version = \"2\"", "catalogue_version = \"1\"")
+            .replace("[[drug.ndc]]\ncode = \"50242-0150-01\"\nmg_per_unit = 30.0", "[[drug.ndc]]\ncode = \"50242-0150-01\"");
+        let p = Policy::from_toml(&text, "t").unwrap();
+        assert!(p.ndc_products.is_empty());
+        assert_eq!(p.drugs["J2350"].ndc[0].code(), "50242015001");
+        let newer = DEFAULT_POLICY.replace("catalogue_version = \"2\"", "catalogue_version = \"3\"");
+        assert!(matches!(Policy::from_toml(&newer, "t"), Err(Error::Config(_))));
     }
 
     #[test]

@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use claims_audit::columns::ColumnMap;
-use claims_audit::date::Date;
+use claims_audit::model::Date;
 use claims_audit::ingest::{CsvEngine, ScanSpec, csv_fast, csv_plain};
-use claims_audit::normalize::{normalize_dx, normalize_ndc, normalize_pos, parse_number};
+use claims_audit::model::codes::{normalize_bill_type, normalize_dx, normalize_ndc, normalize_pos, normalize_revenue, parse_number};
 use claims_audit::policy::Policy;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,6 +22,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = normalize_pos(s);
         let _ = parse_number(s);
         let _ = normalize_dx(s);
+        let _ = normalize_bill_type(s);
+        let _ = normalize_revenue(s);
     }
     static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
     let policy = POLICY.get_or_init(|| Policy::default_policy().expect("policy"));

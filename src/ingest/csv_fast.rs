@@ -9,8 +9,9 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::input::Format;
 use super::record::{Fields, next_boundary, quote_state, split_record};
-use super::{FileOutput, Format, RowSink, ScanSpec, append};
+use super::sink::{FileOutput, RowSink, ScanSpec, append};
 use crate::error::{Error, Result};
 
 const BLOCK: usize = 8 << 20;
@@ -93,6 +94,7 @@ pub fn read_from(
     buf.drain(..data_start);
     progress(data_start as u64);
     let mut total = FileOutput::default();
+    total.stats.kind = Some(resolved.kind);
     let mut line_base = 1 + header_lines;
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(2);

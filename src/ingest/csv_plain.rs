@@ -7,7 +7,8 @@ use std::path::Path;
 use std::io::Read;
 
 use super::csv_fast::{header, open};
-use super::{FileOutput, Format, RowSink, ScanSpec};
+use super::input::Format;
+use super::sink::{FileOutput, RowSink, ScanSpec};
 use crate::error::{Error, Result};
 
 pub fn read(path: &Path, format: Format, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {

@@ -9,8 +9,8 @@ use polars::prelude::*;
 
 use rayon::prelude::*;
 
-use super::{FileOutput, RowSink, ScanSpec, append};
-use crate::columns::col as slot;
+use super::sink::{FileOutput, RowSink, ScanSpec, append, ndc_in_scope};
+use crate::columns::{FileKind, col as slot};
 use crate::error::{Error, Result};
 
 /// Rows per parallel normalization task.
@@ -42,7 +42,8 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "parquet schema and row count");
     let as_str = |name: &str| col(name).cast(DataType::String);
     let name_of = |s: usize| resolved.idx[s].map(|i| names[i].clone());
-    let code_name = name_of(slot::HCPCS).unwrap_or_default();
+    let key_slot = if resolved.kind == FileKind::Pharmacy { slot::NDC } else { slot::HCPCS };
+    let code_name = name_of(key_slot).unwrap_or_default();
     // Person checks are a cheap superset on the raw text (trimming 5M
     // strings in the scan costs seconds); the row sink checks exactly.
     let code = as_str(&code_name);
@@ -54,30 +55,54 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             .or(e.clone().str().starts_with(lit("\t")))
             .or(e.str().ends_with(lit("\t")))
     };
-    // The code column holds a few hundred distinct values: decide each one
-    // exactly here (as the row sink will), then filter with one hashed
-    // membership test instead of string tests on every row.
-    let distinct = lf
-        .clone()
-        .select([code.clone().unique().alias("code")])
-        .collect_with_engine(Engine::Streaming)
-        .map_err(|e| perr(path, e))?
-        .unwrap_single();
-    let wanted_codes: Vec<String> = distinct
-        .column("code")
-        .and_then(|c| c.str().map(|ca| ca.iter().flatten().map(str::to_string).collect::<Vec<_>>()))
-        .map_err(|e| perr(path, e))?
-        .into_iter()
-        .filter(|v| {
-            // Exactly the row sink's test: empty after trimming (a reject) or in scope.
-            let t = v.as_bytes().trim_ascii();
-            t.is_empty() || super::code_in_scope(spec.policy, t)
-        })
-        .collect();
-    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), distinct = distinct.height(), wanted = wanted_codes.len(), "parquet code values");
-    let mut wanted = code.clone().is_in(lit(Series::new("codes".into(), wanted_codes)).implode(false), false);
-    // Rows that will be rejected are read too, so they reach rejects.parquet.
-    wanted = wanted.or(code.clone().is_null()).or(code.eq(lit("")));
+    // The key column (HCPCS, or NDC in a pharmacy extract) holds a few
+    // hundred distinct values: decide each one exactly here (as the row sink
+    // will), then filter with one hashed membership test instead of string
+    // tests on every row.
+    // Each distinct value with its row count (null as None), in one pass.
+    let distinct_of = |name: &str| -> Result<Vec<(Option<String>, u64)>> {
+        let df = lf
+            .clone()
+            .group_by([as_str(name).alias("v")])
+            .agg([len().alias("n")])
+            .collect_with_engine(Engine::Streaming)
+            .map_err(|e| perr(path, e))?
+            .unwrap_single();
+        let v = df.column("v").and_then(|c| c.str().cloned()).map_err(|e| perr(path, e))?;
+        let n = df.column("n").and_then(|c| c.cast(&DataType::UInt64)).map_err(|e| perr(path, e))?;
+        let n = n.u64().map_err(|e| perr(path, e))?;
+        Ok(v.iter().zip(n.iter()).map(|(v, n)| (v.map(str::to_string), n.unwrap_or(0))).collect())
+    };
+    let present_values = |v: Vec<(Option<String>, u64)>| -> Vec<String> { v.into_iter().filter_map(|(v, _)| v).collect() };
+    // Medical rows without a code, all of them (the scan drops most).
+    let mut blank_rows = 0u64;
+    let values = |v: Vec<String>| lit(Series::new("values".into(), v)).implode(false);
+    let mut wanted = match resolved.kind {
+        FileKind::Medical => {
+            let codes = distinct_of(&code_name)?;
+            tracing::debug!(seconds = t0.elapsed().as_secs_f64(), distinct = codes.len(), "parquet code values");
+            let (blank, coded): (Vec<_>, Vec<_>) =
+                codes.into_iter().partition(|(v, _)| v.as_deref().is_none_or(|v| v.trim_ascii().is_empty()));
+            blank_rows = blank.iter().map(|(_, n)| n).sum();
+            let blank = present_values(blank);
+            let in_scope: Vec<String> =
+                present_values(coded).into_iter().filter(|v| super::sink::code_in_scope(spec.policy, v.trim_ascii().as_bytes())).collect();
+            let mut w = code.clone().is_in(values(in_scope), false);
+            // Rows without a code are read only when they carry a pharmacy revenue code.
+            if let Some(rev_name) = name_of(slot::REVENUE) {
+                let rev: Vec<String> =
+                    present_values(distinct_of(&rev_name)?).into_iter().filter(|r| spec.policy.is_pharmacy_revenue(r)).collect();
+                let no_code = code.clone().is_null().or(code.clone().is_in(values(blank), false));
+                w = w.or(no_code.and(as_str(&rev_name).is_in(values(rev), false)));
+            }
+            w
+        }
+        FileKind::Pharmacy => {
+            let ndcs: Vec<String> =
+                present_values(distinct_of(&code_name)?).into_iter().filter(|v| ndc_in_scope(spec.policy, v.as_bytes())).collect();
+            code.clone().is_in(values(ndcs), false)
+        }
+    };
     let mut person_empty: Option<Expr> = None;
     for s in [slot::PERSON_ID, slot::MEMBER_ID] {
         if let Some(n) = name_of(s) {
@@ -117,7 +142,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     for (k, &s) in present.iter().enumerate() {
         pos[s] = Some(k);
     }
-    let local = crate::columns::Resolved { idx: pos.try_into().unwrap_or(resolved.idx), width: present.len() };
+    let local = crate::columns::Resolved { idx: pos.try_into().unwrap_or(resolved.idx), width: present.len(), kind: resolved.kind };
     let header: Vec<String> = present.iter().map(|&s| crate::columns::canonical_name(s)).collect();
     // Normalize in parallel, in row order: one sink per range of rows.
     let ranges: Vec<(usize, usize)> = (0..rows.len()).step_by(PAR_ROWS).map(|a| (a, (a + PAR_ROWS).min(rows.len()))).collect();
@@ -136,6 +161,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
         })
         .collect();
     let mut out = FileOutput::default();
+    out.stats.kind = Some(resolved.kind);
     for part in parts {
         append(&mut out, part, 0);
     }
@@ -144,5 +170,10 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     let filtered = rows_read.saturating_sub(out.stats.rows_read);
     out.stats.rows_read += filtered;
     out.stats.rows_accepted += filtered;
+    if resolved.kind == FileKind::Medical {
+        let key = present.iter().position(|&s| s == key_slot);
+        let blank_seen = key.map_or(0, |k| (0..rows.len()).filter(|&r| cell(k, r).trim_ascii().is_empty()).count() as u64);
+        out.stats.rows_without_hcpcs += blank_rows.saturating_sub(blank_seen);
+    }
     Ok(out)
 }

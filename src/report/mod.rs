@@ -11,9 +11,11 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::ingest::FileStats;
+use crate::model::Severity;
+use crate::pipeline::PharmacyCounts;
 use crate::pipeline::{RunOptions, RunResult};
 use crate::policy::Policy;
-use crate::rules::{RULES, Severity};
+use crate::rules::RULES;
 
 pub use atomic::Staging;
 
@@ -52,6 +54,7 @@ fn findings_frame(r: &RunResult, policy: &Policy, run_id: &str) -> PolarsResult<
         Column::new("units".into(), f.iter().map(|x| x.units).collect::<Vec<_>>()),
         Column::new("paid_amount".into(), f.iter().map(|x| x.paid_amount).collect::<Vec<_>>()),
         Column::new("allowed_amount".into(), f.iter().map(|x| x.allowed_amount).collect::<Vec<_>>()),
+        Column::new("amount_at_stake".into(), f.iter().map(|x| x.at_stake).collect::<Vec<_>>()),
         Column::new("payer_program".into(), f.iter().map(|x| x.payer_program.as_deref()).collect::<Vec<_>>()),
         Column::new("rendering_npi".into(), f.iter().map(|x| x.rendering_npi.as_deref()).collect::<Vec<_>>()),
         Column::new("billing_npi".into(), f.iter().map(|x| x.billing_npi.as_deref()).collect::<Vec<_>>()),
@@ -74,6 +77,8 @@ fn episodes_frame(r: &RunResult) -> PolarsResult<DataFrame> {
         Column::new("claim_ids".into(), e.iter().map(|x| x.claim_ids.as_str()).collect::<Vec<_>>()),
         Column::new("finding_count".into(), e.iter().map(|x| x.finding_count as i32).collect::<Vec<_>>()),
         Column::new("max_severity".into(), e.iter().map(|x| x.max_severity.map(Severity::as_str)).collect::<Vec<_>>()),
+        Column::new("supply".into(), e.iter().map(|x| x.supply).collect::<Vec<_>>()),
+        Column::new("dispense_claim_id".into(), e.iter().map(|x| x.dispense_claim_id.as_deref()).collect::<Vec<_>>()),
     ])
 }
 
@@ -110,11 +115,12 @@ struct Manifest<'a> {
     arguments: Arguments<'a>,
     started_at: &'a str,
     finished_at: &'a str,
-    horizon: Option<crate::date::Date>,
+    horizon: Option<crate::model::Date>,
     inputs: &'a [FileStats],
     totals: Totals,
     outputs: Vec<OutputInfo>,
     rules: Vec<RuleInfo>,
+    pharmacy: &'a PharmacyCounts,
     findings_by_severity: BTreeMap<&'static str, u64>,
     timings_seconds: BTreeMap<&'static str, f64>,
 }
@@ -136,10 +142,10 @@ struct PolicyInfo<'a> {
 struct Arguments<'a> {
     argv: &'a [String],
     inputs: &'a [String],
-    from: Option<crate::date::Date>,
-    to: Option<crate::date::Date>,
+    from: Option<crate::model::Date>,
+    to: Option<crate::model::Date>,
     lookback_days: i32,
-    read_from: Option<crate::date::Date>,
+    read_from: Option<crate::model::Date>,
     policy: Option<String>,
     columns: Option<String>,
     threads: usize,
@@ -153,6 +159,8 @@ pub struct Totals {
     pub rows_rejected: u64,
     pub rows_in_scope: u64,
     pub rows_kept: u64,
+    pub rows_without_hcpcs: u64,
+    pub rows_uncoded_drug: u64,
     pub persons: usize,
     pub episodes: usize,
     pub findings: usize,
@@ -184,6 +192,8 @@ pub fn totals(r: &RunResult) -> Totals {
         t.rows_rejected += f.rows_rejected;
         t.rows_in_scope += f.rows_in_scope;
         t.rows_kept += f.rows_kept;
+        t.rows_without_hcpcs += f.rows_without_hcpcs;
+        t.rows_uncoded_drug += f.rows_uncoded_drug;
     }
     t
 }
@@ -244,6 +254,7 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
             OutputInfo { path: "_SUCCESS".into(), rows: None },
         ],
         rules,
+        pharmacy: &r.pharmacy,
         findings_by_severity: by_sev,
         timings_seconds: [("read", r.read_seconds), ("evaluate", r.eval_seconds)].into_iter().collect(),
     };

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use crate::model::Severity;
 use crate::pipeline::{RunOptions, RunResult};
 use crate::policy::Policy;
 use crate::rules::RULES;
@@ -45,7 +46,9 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
         ("rows read", t.rows_read),
         ("rows accepted", t.rows_accepted),
         ("rows rejected", t.rows_rejected),
-        ("rows in scope (policy codes and J-codes)", t.rows_in_scope),
+        ("rows in scope (policy codes, J-codes, policy NDCs)", t.rows_in_scope),
+        ("rows without a HCPCS code (institutional revenue lines, out of scope)", t.rows_without_hcpcs),
+        ("  of which pharmacy revenue lines kept for PREMED_NOT_BILLED", t.rows_uncoded_drug),
         ("lines audited (in the read window)", t.rows_kept),
         ("persons audited", t.persons as u64),
         ("administration episodes in range", t.episodes as u64),
@@ -55,7 +58,10 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
     }
 
     let _ = writeln!(s, "\n## Findings by rule\n");
-    let _ = writeln!(s, "Money at stake is the paid amount of the distinct flagged lines (allowed amount where paid is absent).\n");
+    let _ = writeln!(
+        s,
+        "Money at stake is the paid amount of the distinct flagged lines (allowed amount where paid is absent); for CROSS_BENEFIT_DUPLICATE, the smaller of the medical and pharmacy payments.\n"
+    );
     let _ = writeln!(
         s,
         "| rule | category | severity | findings | evaluated | not evaluable | money at stake |\n|---|---|---|---:|---:|---:|---:|"
@@ -69,7 +75,7 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
         let mut at_stake = 0.0;
         for f in r.findings.iter().filter(|f| f.rule_id == d.id) {
             if seen.insert((f.file, f.source_line)) {
-                at_stake += f.paid_amount.or(f.allowed_amount).unwrap_or(0.0);
+                at_stake += f.at_stake.unwrap_or(0.0);
             }
         }
         let _ = writeln!(
@@ -89,7 +95,7 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
     for f in &r.findings {
         let e = by_person.entry(f.person_id.as_str()).or_default();
         e.0 += 1;
-        if f.severity == crate::rules::Severity::Error {
+        if f.severity == Severity::Error {
             e.1 += 1;
         }
     }
@@ -120,6 +126,21 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
         }
     }
 
+    let ph = &r.pharmacy;
+    if ph.dispenses > 0 || r.files.iter().any(|f| f.kind == Some(crate::columns::FileKind::Pharmacy)) {
+        let _ = writeln!(s, "\n## Pharmacy-benefit dispenses\n");
+        let _ = writeln!(
+            s,
+            "| dispenses (person, date, drug) | matched to a medical administration | supplied an administration | supplied nothing |"
+        );
+        let _ = writeln!(s, "|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| {} | {} | {} | {} |", ph.dispenses, ph.matched_to_medical, ph.supplied_administrations, ph.unused);
+        let _ = writeln!(
+            s,
+            "\nA matched dispense is a CROSS_BENEFIT_DUPLICATE finding when the administration is in range. A dispense that supplied nothing had no nursing visit within the dispense window."
+        );
+    }
+
     let _ = writeln!(s, "\n## Not evaluable\n");
     let ne: Vec<String> = RULES
         .iter()
@@ -132,14 +153,21 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
     } else {
         let _ = writeln!(s, "{}", ne.join("\n"));
     }
-    let _ =
-        writeln!(s, "\n## Input files\n\n| file | format | rows read | accepted | rejected | in scope |\n|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "\n## Input files\n\n| file | kind | format | rows read | accepted | rejected | in scope |\n|---|---|---|---:|---:|---:|---:|"
+    );
     for f in &r.files {
         let fmt = f
             .format
             .map(|x| serde_json::to_value(x).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
             .unwrap_or_default();
-        let _ = writeln!(s, "| {} | {} | {} | {} | {} | {} |", f.path, fmt, f.rows_read, f.rows_accepted, f.rows_rejected, f.rows_in_scope);
+        let kind = f.kind.map_or("", |k| k.as_str());
+        let _ = writeln!(
+            s,
+            "| {} | {kind} | {} | {} | {} | {} | {} |",
+            f.path, fmt, f.rows_read, f.rows_accepted, f.rows_rejected, f.rows_in_scope
+        );
     }
     s
 }

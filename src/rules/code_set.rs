@@ -2,11 +2,10 @@
 
 use serde_json::json;
 
-use super::{Ctx, RuleOutput, units};
-use crate::date::Date;
-use crate::episodes::Patient;
-use crate::normalize::display_dx;
-use crate::text::{Codes, Text};
+use super::{Ctx, RuleOutput, units, with_supply};
+use crate::episodes::{Patient, Supply};
+use crate::model::codes::display_dx;
+use crate::model::{Codes, Date, Line, Text};
 
 fn net(p: &Patient, d: Date, code: &str) -> f64 {
     p.net.get(d, code)
@@ -22,7 +21,7 @@ fn dx_list(dx: &Codes) -> String {
 }
 
 /// The line's diagnoses that are MS codes.
-fn ms_diagnoses<'a>(ctx: &Ctx, l: &'a crate::normalize::Line) -> Vec<&'a str> {
+fn ms_diagnoses<'a>(ctx: &Ctx, l: &'a Line) -> Vec<&'a str> {
     l.dx.iter().filter(|d| ctx.policy.dx_in_group(d, "ms_diagnosis")).collect()
 }
 
@@ -260,8 +259,8 @@ pub fn ndc_mismatch(p: &Patient, ctx: &Ctx) -> RuleOutput {
             continue;
         };
         out.evaluated += 1;
-        if !drug.ndc.iter().any(|n| n == ndc) {
-            let listed: Vec<String> = drug.ndc.iter().map(|n| dashed_ndc(n)).collect();
+        if !drug.ndc.iter().any(|n| n.code() == ndc) {
+            let listed: Vec<String> = drug.ndc.iter().map(|n| dashed_ndc(n.code())).collect();
             let shown = if ndc.len() == 11 && ndc.bytes().all(|b| b.is_ascii_digit()) {
                 dashed_ndc(ndc)
             } else {
@@ -284,26 +283,51 @@ fn dashed_ndc(n: &str) -> String {
     if n.len() == 11 { format!("{}-{}-{}", &n[..5], &n[5..9], &n[9..]) } else { n.to_string() }
 }
 
+/// Where a line was delivered: its place of service, else (institutional
+/// claims) its type of bill (RULES.md v2 "Site of care").
+enum Setting<'a> {
+    Pos(&'a str),
+    BillType(&'a str),
+    Unknown,
+}
+
+fn setting(l: &Line) -> Setting<'_> {
+    match (l.pos.as_deref(), l.bill_type.as_deref()) {
+        (Some(pos), _) => Setting::Pos(pos),
+        (None, Some(bt)) => Setting::BillType(bt),
+        (None, None) => Setting::Unknown,
+    }
+}
+
 pub fn pos_not_home(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     let home = &ctx.policy.file.home_infusion.place_of_service;
+    let home_bills = &ctx.policy.file.home_infusion.bill_types;
     for (i, l) in p.lines.iter().enumerate() {
         if !ctx.in_range(l.service_date) || !ctx.policy.hcpcs.get(l.hcpcs.as_str()).is_some_and(|c| c.home_only) {
             continue;
         }
-        let Some(pos) = l.pos.as_deref() else {
-            out.not_evaluable += 1;
-            continue;
+        let (is_home, what, expected) = match setting(l) {
+            Setting::Unknown => {
+                out.not_evaluable += 1;
+                continue;
+            }
+            Setting::Pos(pos) => (home.iter().any(|h| h == pos), format!("place of service {pos}"), format!("{} (home)", home.join("/"))),
+            Setting::BillType(bt) => (
+                ctx.policy.bill_type_is_home(bt),
+                format!("type of bill {bt} and no place of service"),
+                format!("a home health type of bill ({})", home_bills.iter().map(|b| format!("{b}x")).collect::<Vec<_>>().join(", ")),
+            ),
         };
         out.evaluated += 1;
-        if !home.iter().any(|h| h == pos) {
+        if !is_home {
             out.flag(
                 "POS_NOT_HOME",
                 p,
                 ctx,
                 i,
-                format!("home-infusion code {} billed with place of service {pos}; expected {} (home)", l.hcpcs, home.join("/")),
-                json!({"hcpcs_code": l.hcpcs, "place_of_service": pos, "expected_any_of": home}),
+                format!("home-infusion code {} billed with {what}; expected {expected}", l.hcpcs),
+                json!({"hcpcs_code": l.hcpcs, "place_of_service": l.pos, "bill_type": l.bill_type, "expected_place_of_service": home, "expected_bill_types": home_bills}),
             );
         }
     }
@@ -384,8 +408,11 @@ pub fn s_code_medicare(p: &Patient, ctx: &Ctx) -> RuleOutput {
 
 pub fn per_diem_without_drug(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
+    // Days of any J-code drug, and days a dispense supplied.
     let drug_days: Vec<Date> = {
         let mut v: Vec<Date> = p.net.iter().filter(|((_, c), n)| c.starts_with('J') && **n > 0.0).map(|((d, _), _)| *d).collect();
+        v.extend(p.admins.iter().filter(|a| a.supply == Supply::Pharmacy).map(|a| a.date));
+        v.sort();
         v.dedup();
         v
     };
@@ -403,7 +430,7 @@ pub fn per_diem_without_drug(p: &Patient, ctx: &Ctx) -> RuleOutput {
                 ctx,
                 i,
                 format!(
-                    "per diem {} spans {} to {end} but the person has no J-code drug with net units on any of those days; a per diem is billed only for days of drug therapy",
+                    "per diem {} spans {} to {end} but the person has no J-code drug with net units, nor a pharmacy-supplied dose, on any of those days; a per diem is billed only for days of drug therapy",
                     l.hcpcs, l.service_date
                 ),
                 json!({"hcpcs_code": l.hcpcs, "span_start": l.service_date, "span_end": end, "drug_days_in_span": 0}),
@@ -437,7 +464,7 @@ pub fn duplicate_per_diem(p: &Patient, ctx: &Ctx) -> RuleOutput {
                         "{} per diem billed on {} infusion day {} that already has per diem {primary}; the steroid premedication is included in the primary therapy's per diem",
                         l.hcpcs, a.drug, a.date
                     ),
-                    json!({"hcpcs_code": l.hcpcs, "administration_date": a.date, "drug_code": a.drug, "primary_per_diem": primary}),
+                    with_supply(p, a, json!({"hcpcs_code": l.hcpcs, "administration_date": a.date, "drug_code": a.drug, "primary_per_diem": primary})),
                 );
             }
         }
@@ -457,9 +484,18 @@ pub fn premed_not_billed(p: &Patient, ctx: &Ctx) -> RuleOutput {
         if !ctx.in_range(a.date) || !ctx.policy.drugs.get(&a.drug).is_some_and(|d| d.premedication_billed) {
             continue;
         }
-        out.evaluated += 1;
         let has = p.net.day(a.date).iter().any(|((_, c), n)| *n > 0.0 && ctx.policy.in_group(c, "steroid_premed"));
-        if !has && let Some(i) = lines_of(p, a.date, &a.drug).next() {
+        if has {
+            out.evaluated += 1;
+            continue;
+        }
+        // A pharmacy revenue line without HCPCS that day may be the steroid.
+        if p.uncoded_drug_days.binary_search(&a.date).is_ok() {
+            out.not_evaluable += 1;
+            continue;
+        }
+        out.evaluated += 1;
+        if let Some(i) = a.anchor {
             out.flag(
                 "PREMED_NOT_BILLED",
                 p,
@@ -469,7 +505,7 @@ pub fn premed_not_billed(p: &Patient, ctx: &Ctx) -> RuleOutput {
                     "{} infusion on {} has no steroid premedication line that day; the label calls for methylprednisolone 100 mg IV (or equivalent) before each infusion",
                     a.drug, a.date
                 ),
-                json!({"drug_code": a.drug, "administration_date": a.date, "steroid_codes_checked": steroid_codes(ctx)}),
+                with_supply(p, a, json!({"drug_code": a.drug, "administration_date": a.date, "steroid_codes_checked": steroid_codes(ctx)})),
             );
         }
     }
@@ -484,7 +520,8 @@ fn steroid_codes(ctx: &Ctx) -> Vec<String> {
 
 pub fn formulation_conflict(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
-    for a in &p.admins {
+    // A pharmacy-supplied administration has no drug line to conflict.
+    for a in p.admins.iter().filter(|a| a.supply == Supply::Medical) {
         if !ctx.in_range(a.date) {
             continue;
         }

@@ -3,15 +3,19 @@
 
 use serde_json::json;
 
-use super::{Ctx, RuleOutput, units};
-use crate::episodes::{Administration, Patient, Phase};
+use super::{Ctx, RuleOutput, units, with_supply};
+use crate::episodes::{Administration, Patient, Phase, Supply};
+
+// Dosing findings sit on `Administration::anchor`: the first drug line, or
+// for a pharmacy-supplied dose its nursing visit line.
 use crate::policy::Dosing;
 
-/// The first active line of the administration's drug that day: where a
-/// dosing finding sits.
-fn drug_line(p: &Patient, a: &Administration) -> Option<usize> {
-    let start = p.lines.partition_point(|l| l.service_date < a.date);
-    (start..p.lines.len()).take_while(|&i| p.lines[i].service_date == a.date).find(|&i| p.lines[i].hcpcs == a.drug)
+/// "J2350 600 mg", naming the pharmacy when a dispense supplied the dose.
+fn dose_label(a: &Administration) -> String {
+    match a.supply {
+        Supply::Medical => format!("{} {} mg", a.drug, units(a.dose)),
+        Supply::Pharmacy => format!("{} {} mg (dispensed under the pharmacy benefit)", a.drug, units(a.dose)),
+    }
 }
 
 fn dosing<'a>(ctx: &'a Ctx, a: &Administration) -> Option<&'a Dosing> {
@@ -27,9 +31,14 @@ pub fn dose_unexpected(p: &Patient, ctx: &Ctx) -> RuleOutput {
             continue;
         }
         let allowed: Vec<String> = drug.allowed_doses.iter().map(|d| units(*d)).collect();
-        let start = p.lines.partition_point(|l| l.service_date < a.date);
-        let ids: Vec<usize> =
-            (start..p.lines.len()).take_while(|&i| p.lines[i].service_date == a.date).filter(|&i| p.lines[i].hcpcs == a.drug).collect();
+        // Every drug line that day; a pharmacy-supplied dose has its visit line.
+        let ids: Vec<usize> = match a.supply {
+            Supply::Medical => {
+                let start = p.lines.partition_point(|l| l.service_date < a.date);
+                (start..p.lines.len()).take_while(|&i| p.lines[i].service_date == a.date).filter(|&i| p.lines[i].hcpcs == a.drug).collect()
+            }
+            Supply::Pharmacy => a.anchor.into_iter().collect(),
+        };
         for i in ids {
             out.flag(
                 "DOSE_UNEXPECTED",
@@ -37,13 +46,18 @@ pub fn dose_unexpected(p: &Patient, ctx: &Ctx) -> RuleOutput {
                 ctx,
                 i,
                 format!(
-                    "{} dose of {} mg (net units) on {}; expected {} mg per the label schedule",
+                    "{} dose of {} mg ({}) on {}; expected {} mg per the label schedule",
                     a.drug,
                     units(a.dose),
+                    if a.supply == Supply::Pharmacy { "pharmacy dispense" } else { "net units" },
                     a.date,
                     allowed.join(" or ")
                 ),
-                json!({"drug_code": a.drug, "dose_units": a.dose, "allowed_doses": drug.allowed_doses, "administration_date": a.date}),
+                with_supply(
+                    p,
+                    a,
+                    json!({"drug_code": a.drug, "dose_units": a.dose, "allowed_doses": drug.allowed_doses, "administration_date": a.date}),
+                ),
             );
         }
     }
@@ -61,7 +75,7 @@ pub fn initial_pair_interval(p: &Patient, ctx: &Ctx) -> RuleOutput {
         out.evaluated += 1;
         let gap = second.date.days_since(a.date);
         if (gap < d.pair_min_days || gap > d.pair_max_days)
-            && let Some(i) = drug_line(p, second)
+            && let Some(i) = second.anchor
         {
             out.flag(
                 "INITIAL_PAIR_INTERVAL",
@@ -77,7 +91,7 @@ pub fn initial_pair_interval(p: &Patient, ctx: &Ctx) -> RuleOutput {
                     d.pair_max_days,
                     units(second.dose)
                 ),
-                json!({"first_date": a.date, "second_date": second.date, "days_apart": gap, "expected_min_days": d.pair_min_days, "expected_max_days": d.pair_max_days}),
+                with_supply(p, second, json!({"first_date": a.date, "second_date": second.date, "days_apart": gap, "expected_min_days": d.pair_min_days, "expected_max_days": d.pair_max_days})),
             );
         }
     }
@@ -98,7 +112,7 @@ pub fn initial_pair_incomplete(p: &Patient, ctx: &Ctx) -> RuleOutput {
             continue;
         }
         out.evaluated += 1;
-        if let Some(i) = drug_line(p, a) {
+        if let Some(i) = a.anchor {
             out.flag(
                 "INITIAL_PAIR_INCOMPLETE",
                 p,
@@ -111,7 +125,7 @@ pub fn initial_pair_incomplete(p: &Patient, ctx: &Ctx) -> RuleOutput {
                     units(d.initiation_dose),
                     d.pair_search_days
                 ),
-                json!({"first_date": a.date, "search_days": d.pair_search_days, "searched_until": due_by, "horizon": ctx.horizon, "next_administration": p.admins.iter().find(|b| b.family == a.family && b.date > a.date).map(|b| json!({"date": b.date, "drug_code": b.drug, "dose_units": b.dose}))}),
+                with_supply(p, a, json!({"first_date": a.date, "search_days": d.pair_search_days, "searched_until": due_by, "horizon": ctx.horizon, "next_administration": p.admins.iter().find(|b| b.family == a.family && b.date > a.date).map(|b| json!({"date": b.date, "drug_code": b.drug, "dose_units": b.dose}))})),
             );
         }
     }
@@ -146,14 +160,14 @@ fn interval_rule(p: &Patient, ctx: &Ctx, rule: &'static str) -> RuleOutput {
                 ),
             )
         };
-        if fires && let Some(i) = drug_line(p, a) {
+        if fires && let Some(i) = a.anchor {
             out.flag(
                 rule,
                 p,
                 ctx,
                 i,
-                format!("{} {} mg on {} is {days} days after the previous dose on {prev}; expected {expected}", a.drug, units(a.dose), a.date),
-                json!({"administration_date": a.date, "previous_administration_date": prev, "days_since_previous": days, "min_interval_days": d.min_interval_days, "max_interval_days": d.max_interval_days, "phase": a.phase.as_str()}),
+                format!("{} on {} is {days} days after the previous dose on {prev}; expected {expected}", dose_label(a), a.date),
+                with_supply(p, a, json!({"administration_date": a.date, "previous_administration_date": prev, "days_since_previous": days, "min_interval_days": d.min_interval_days, "max_interval_days": d.max_interval_days, "phase": a.phase.as_str()})),
             );
         }
     }

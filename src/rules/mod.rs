@@ -1,183 +1,47 @@
-//! Rule catalogue v1. Each rule is a pure function over one patient that
-//! returns its findings and how many items it evaluated or could not.
+//! The rules of catalogue v2. Each rule is a pure function over one patient
+//! that returns its findings and how many items it evaluated or could not.
+//! The catalogue itself (ids, categories, severities) is data in `model`.
 
 mod code_set;
+mod cross_benefit;
 mod dosing;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::date::Date;
-use crate::episodes::Patient;
-use crate::normalize::Line;
+use crate::episodes::{Administration, Patient, Supply};
+pub use crate::model::catalogue::{CATALOGUE as RULES, RuleMeta, Severity, rule_index};
+use crate::model::{Date, Line, Text};
 use crate::policy::Policy;
-use crate::text::Text;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
+type Eval = fn(&Patient, &Ctx) -> RuleOutput;
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-pub struct RuleDef {
-    pub id: &'static str,
-    pub category: &'static str,
-    pub severity: Severity,
-    pub summary: &'static str,
-    pub eval: fn(&Patient, &Ctx) -> RuleOutput,
-}
-
-use Severity::*;
-
-pub const RULES: &[RuleDef] = &[
-    RuleDef {
-        id: "DX_NOT_MS",
-        category: "code_set",
-        severity: Error,
-        summary: "drug line carries no multiple sclerosis diagnosis",
-        eval: code_set::dx_not_ms,
-    },
-    RuleDef {
-        id: "DX_NOT_VALID_ON_DOS",
-        category: "code_set",
-        severity: Error,
-        summary: "MS diagnosis not valid on the date of service (G35 from 2025-10-01, subcodes before)",
-        eval: code_set::dx_not_valid_on_dos,
-    },
-    RuleDef {
-        id: "DX_OFF_LABEL",
-        category: "code_set",
-        severity: Warning,
-        summary: "all MS diagnoses are outside the label (G35.C2 non-active SPMS)",
-        eval: code_set::dx_off_label,
-    },
-    RuleDef {
-        id: "ADDON_WITHOUT_PRIMARY",
-        category: "code_set",
-        severity: Error,
-        summary: "add-on code (99602) billed without its primary (99601) that day",
-        eval: code_set::addon_without_primary,
-    },
-    RuleDef {
-        id: "UNITS_OVER_DAILY_MAX",
-        category: "code_set",
-        severity: Error,
-        summary: "net units per person, date and code above the daily maximum",
-        eval: code_set::units_over_daily_max,
-    },
-    RuleDef {
-        id: "DUPLICATE_LINE",
-        category: "code_set",
-        severity: Warning,
-        summary: "same person, date, code, units and modifiers billed more than once",
-        eval: code_set::duplicate_line,
-    },
-    RuleDef {
-        id: "NDC_MISMATCH",
-        category: "code_set",
-        severity: Error,
-        summary: "drug line NDC is not a listed NDC of the drug",
-        eval: code_set::ndc_mismatch,
-    },
-    RuleDef {
-        id: "POS_NOT_HOME",
-        category: "code_set",
-        severity: Error,
-        summary: "home-infusion code billed outside place of service 12 (home)",
-        eval: code_set::pos_not_home,
-    },
-    RuleDef {
-        id: "WASTAGE_MODIFIER",
-        category: "code_set",
-        severity: Error,
-        summary: "Medicare FFS drug line without exactly one of JW/JZ",
-        eval: code_set::wastage_modifier,
-    },
-    RuleDef {
-        id: "S_CODE_MEDICARE",
-        category: "code_set",
-        severity: Error,
-        summary: "S-code per diem billed to Medicare FFS, which does not pay S-codes",
-        eval: code_set::s_code_medicare,
-    },
-    RuleDef {
-        id: "PER_DIEM_WITHOUT_DRUG",
-        category: "code_set",
-        severity: Warning,
-        summary: "per diem whose span holds no day with a J-code drug",
-        eval: code_set::per_diem_without_drug,
-    },
-    RuleDef {
-        id: "DUPLICATE_PER_DIEM",
-        category: "code_set",
-        severity: Warning,
-        summary: "steroid per diem (S9490) on an infusion day that has the primary per diem (S9379)",
-        eval: code_set::duplicate_per_diem,
-    },
-    RuleDef {
-        id: "PREMED_NOT_BILLED",
-        category: "code_set",
-        severity: Info,
-        summary: "IV infusion with no steroid premedication billed that day",
-        eval: code_set::premed_not_billed,
-    },
-    RuleDef {
-        id: "FORMULATION_CONFLICT",
-        category: "code_set",
-        severity: Error,
-        summary: "IV and subcutaneous formulations both billed on one day",
-        eval: code_set::formulation_conflict,
-    },
-    RuleDef {
-        id: "DOSE_UNEXPECTED",
-        category: "dosing",
-        severity: Error,
-        summary: "dose is not a label dose (J2350 300/600 mg, J2351 920 mg)",
-        eval: dosing::dose_unexpected,
-    },
-    RuleDef {
-        id: "INITIAL_PAIR_INTERVAL",
-        category: "dosing",
-        severity: Warning,
-        summary: "second 300 mg initiation dose outside days 10-21 after the first",
-        eval: dosing::initial_pair_interval,
-    },
-    RuleDef {
-        id: "INITIAL_PAIR_INCOMPLETE",
-        category: "dosing",
-        severity: Warning,
-        summary: "initiation 300 mg dose with no second half within 35 days",
-        eval: dosing::initial_pair_incomplete,
-    },
-    RuleDef {
-        id: "INTERVAL_TOO_SHORT",
-        category: "dosing",
-        severity: Error,
-        summary: "dose less than 140 days (20 weeks) after the previous one",
-        eval: dosing::interval_too_short,
-    },
-    RuleDef {
-        id: "INTERVAL_OVERDUE",
-        category: "dosing",
-        severity: Info,
-        summary: "dose more than 210 days (30 weeks) after the previous one",
-        eval: dosing::interval_overdue,
-    },
+/// The rule functions, in catalogue order (a test checks the ids).
+const EVAL: [(&str, Eval); RULES.len()] = [
+    ("DX_NOT_MS", code_set::dx_not_ms),
+    ("DX_NOT_VALID_ON_DOS", code_set::dx_not_valid_on_dos),
+    ("DX_OFF_LABEL", code_set::dx_off_label),
+    ("ADDON_WITHOUT_PRIMARY", code_set::addon_without_primary),
+    ("UNITS_OVER_DAILY_MAX", code_set::units_over_daily_max),
+    ("DUPLICATE_LINE", code_set::duplicate_line),
+    ("NDC_MISMATCH", code_set::ndc_mismatch),
+    ("POS_NOT_HOME", code_set::pos_not_home),
+    ("WASTAGE_MODIFIER", code_set::wastage_modifier),
+    ("S_CODE_MEDICARE", code_set::s_code_medicare),
+    ("PER_DIEM_WITHOUT_DRUG", code_set::per_diem_without_drug),
+    ("DUPLICATE_PER_DIEM", code_set::duplicate_per_diem),
+    ("PREMED_NOT_BILLED", code_set::premed_not_billed),
+    ("FORMULATION_CONFLICT", code_set::formulation_conflict),
+    ("DOSE_UNEXPECTED", dosing::dose_unexpected),
+    ("INITIAL_PAIR_INTERVAL", dosing::initial_pair_interval),
+    ("INITIAL_PAIR_INCOMPLETE", dosing::initial_pair_incomplete),
+    ("INTERVAL_TOO_SHORT", dosing::interval_too_short),
+    ("INTERVAL_OVERDUE", dosing::interval_overdue),
+    ("CROSS_BENEFIT_DUPLICATE", cross_benefit::cross_benefit_duplicate),
 ];
 
-pub fn rule_index(id: &str) -> Option<usize> {
-    RULES.iter().position(|r| r.id == id)
+/// The rule function of a catalogue entry.
+pub fn eval_of(k: usize) -> Eval {
+    EVAL[k].1
 }
 
 /// Run-wide context: policy, date range, horizon.
@@ -186,6 +50,9 @@ pub struct Ctx<'a> {
     pub from: Option<Date>,
     pub to: Option<Date>,
     pub horizon: Date,
+    /// Whether the run read any pharmacy extract: without one,
+    /// CROSS_BENEFIT_DUPLICATE cannot be evaluated.
+    pub pharmacy_input: bool,
 }
 
 impl Ctx<'_> {
@@ -210,6 +77,9 @@ pub struct Finding {
     pub units: f64,
     pub paid_amount: Option<f64>,
     pub allowed_amount: Option<f64>,
+    /// Money at stake: the line's paid amount (allowed when paid is absent);
+    /// for CROSS_BENEFIT_DUPLICATE the smaller of the two benefits' payments.
+    pub at_stake: Option<f64>,
     pub payer_program: Option<Text>,
     pub rendering_npi: Option<Text>,
     pub billing_npi: Option<Text>,
@@ -225,8 +95,9 @@ pub struct RuleOutput {
 }
 
 impl RuleOutput {
-    /// Records a finding on `line` for `rule`; severity comes from the policy.
-    fn flag(&mut self, rule: &'static str, p: &Patient, ctx: &Ctx, i: usize, message: String, evidence: serde_json::Value) {
+    /// Records a finding on line `i` for `rule`; severity comes from the
+    /// policy. Returns it for the rare rule that sets more.
+    fn flag(&mut self, rule: &'static str, p: &Patient, ctx: &Ctx, i: usize, message: String, evidence: serde_json::Value) -> &mut Finding {
         let def = &RULES[rule_index(rule).unwrap_or(0)];
         let l: &Line = p.lines[i];
         self.findings.push(Finding {
@@ -244,13 +115,28 @@ impl RuleOutput {
             units: l.units,
             paid_amount: l.paid_amount,
             allowed_amount: l.allowed_amount,
+            at_stake: l.paid_amount.or(l.allowed_amount),
             payer_program: l.program.clone(),
             rendering_npi: l.rendering_npi.clone(),
             billing_npi: l.billing_npi.clone(),
             file: l.file,
             source_line: l.source_line,
         });
+        let last = self.findings.len() - 1;
+        &mut self.findings[last]
     }
+}
+
+/// Evidence about an administration, with its supply and, when a dispense
+/// supplied it, the dispense.
+fn with_supply(p: &Patient, a: &Administration, mut evidence: serde_json::Value) -> serde_json::Value {
+    if a.supply == Supply::Pharmacy
+        && let (Some(obj), Some(d)) = (evidence.as_object_mut(), a.dispense.and_then(|j| p.dispenses.get(j)))
+    {
+        obj.insert("supply".into(), "pharmacy".into());
+        obj.insert("dispense".into(), d.evidence());
+    }
+    evidence
 }
 
 /// Per-rule counts for the manifest.
@@ -269,7 +155,7 @@ pub fn evaluate(p: &Patient, ctx: &Ctx) -> (Vec<Finding>, Vec<Tally>) {
         if ctx.policy.severity(rule.id).is_none() {
             continue;
         }
-        let out = (rule.eval)(p, ctx);
+        let out = eval_of(k)(p, ctx);
         tallies[k] = Tally { evaluated: out.evaluated, flagged: out.findings.len() as u64, not_evaluable: out.not_evaluable };
         findings.extend(out.findings);
     }
@@ -279,6 +165,16 @@ pub fn evaluate(p: &Patient, ctx: &Ctx) -> (Vec<Finding>, Vec<Tally>) {
 /// Formats units without a trailing `.0` for whole numbers.
 pub fn units(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+#[cfg(test)]
+mod catalogue_tests {
+    #[test]
+    fn rule_functions_follow_the_catalogue() {
+        let ids: Vec<&str> = super::EVAL.iter().map(|e| e.0).collect();
+        let cat: Vec<&str> = super::RULES.iter().map(|r| r.id).collect();
+        assert_eq!(ids, cat);
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,10 @@
 //! Builders for rule tests: a line with sensible defaults, changed field by field.
 
-use crate::columns::Presence;
-use crate::date::Date;
-use crate::episodes::{build_patient, net_reversals};
-use crate::normalize::{Line, normalize_dx};
+use crate::episodes::{Patient, PharmacySide, build_patient, net_dispense_reversals, net_reversals};
+use crate::model::codes::normalize_dx;
+use crate::model::{Codes, Date, Dispense, Line, Presence, Text};
 use crate::policy::Policy;
-use crate::rules::{Ctx, Finding, RULES};
-use crate::text::{Codes, Text};
+use crate::rules::{Ctx, Finding, RuleOutput, eval_of, rule_index};
 
 pub fn d(s: &str) -> Date {
     Date::parse(s).expect("test date")
@@ -25,6 +23,7 @@ pub fn line(date: &str, code: &str, units: f64) -> Line {
         dx: Codes::from_codes([if d(date) < d("2025-10-01") { "G35" } else { "G35A" }]),
         modifiers: vec!["JZ".into()],
         pos: Some("12".into()),
+        bill_type: None,
         ndc: if code == "J2350" { Some("50242015001".into()) } else { None },
         program: Some("commercial".into()),
         rendering_npi: None,
@@ -32,7 +31,7 @@ pub fn line(date: &str, code: &str, units: f64) -> Line {
         paid_amount: Some(100.0),
         allowed_amount: None,
         charge_amount: None,
-        presence: Presence { payer: true, pos: true, modifiers: true, ndc: true },
+        presence: Presence { payer: true, pos: true, modifiers: true, ndc: true, bill_type: false },
         file: 0,
         source_line: 2,
         raw: (units < 0.0).then(Box::default),
@@ -47,6 +46,7 @@ pub trait LineExt {
     fn pos(self, p: Option<&str>) -> Line;
     fn ndc(self, n: Option<&str>) -> Line;
     fn end(self, date: &str) -> Line;
+    fn bill_type(self, b: &str) -> Line;
 }
 
 impl LineExt for Line {
@@ -82,6 +82,32 @@ impl LineExt for Line {
         self.end_date = Some(d(date));
         self
     }
+    fn bill_type(mut self, b: &str) -> Line {
+        self.bill_type = crate::model::codes::normalize_bill_type(b);
+        self.presence.bill_type = true;
+        self
+    }
+}
+
+/// An Ocrevus IV dispense of `quantity` mL (30 mg/mL) on `date`.
+pub fn dispense(date: &str, quantity: f64) -> Dispense {
+    Dispense {
+        person_id: "P1".into(),
+        claim_id: format!("RX-{date}").into(),
+        claim_line_number: 1,
+        date: d(date),
+        ndc: "50242015001".into(),
+        quantity,
+        days_supply: Some(1.0),
+        paid_amount: Some(150.0 * quantity.abs()),
+        allowed_amount: None,
+        program: Some("commercial".into()),
+        dispensing_npi: None,
+        prescribing_npi: None,
+        file: 1,
+        source_line: 2,
+        raw: (quantity < 0.0).then(Box::default),
+    }
 }
 
 /// A full on-label IV infusion day: drug, steroid, antihistamine, per diem, nursing.
@@ -101,6 +127,11 @@ pub struct Run {
     pub from: Option<Date>,
     pub to: Option<Date>,
     pub horizon: Option<Date>,
+    /// Pharmacy rows; a run with any (or with `pharmacy_input`) read a pharmacy extract.
+    pub dispenses: Vec<Dispense>,
+    pub pharmacy_input: bool,
+    /// Days with an uncoded pharmacy revenue line.
+    pub uncoded_drug_days: Vec<Date>,
 }
 
 /// Evaluates one rule on one patient's lines; returns its findings.
@@ -109,11 +140,27 @@ pub fn fire(rule: &str, lines: Vec<Line>) -> Vec<Finding> {
 }
 
 pub fn fire_with(rule: &str, lines: Vec<Line>, run: Run) -> Vec<Finding> {
+    eval_with(rule, lines, run).findings
+}
+
+/// Evaluates one rule; returns its whole output (findings and counts).
+pub fn eval_with(rule: &str, lines: Vec<Line>, run: Run) -> RuleOutput {
+    with_patient(lines, run, |p, ctx| eval_of(rule_index(rule).expect("rule id"))(p, ctx))
+}
+
+/// Builds the patient (as the pipeline does) and hands it to `f`.
+pub fn with_patient<T>(lines: Vec<Line>, run: Run, f: impl FnOnce(&Patient, &Ctx) -> T) -> T {
     let policy = Policy::default_policy().expect("policy");
-    let horizon = run.horizon.or(run.to).or_else(|| lines.iter().map(|l| l.service_date).max()).unwrap_or_default();
+    let horizon = run
+        .horizon
+        .or(run.to)
+        .or_else(|| lines.iter().map(|l| l.service_date).chain(run.dispenses.iter().map(|x| x.date)).max())
+        .unwrap_or_default();
     let (active, _) = net_reversals(lines.iter().collect());
-    let p = build_patient("P1".into(), active, &policy);
-    let ctx = Ctx { policy: &policy, from: run.from, to: run.to, horizon };
-    let def = RULES.iter().find(|r| r.id == rule).expect("rule id");
-    (def.eval)(&p, &ctx).findings
+    let (rx, _) = net_dispense_reversals(run.dispenses.iter().collect());
+    let side = PharmacySide { dispenses: rx, uncoded_drug_days: run.uncoded_drug_days.clone() };
+    let p = build_patient("P1".into(), active, side, &policy);
+    let pharmacy_input = run.pharmacy_input || !run.dispenses.is_empty();
+    let ctx = Ctx { policy: &policy, from: run.from, to: run.to, horizon, pharmacy_input };
+    f(&p, &ctx)
 }

@@ -1,6 +1,7 @@
 //! Each rule fires on its case and stays silent on the near miss.
 
 use super::testkit::*;
+use crate::model::Line;
 
 fn ids(f: &[super::Finding]) -> Vec<(String, i64)> {
     f.iter().map(|x| (x.claim_id.to_string(), x.claim_line_number)).collect()
@@ -232,13 +233,13 @@ fn range_and_lookback_measure_against_history() {
     // The previous dose is before --from (read through the lookback); the
     // dose just after --from is still measured against it.
     let lines = vec![line("2025-06-01", "J2350", 600.0), line("2025-09-02", "J2350", 600.0)];
-    let run = Run { from: Some(d("2025-09-01")), to: Some(d("2025-12-31")), horizon: None };
+    let run = Run { from: Some(d("2025-09-01")), to: Some(d("2025-12-31")), horizon: None, ..Default::default() };
     let f = fire_with("INTERVAL_TOO_SHORT", lines, run);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].service_date, d("2025-09-02"));
     // No finding is dated before --from even when the history has problems.
     let lines = vec![line("2025-06-01", "J2350", 450.0)];
-    let run = Run { from: Some(d("2025-09-01")), to: Some(d("2025-12-31")), horizon: None };
+    let run = Run { from: Some(d("2025-09-01")), to: Some(d("2025-12-31")), horizon: None, ..Default::default() };
     assert!(fire_with("DOSE_UNEXPECTED", lines, run).is_empty());
 }
 
@@ -252,4 +253,143 @@ fn clean_history_has_no_findings() {
         let f = fire(r.id, lines.clone());
         assert!(f.is_empty(), "{} fired on a clean history: {:?}", r.id, f.first().map(|x| &x.message));
     }
+}
+
+// ---- Catalogue v2: institutional and pharmacy claims ------------------------
+
+/// A home-infusion visit without the drug line: per diem, nursing, steroid.
+fn visit(date: &str) -> Vec<Line> {
+    let mut v = bare_visit(date);
+    v.push(line(date, "J2930", 1.0));
+    v
+}
+
+/// Per diem and nursing only: no J-code at all that day.
+fn bare_visit(date: &str) -> Vec<Line> {
+    vec![line(date, "S9379", 1.0), line(date, "99601", 1.0)]
+}
+
+fn pharmacy(dispenses: Vec<crate::model::Dispense>) -> Run {
+    Run { dispenses, pharmacy_input: true, ..Default::default() }
+}
+
+#[test]
+fn pos_not_home_takes_the_setting_from_the_bill_type() {
+    let inst = |code: &str, bt: &str| line("2025-11-03", code, 1.0).pos(None).bill_type(bt);
+    // 034x home health: home.
+    let out = eval_with("POS_NOT_HOME", vec![inst("99601", "0341"), inst("S9379", "341")], Run::default());
+    assert_eq!((out.findings.len(), out.evaluated, out.not_evaluable), (0, 2, 0));
+    // 013x hospital outpatient: one finding per home-infusion line.
+    let out = eval_with("POS_NOT_HOME", vec![inst("99601", "0131"), inst("S9379", "0131"), inst("J2930", "0131")], Run::default());
+    assert_eq!(out.findings.len(), 2);
+    assert!(out.findings[0].message.contains("type of bill 131"), "{}", out.findings[0].message);
+    // Neither a place of service nor a bill type: not evaluable, never clean.
+    let out = eval_with("POS_NOT_HOME", vec![line("2025-11-03", "99601", 1.0).pos(None)], Run::default());
+    assert_eq!((out.findings.len(), out.evaluated, out.not_evaluable), (0, 0, 1));
+    // A place of service wins over the bill type.
+    assert!(fire("POS_NOT_HOME", vec![inst("99601", "0131").pos(Some("12"))]).is_empty());
+}
+
+#[test]
+fn premed_billed_under_a_pharmacy_revenue_line_is_not_evaluable() {
+    let day = vec![line("2025-11-03", "J2350", 600.0), line("2025-11-03", "S9379", 1.0)];
+    assert_eq!(fire("PREMED_NOT_BILLED", day.clone()).len(), 1);
+    let run = Run { uncoded_drug_days: vec![d("2025-11-03")], ..Default::default() };
+    let out = eval_with("PREMED_NOT_BILLED", day.clone(), run);
+    assert_eq!((out.findings.len(), out.not_evaluable), (0, 1));
+    // A 0250 line on another day does not excuse this one.
+    let run = Run { uncoded_drug_days: vec![d("2025-11-04")], ..Default::default() };
+    assert_eq!(fire_with("PREMED_NOT_BILLED", day, run).len(), 1);
+}
+
+#[test]
+fn cross_benefit_duplicate() {
+    let medical = clean_day("2025-11-03", 600.0);
+    // Dispensed 4 days before the medical J2350: paid twice.
+    let f = fire_with("CROSS_BENEFIT_DUPLICATE", medical.clone(), pharmacy(vec![dispense("2025-10-30", 20.0)]));
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].hcpcs_code.as_str(), f[0].service_date), ("J2350", d("2025-11-03")));
+    assert!(f[0].evidence.contains("\"claim_id\":\"RX-2025-10-30\"") && f[0].evidence.contains("\"mg\":600.0"), "{}", f[0].evidence);
+    // Money at stake: the smaller payment (medical 100, pharmacy 3000).
+    assert_eq!(f[0].at_stake, Some(100.0));
+    // A reversed dispense is no dispense.
+    let reversed = pharmacy(vec![dispense("2025-10-30", 20.0), dispense("2025-10-30", -20.0)]);
+    assert!(fire_with("CROSS_BENEFIT_DUPLICATE", medical.clone(), reversed).is_empty());
+    // Outside the 30-day window, or after the administration: no match.
+    assert!(fire_with("CROSS_BENEFIT_DUPLICATE", medical.clone(), pharmacy(vec![dispense("2025-09-04", 20.0)])).is_empty());
+    assert!(fire_with("CROSS_BENEFIT_DUPLICATE", medical.clone(), pharmacy(vec![dispense("2025-11-04", 20.0)])).is_empty());
+    // Without a pharmacy extract the rule cannot see a duplicate.
+    let out = eval_with("CROSS_BENEFIT_DUPLICATE", medical, Run::default());
+    assert_eq!((out.findings.len(), out.evaluated, out.not_evaluable), (0, 0, 1));
+}
+
+#[test]
+fn a_dispense_supplies_the_next_nursing_visit() {
+    let run = pharmacy(vec![dispense("2025-11-01", 20.0)]);
+    with_patient(bare_visit("2025-11-03"), run, |p, _| {
+        assert_eq!(p.admins.len(), 1);
+        let a = &p.admins[0];
+        assert_eq!((a.supply, a.date, a.drug.as_str(), a.dose), (crate::episodes::Supply::Pharmacy, d("2025-11-03"), "J2350", 600.0));
+        assert_eq!(p.lines[a.anchor.unwrap()].hcpcs, "99601");
+    });
+    assert!(fire_with("PER_DIEM_WITHOUT_DRUG", bare_visit("2025-11-03"), pharmacy(vec![dispense("2025-11-01", 20.0)])).is_empty());
+    // Near miss: no dispense, the per diem has no drug.
+    assert_eq!(fire_with("PER_DIEM_WITHOUT_DRUG", bare_visit("2025-11-03"), pharmacy(vec![])).len(), 1);
+    // A dispense more than 30 days before the visit supplies nothing.
+    assert_eq!(fire_with("PER_DIEM_WITHOUT_DRUG", bare_visit("2025-11-03"), pharmacy(vec![dispense("2025-10-01", 20.0)])).len(), 1);
+    // Rules about a drug line do not apply: there is none.
+    assert!(
+        fire_with(
+            "DX_NOT_MS",
+            bare_visit("2025-11-03").into_iter().map(|l| l.dx(&["R51.9"])).collect(),
+            pharmacy(vec![dispense("2025-11-01", 20.0)])
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn pharmacy_supplied_doses_follow_the_dosing_rules() {
+    // Two 600 mg doses 67 days apart: too short, on the second visit's 99601.
+    let mut lines = visit("2025-09-01");
+    lines.extend(visit("2025-11-07"));
+    let run = pharmacy(vec![dispense("2025-08-29", 20.0), dispense("2025-11-05", 20.0)]);
+    let f = fire_with("INTERVAL_TOO_SHORT", lines.clone(), run);
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].hcpcs_code.as_str(), f[0].service_date), ("99601", d("2025-11-07")));
+    assert!(f[0].evidence.contains("\"supply\":\"pharmacy\""), "{}", f[0].evidence);
+    // Near miss: 168 days apart.
+    let mut lines = visit("2025-09-01");
+    lines.extend(visit("2026-02-16"));
+    assert!(fire_with("INTERVAL_TOO_SHORT", lines, pharmacy(vec![dispense("2025-08-29", 20.0), dispense("2026-02-13", 20.0)])).is_empty());
+}
+
+#[test]
+fn pharmacy_supplied_initiation_pair_is_clean() {
+    let mut lines = visit("2025-09-01");
+    lines.extend(visit("2025-09-15"));
+    let run = || pharmacy(vec![dispense("2025-08-30", 10.0), dispense("2025-09-13", 10.0)]);
+    for r in super::RULES {
+        let f = fire_with(r.id, lines.clone(), run());
+        assert!(f.is_empty(), "{} fired on a clean pharmacy initiation: {:?}", r.id, f.first().map(|x| &x.message));
+    }
+    with_patient(lines, run(), |p, _| {
+        let phases: Vec<&str> = p.admins.iter().map(|a| a.phase.as_str()).collect();
+        assert_eq!(phases, ["initiation_first", "initiation_second"]);
+    });
+}
+
+#[test]
+fn dispense_matching_takes_the_earliest_and_sums_a_day() {
+    // Two fills one day make one 600 mg dispense; the earlier dispense is
+    // matched, the later one supplies the next visit.
+    let mut lines = clean_day("2025-11-03", 600.0);
+    lines.extend(visit("2025-11-20"));
+    let run = pharmacy(vec![dispense("2025-10-20", 10.0), dispense("2025-10-20", 10.0), dispense("2025-11-01", 20.0)]);
+    with_patient(lines, run, |p, _| {
+        use crate::episodes::DispenseUse::*;
+        let uses: Vec<_> = p.dispenses.iter().map(|x| (x.date, x.mg, x.used)).collect();
+        assert_eq!(uses, [(d("2025-10-20"), 600.0, Matched), (d("2025-11-01"), 600.0, Supplied)]);
+        assert_eq!(p.admins[1].date, d("2025-11-20"));
+    });
 }

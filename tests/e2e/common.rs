@@ -18,7 +18,17 @@ pub fn sample_csv() -> PathBuf {
 }
 
 pub fn sample_parquet() -> PathBuf {
-    repo().join("sample_data/claims.parquet")
+    repo().join("sample_data/parquet/claims.parquet")
+}
+
+/// The whole sample: professional, institutional and pharmacy extracts.
+pub fn sample_dir() -> PathBuf {
+    repo().join("sample_data")
+}
+
+/// The Parquet twins of the whole sample.
+pub fn sample_parquet_dir() -> PathBuf {
+    repo().join("sample_data/parquet")
 }
 
 /// Runs `claims-audit run --quiet --out OUT ARGS...`.

@@ -1,4 +1,4 @@
-//! The sample extract's findings, pinned; CSV and Parquet copies agree.
+//! The sample extracts' findings, pinned; CSV and Parquet copies agree.
 
 use crate::common::*;
 
@@ -19,14 +19,14 @@ fn findings_tsv(out: &std::path::Path) -> String {
 fn sample_data_matches_golden_findings() {
     let t = tmp();
     let out = t.path().join("out");
-    run_ok(&out, &[sample_csv().to_str().unwrap()]);
+    run_ok(&out, &[sample_dir().to_str().unwrap()]);
     let got = findings_tsv(&out);
-    let golden = repo().join("sample_data/expected_findings.tsv");
+    let golden = repo().join("tests/golden/sample_findings.tsv");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &got).unwrap();
     }
     let want = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1 to create)");
-    assert_eq!(got, want, "findings differ from sample_data/expected_findings.tsv (UPDATE_GOLDEN=1 to accept)");
+    assert_eq!(got, want, "findings differ from tests/golden/sample_findings.tsv (UPDATE_GOLDEN=1 to accept)");
     // Every rule of the catalogue fires on the sample.
     for r in claims_audit::rules::RULES {
         assert!(got.lines().any(|l| l.starts_with(&format!("{}\t", r.id))), "{} does not fire on sample_data", r.id);
@@ -37,14 +37,18 @@ fn sample_data_matches_golden_findings() {
 fn csv_and_parquet_copies_give_identical_findings() {
     let t = tmp();
     let (a, b) = (t.path().join("csv"), t.path().join("pq"));
-    run_ok(&a, &[sample_csv().to_str().unwrap()]);
-    run_ok(&b, &[sample_parquet().to_str().unwrap()]);
+    run_ok(&a, &[sample_dir().to_str().unwrap()]);
+    run_ok(&b, &[sample_parquet_dir().to_str().unwrap()]);
     assert_eq!(findings_tsv(&a), findings_tsv(&b));
     let (ea, eb) = (read_table(&a.join("episodes.parquet")), read_table(&b.join("episodes.parquet")));
     assert_eq!(ea, eb);
     let (ma, mb) = (manifest(&a), manifest(&b));
-    assert_eq!(ma["inputs"][0]["rows_read"], mb["inputs"][0]["rows_read"]);
-    assert_eq!(ma["inputs"][0]["rows_rejected"], mb["inputs"][0]["rows_rejected"]);
+    for k in ["kind", "rows_read", "rows_accepted", "rows_rejected", "rows_in_scope", "rows_without_hcpcs", "rows_uncoded_drug"] {
+        for i in 0..3 {
+            assert_eq!(ma["inputs"][i][k], mb["inputs"][i][k], "{k} of input {i}");
+        }
+    }
+    assert_eq!(ma["pharmacy"], mb["pharmacy"]);
 }
 
 #[test]

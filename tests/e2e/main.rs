@@ -5,5 +5,6 @@
 mod common;
 mod golden;
 mod outputs;
+mod payer;
 mod robustness;
 mod scale;

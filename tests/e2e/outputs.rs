@@ -111,14 +111,16 @@ fn manifest_accounts_for_every_row_and_rule() {
     assert_eq!(read, acc + rej);
     let data_lines = std::fs::read_to_string(sample_csv()).unwrap().lines().count() as u64 - 1;
     assert_eq!(read, data_lines);
-    assert_eq!(m["rules"].as_array().unwrap().len(), 19);
+    assert_eq!(m["rules"].as_array().unwrap().len(), claims_audit::rules::RULES.len());
     assert!(m["policy"]["version"].is_string() && m["run_id"].is_string());
     let (names, rows) = read_table(&out.join("findings.parquet"));
     let flagged: u64 = m["rules"].as_array().unwrap().iter().map(|r| r["flagged"].as_u64().unwrap()).sum();
     assert_eq!(flagged, rows.len() as u64);
     let rv = col(&names, "rule_version");
     assert!(
-        rows.iter().all(|r| r[rv] == format!("{}@{}", m["policy"]["name"].as_str().unwrap(), m["policy"]["version"].as_str().unwrap()))
+        rows.iter().all(
+            |r| r[rv] == format!("{}@{}/catalogue-v2", m["policy"]["name"].as_str().unwrap(), m["policy"]["version"].as_str().unwrap())
+        )
     );
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("DUPLICATE_PER_DIEM") && summary.contains("money at stake"));

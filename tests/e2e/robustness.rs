@@ -34,7 +34,7 @@ fn row_damage_goes_to_rejects_with_line_numbers() {
             "E,1,P1,Aetna,2025-13-45,12,J2930,,1,,G35.A,5",       // line 5: bad date
             "F,1,P1,Aetna,2025-11-03,12,S9379,,one,,G35.A,5",     // line 6: units
             "G,1,,Aetna,2025-11-03,12,S9379,,1,,G35.A,5",         // line 7: empty person
-            "H,1,P1,Aetna,2025-11-03,12,,,1,,G35.A,5",            // line 8: empty code
+            "H,1,P1,Aetna,2025-11-03,12,,,1,,G35.A,5",            // line 8: empty code: accepted, out of scope
             HEADER,                                               // line 9: repeated header
             "I,1,P1,\"Aetna, \"\"Choice\"\"\nPOS II\",2025-11-03,12,99601,,1,,G35.A,5", // lines 10-11: quoted, accepted
             "J,1,P1,Aetna,2025-11-03,12,99602,,x,,G35.A,5",       // line 12: units, after a 2-line row
@@ -52,14 +52,14 @@ fn row_damage_goes_to_rejects_with_line_numbers() {
             (5, "bad_date"),
             (6, "bad_units"),
             (7, "empty_person"),
-            (8, "empty_code"),
             (9, "repeated_header"),
             (12, "bad_units"),
             (13, "reversal_unmatched"),
         ]
     );
     assert_eq!(f["rows_read"], 12, "the quoted two-line row is one row");
-    assert_eq!(f["rows_rejected"], 9);
+    assert_eq!(f["rows_rejected"], 8);
+    assert_eq!(f["rows_without_hcpcs"], 1);
     assert!(rejects[0].2.ends_with(",5,EXTRA"), "raw text kept: {}", rejects[0].2);
 }
 
@@ -135,8 +135,9 @@ fn parquet_rows_are_rejected_too() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (rejects, f) = audit_one(t.path(), &pq);
     let got: Vec<(i64, &str)> = rejects.iter().map(|(l, c, _)| (*l, c.as_str())).collect();
-    assert_eq!(got, vec![(2, "bad_date"), (3, "bad_units"), (4, "empty_person"), (5, "empty_code")]);
+    assert_eq!(got, vec![(2, "bad_date"), (3, "bad_units"), (4, "empty_person")]);
     assert_eq!(f["rows_read"], 6);
+    assert_eq!(f["rows_without_hcpcs"], 1);
 }
 
 fn fails(args: &[&str], inputs: &[&Path], code: i32, needle: &str) {
@@ -210,8 +211,8 @@ fn logs_carry_no_identifiers() {
 #[test]
 fn cclf5_layout_audits_like_tuva_names() {
     let t = tmp();
-    let cclf = repo().join("sample_data/cclf5_claims.csv");
-    let map = repo().join("sample_data/cclf5_columns.toml");
+    let cclf = repo().join("sample_data/cclf5/claims.csv");
+    let map = repo().join("sample_data/cclf5/columns.toml");
     // The same rows under Tuva names: rename the header through the map.
     let aliases: std::collections::BTreeMap<String, String> = toml::from_str(&std::fs::read_to_string(&map).unwrap()).unwrap();
     let text = std::fs::read_to_string(&cclf).unwrap();

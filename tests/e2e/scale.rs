@@ -7,11 +7,18 @@ use std::time::Duration;
 use crate::common::*;
 
 fn generate(path: &Path, lines: u64, cohort: u64, format: &str) {
-    let o = bin()
-        .args(["generate", "--lines", &lines.to_string(), "--cohort", &cohort.to_string(), "--seed", "7", "--format", format, "--out"])
-        .arg(path)
-        .output()
-        .unwrap();
+    generate_with(path, None, lines, cohort, format)
+}
+
+/// Generates a medical extract and, with `rx`, its pharmacy extract.
+fn generate_with(path: &Path, rx: Option<&Path>, lines: u64, cohort: u64, format: &str) {
+    let mut cmd = bin();
+    cmd.args(["generate", "--lines", &lines.to_string(), "--cohort", &cohort.to_string(), "--seed", "7", "--format", format, "--out"])
+        .arg(path);
+    if let Some(rx) = rx {
+        cmd.arg("--pharmacy").arg(rx);
+    }
+    let o = cmd.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -19,29 +26,47 @@ fn generate(path: &Path, lines: u64, cohort: u64, format: &str) {
 fn generator_is_deterministic_and_trips_every_rule() {
     let t = tmp();
     let (a, b) = (t.path().join("a.csv"), t.path().join("b.csv"));
-    generate(&a, 60_000, 400, "csv");
-    generate(&b, 60_000, 400, "csv");
+    let (arx, brx) = (t.path().join("a_rx.csv"), t.path().join("b_rx.csv"));
+    generate_with(&a, Some(&arx), 60_000, 400, "csv");
+    generate_with(&b, Some(&brx), 60_000, 400, "csv");
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(std::fs::read(&arx).unwrap(), std::fs::read(&brx).unwrap());
     let out = t.path().join("out");
-    run_ok(&out, &[a.to_str().unwrap()]);
+    run_ok(&out, &[a.to_str().unwrap(), arx.to_str().unwrap()]);
     let m = manifest(&out);
     for r in m["rules"].as_array().unwrap() {
         assert!(r["flagged"].as_u64().unwrap() > 0, "{} never fires on the generated extract", r["rule_id"]);
     }
+    // Files are listed sorted: a.csv, then a_rx.csv.
     assert_eq!(m["inputs"][0]["rows_read"], 60_000);
+    assert_eq!((m["inputs"][0]["kind"].as_str(), m["inputs"][1]["kind"].as_str()), (Some("medical"), Some("pharmacy")));
+    // Institutional revenue-code-only lines are accepted, never rejects.
+    assert!(m["inputs"][0]["rows_without_hcpcs"].as_u64().unwrap() > 1_000, "{}", m["inputs"][0]);
+    assert!(m["inputs"][0]["rows_uncoded_drug"].as_u64().unwrap() > 100, "{}", m["inputs"][0]);
+    let (names, rejects) = read_table(&out.join("rejects.parquet"));
+    let reason = col(&names, "reason_code");
+    assert!(rejects.iter().all(|r| r[reason] == "reversal_unmatched"), "only planted unmatched reversals are rejects");
+    // Every pharmacy-side outcome happens: matched, supplied, unused.
+    let ph = &m["pharmacy"];
+    for k in ["matched_to_medical", "supplied_administrations", "unused"] {
+        assert!(ph[k].as_u64().unwrap() > 0, "{k}: {ph}");
+    }
+    let (names, eps) = read_table(&out.join("episodes.parquet"));
+    let supply = col(&names, "supply");
+    assert!(eps.iter().any(|e| e[supply] == "pharmacy") && eps.iter().any(|e| e[supply] == "medical"));
 }
 
 #[test]
 fn fast_path_equals_plain_path() {
     let t = tmp();
-    let csv = t.path().join("g.csv");
+    let (csv, rx) = (t.path().join("g.csv"), t.path().join("g_rx.csv"));
     // Quoted newlines and format quirks are part of every generated extract.
-    generate(&csv, 200_000, 1_500, "csv");
+    generate_with(&csv, Some(&rx), 200_000, 1_500, "csv");
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.contains("\"\"legacy\"\"\nrider"), "generator writes quoted newlines");
     let (fast, plain) = (t.path().join("fast"), t.path().join("plain"));
-    run_ok(&fast, &[csv.to_str().unwrap()]);
-    run_ok(&plain, &["--csv-engine", "plain", csv.to_str().unwrap()]);
+    run_ok(&fast, &[csv.to_str().unwrap(), rx.to_str().unwrap()]);
+    run_ok(&plain, &["--csv-engine", "plain", csv.to_str().unwrap(), rx.to_str().unwrap()]);
     for f in ["findings.parquet", "episodes.parquet", "rejects.parquet"] {
         assert_eq!(read_table(&fast.join(f)), read_table(&plain.join(f)), "{f} differs between fast and plain CSV paths");
     }
@@ -54,11 +79,12 @@ fn fast_path_equals_plain_path() {
 fn csv_and_parquet_generated_extracts_agree() {
     let t = tmp();
     let (csv, pq) = (t.path().join("g.csv"), t.path().join("g.parquet"));
-    generate(&csv, 100_000, 800, "csv");
-    generate(&pq, 100_000, 800, "parquet");
+    let (csv_rx, pq_rx) = (t.path().join("g_rx.csv"), t.path().join("g_rx.parquet"));
+    generate_with(&csv, Some(&csv_rx), 100_000, 800, "csv");
+    generate_with(&pq, Some(&pq_rx), 100_000, 800, "parquet");
     let (a, b) = (t.path().join("a"), t.path().join("b"));
-    run_ok(&a, &[csv.to_str().unwrap()]);
-    run_ok(&b, &[pq.to_str().unwrap()]);
+    run_ok(&a, &[csv.to_str().unwrap(), csv_rx.to_str().unwrap()]);
+    run_ok(&b, &[pq.to_str().unwrap(), pq_rx.to_str().unwrap()]);
     let key = |p: &Path| {
         let (names, rows) = read_table(&p.join("findings.parquet"));
         let keep: Vec<usize> =

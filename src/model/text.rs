@@ -1,61 +1,33 @@
-//! `Text`: an immutable string stored inline when short. Claim lines carry a
-//! dozen short identifiers and codes (ids, HCPCS, ICD-10, NPI, NDC); keeping
-//! them inline removes most heap allocations per line on the hot path.
+//! `Text`: an immutable string stored inline when short (`compact_str`).
+//! Claim lines carry a dozen short identifiers and codes (ids, HCPCS,
+//! ICD-10, NPI, NDC); keeping them inline removes most heap allocations per
+//! line on the hot path. `Codes`: a short list of such codes in one `Text`.
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-const INLINE: usize = 22;
+use compact_str::CompactString;
 
-#[derive(Clone)]
-enum Repr {
-    Inline { len: u8, buf: [u8; INLINE] },
-    Heap(Box<str>),
-}
-
-/// An immutable UTF-8 string, inline up to 22 bytes (24 bytes in all, like `String`).
-#[derive(Clone)]
-pub struct Text(Repr);
+/// An immutable UTF-8 string, inline up to 24 bytes (24 bytes in all, like
+/// `String`), over `compact_str`.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text(CompactString);
 
 impl Text {
     pub fn new(s: &str) -> Text {
-        if s.len() <= INLINE {
-            let mut buf = [0u8; INLINE];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
-            Text(Repr::Inline { len: s.len() as u8, buf })
-        } else {
-            Text(Repr::Heap(s.into()))
-        }
+        Text(CompactString::new(s))
     }
 
     /// ASCII upper-case copy, without a temporary `String` when it fits inline.
     pub fn upper(s: &str) -> Text {
-        if s.len() <= INLINE {
-            let mut buf = [0u8; INLINE];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
-            buf[..s.len()].make_ascii_uppercase();
-            Text(Repr::Inline { len: s.len() as u8, buf })
-        } else {
-            Text(Repr::Heap(s.to_ascii_uppercase().into()))
-        }
+        let mut c = CompactString::new(s);
+        c.make_ascii_uppercase();
+        Text(c)
     }
 
     pub fn as_str(&self) -> &str {
-        match &self.0 {
-            // SAFETY: only `new` and `upper` build `Inline`, from whole `str`s,
-            // and ASCII case changes keep UTF-8 valid. This runs in every sort
-            // comparison, so it skips re-validation.
-            Repr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) },
-            Repr::Heap(s) => s,
-        }
-    }
-}
-
-impl Default for Text {
-    fn default() -> Text {
-        Text::new("")
+        self.0.as_str()
     }
 }
 
@@ -96,13 +68,6 @@ impl From<&String> for Text {
     }
 }
 
-impl PartialEq for Text {
-    fn eq(&self, o: &Text) -> bool {
-        self.as_str() == o.as_str()
-    }
-}
-impl Eq for Text {}
-
 impl PartialEq<str> for Text {
     fn eq(&self, o: &str) -> bool {
         self.as_str() == o
@@ -131,24 +96,6 @@ impl PartialEq<Text> for &str {
 impl PartialEq<Text> for String {
     fn eq(&self, o: &Text) -> bool {
         self.as_str() == o.as_str()
-    }
-}
-
-impl PartialOrd for Text {
-    fn partial_cmp(&self, o: &Text) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Text {
-    fn cmp(&self, o: &Text) -> std::cmp::Ordering {
-        self.as_str().cmp(o.as_str())
-    }
-}
-
-// Same hash as `str`, so maps keyed by `Text` can be queried with `&str`.
-impl Hash for Text {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.as_str().hash(h)
     }
 }
 
@@ -254,6 +201,8 @@ impl serde::Serialize for Codes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::hash::{Hash, Hasher};
 
     #[test]
     fn inline_and_heap_agree_with_str() {

@@ -1,0 +1,78 @@
+//! What to read: inputs (files, directories, globs) expanded into files,
+//! each with its format.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    #[serde(rename = "csv.gz")]
+    CsvGz,
+    Parquet,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub format: Format,
+    pub bytes: u64,
+}
+
+/// Expands files, directories (their .csv, .csv.gz, .parquet files) and
+/// globs into a sorted, de-duplicated list.
+pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for raw in inputs {
+        let p = Path::new(raw);
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|e| Error::input(p, format!("cannot list directory: {e}")))?;
+            let mut found: Vec<PathBuf> =
+                rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.is_file() && format_of(f).is_some()).collect();
+            if found.is_empty() {
+                return Err(Error::input(p, "directory holds no .csv, .csv.gz or .parquet file"));
+            }
+            found.sort();
+            paths.extend(found);
+        } else if p.exists() {
+            paths.push(p.to_path_buf());
+        } else if raw.contains(['*', '?', '[']) {
+            let g = glob::glob(raw).map_err(|e| Error::Config(format!("{raw}: invalid glob: {e}")))?;
+            let mut found: Vec<PathBuf> = g.filter_map(|r| r.ok()).filter(|f| f.is_file()).collect();
+            if found.is_empty() {
+                return Err(Error::input(p, "glob matches no file"));
+            }
+            found.sort();
+            paths.extend(found);
+        } else {
+            return Err(Error::input(p, "no such file or directory"));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    paths.retain(|p| seen.insert(p.clone()));
+    paths
+        .into_iter()
+        .map(|path| {
+            let format = format_of(&path).ok_or_else(|| Error::input(&path, "unknown format: expected .csv, .csv.gz or .parquet"))?;
+            let meta = std::fs::metadata(&path).map_err(|e| Error::input(&path, format!("cannot open: {e}")))?;
+            Ok(InputFile { path, format, bytes: meta.len() })
+        })
+        .collect()
+}
+
+fn format_of(p: &Path) -> Option<Format> {
+    let name = p.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".csv.gz") || name.ends_with(".tsv.gz") || name.ends_with(".txt.gz") {
+        Some(Format::CsvGz)
+    } else if name.ends_with(".csv") || name.ends_with(".tsv") || name.ends_with(".txt") {
+        Some(Format::Csv)
+    } else if name.ends_with(".parquet") || name.ends_with(".pq") {
+        Some(Format::Parquet)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,372 @@
+//! What every reader shares once it has split a row into fields: the scan
+//! settings, per-file accounting (rows read = accepted + rejected), the
+//! checks every row gets, and normalization of the rows some rule reads.
+
+use serde::Serialize;
+
+use super::input::Format;
+use crate::columns::{ColumnMap, FileKind, Resolved, col};
+use crate::model::codes::normalize_ndc_bytes;
+use crate::model::{Date, Dispense, Line, UncodedDrugDay};
+use crate::normalize::{Reject, RowContext, normalize_dispense, normalize_row, normalize_uncoded_drug};
+use crate::policy::Policy;
+
+pub const RAW_TEXT_MAX: usize = 64 * 1024;
+
+/// Which CSV reader to use. `Plain` is the straightforward csv-crate reader
+/// kept as the reference the fast path is tested against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CsvEngine {
+    Fast,
+    Plain,
+}
+
+/// What a reader needs besides the file: policy (scope), date window, column map.
+pub struct ScanSpec<'a> {
+    pub policy: &'a Policy,
+    pub columns: &'a ColumnMap,
+    /// Lines dated before `lo` or after `hi` are counted but not kept.
+    pub lo: Option<Date>,
+    pub hi: Option<Date>,
+    pub delimiter: u8,
+    pub engine: CsvEngine,
+    /// Count in-scope rows only; keep no lines (the bench floor).
+    pub scan_only: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FileStats {
+    pub path: String,
+    pub format: Option<Format>,
+    /// `medical` or `pharmacy`, from the header.
+    pub kind: Option<FileKind>,
+    pub bytes: u64,
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    /// Accepted rows some rule reads: policy codes and J-codes (medical),
+    /// policy NDCs with a strength (pharmacy).
+    pub rows_in_scope: u64,
+    /// In-scope rows inside the read window (`--from` - lookback .. `--to`).
+    pub rows_kept: u64,
+    /// Accepted medical rows with an empty HCPCS code (institutional
+    /// revenue-code-only lines): out of scope, never rejects.
+    pub rows_without_hcpcs: u64,
+    /// Of those, pharmacy revenue lines (025x, 063x) in the read window, kept
+    /// for PREMED_NOT_BILLED.
+    pub rows_uncoded_drug: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectRow {
+    pub file: u32,
+    pub source_line: u64,
+    pub code: &'static str,
+    pub reason: String,
+    pub raw_text: String,
+}
+
+#[derive(Debug, Default)]
+pub struct FileOutput {
+    pub stats: FileStats,
+    /// Kept lines of the piece being read.
+    pub lines: Vec<Line>,
+    /// Kept lines of finished pieces, in order. Pieces stay separate so no
+    /// line is moved again after it is built.
+    pub chunks: Vec<Vec<Line>>,
+    /// Kept pharmacy rows (policy NDCs), in file order.
+    pub dispenses: Vec<Dispense>,
+    /// Days with a pharmacy revenue line without HCPCS code.
+    pub uncoded: Vec<UncodedDrugDay>,
+    pub rejects: Vec<RejectRow>,
+}
+
+impl FileOutput {
+    /// All kept lines in file order, as chunks.
+    pub fn into_chunks(mut self) -> Vec<Vec<Line>> {
+        if !self.lines.is_empty() {
+            self.chunks.push(std::mem::take(&mut self.lines));
+        }
+        self.chunks
+    }
+
+    /// All kept lines in file order (tests and the fuzz target).
+    pub fn all_lines(&self) -> impl Iterator<Item = &Line> {
+        self.chunks.iter().flatten().chain(&self.lines)
+    }
+}
+
+/// Whether a trimmed code is read by some rule. Case-insensitive, no
+/// allocation or hashing: it runs on every row of the extract.
+pub fn code_in_scope(policy: &Policy, code: &[u8]) -> bool {
+    match code.first() {
+        None => false,
+        Some(b'J') | Some(b'j') => true,
+        Some(_) => policy.policy_codes_upper.iter().any(|c| c.len() == code.len() && c.eq_ignore_ascii_case(code)),
+    }
+}
+
+/// Whether a pharmacy row's NDC (raw bytes, any accepted form) is a policy
+/// product some rule reads. No allocation: it runs on every pharmacy row.
+pub fn ndc_in_scope(policy: &Policy, ndc: &[u8]) -> bool {
+    normalize_ndc_bytes(ndc).is_some_and(|n| std::str::from_utf8(&n).is_ok_and(|n| policy.ndc_products.contains_key(n)))
+}
+
+/// What a row is to the rules, decided from its raw bytes before any value
+/// is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Read by no rule: counted, checked only for shape.
+    Out,
+    /// A medical line with a policy code or a J-code.
+    Line,
+    /// A medical line with no HCPCS code and a pharmacy revenue code.
+    UncodedDrug,
+    /// A pharmacy row of a policy NDC.
+    Dispense,
+}
+
+/// Shared per-row handling after a reader has split a row into fields:
+/// cheap checks for every row, full normalization for in-scope rows.
+pub(crate) struct RowSink<'a> {
+    pub spec: &'a ScanSpec<'a>,
+    pub resolved: &'a Resolved,
+    pub ctx: RowContext<'a>,
+    pub header_first: Vec<u8>,
+    pub header_raw: Vec<u8>,
+    pub out: FileOutput,
+    /// Set when the caller has validated the UTF-8 of every row it will pass.
+    pub utf8_checked: bool,
+}
+
+pub(crate) enum RowVerdict {
+    Accepted,
+    Rejected(Reject),
+}
+
+impl<'a> RowSink<'a> {
+    pub fn new(spec: &'a ScanSpec<'a>, resolved: &'a Resolved, file: u32, header_fields: &[String], header_raw: &[u8]) -> RowSink<'a> {
+        let mut out = FileOutput::default();
+        out.stats.kind = Some(resolved.kind);
+        RowSink {
+            spec,
+            resolved,
+            ctx: RowContext::new(spec.policy, resolved.presence(), file),
+            header_first: header_fields.first().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
+            header_raw: header_raw.to_vec(),
+            out,
+            utf8_checked: false,
+        }
+    }
+
+    /// Handles one row. `field(i)` is the i-th field's bytes; `raw` the row's
+    /// text as read (for rejects).
+    pub fn row<'f>(&mut self, line: u64, nfields: usize, field: impl Fn(usize) -> &'f [u8], raw: &[u8]) {
+        self.row_lazy(line, nfields, field, || std::borrow::Cow::Borrowed(raw))
+    }
+
+    /// `row` for readers that have no row text and build it only when needed
+    /// (a reject or a reversal).
+    pub fn row_lazy<'f, 'r>(
+        &mut self,
+        line: u64,
+        nfields: usize,
+        field: impl Fn(usize) -> &'f [u8],
+        raw: impl Fn() -> std::borrow::Cow<'r, [u8]>,
+    ) {
+        self.out.stats.rows_read += 1;
+        match self.check(line, nfields, &field, &raw) {
+            RowVerdict::Accepted => self.out.stats.rows_accepted += 1,
+            RowVerdict::Rejected(r) => {
+                self.out.stats.rows_rejected += 1;
+                self.out.rejects.push(RejectRow {
+                    file: self.ctx.file,
+                    source_line: line,
+                    code: r.code,
+                    reason: r.detail,
+                    raw_text: raw_text(&raw()),
+                });
+            }
+        }
+    }
+
+    fn check<'f, 'r>(
+        &mut self,
+        line: u64,
+        nfields: usize,
+        field: &impl Fn(usize) -> &'f [u8],
+        raw: &impl Fn() -> std::borrow::Cow<'r, [u8]>,
+    ) -> RowVerdict {
+        let width = self.resolved.width;
+        if nfields != width {
+            if nfields == 1 && field(0).iter().all(|b| b.is_ascii_whitespace()) {
+                return RowVerdict::Rejected(Reject::new("blank_row", "row is blank"));
+            }
+            return RowVerdict::Rejected(Reject::new("field_count", format!("expected {width} fields as in the header, found {nfields}")));
+        }
+        let idx = &self.resolved.idx;
+        let get_bytes = |slot: usize| idx[slot].map(field);
+        if field(0) == self.header_first.as_slice() && trim_cr(&raw()) == trim_cr(&self.header_raw) {
+            return RowVerdict::Rejected(Reject::new("repeated_header", "a repeated header row"));
+        }
+        let scope = match self.resolved.kind {
+            FileKind::Medical => {
+                let code = get_bytes(col::HCPCS).map(|b| b.trim_ascii()).unwrap_or(b"");
+                if !code.is_empty() {
+                    if code_in_scope(self.spec.policy, code) { Scope::Line } else { Scope::Out }
+                } else {
+                    let rev = get_bytes(col::REVENUE).map(|b| b.trim_ascii()).unwrap_or(b"");
+                    let pharmacy_rev = !rev.is_empty() && std::str::from_utf8(rev).is_ok_and(|r| self.spec.policy.is_pharmacy_revenue(r));
+                    if pharmacy_rev { Scope::UncodedDrug } else { Scope::Out }
+                }
+            }
+            FileKind::Pharmacy => {
+                if get_bytes(col::NDC).is_some_and(|b| ndc_in_scope(self.spec.policy, b)) {
+                    Scope::Dispense
+                } else {
+                    Scope::Out
+                }
+            }
+        };
+        let person_empty = get_bytes(col::PERSON_ID).is_none_or(|b| b.trim_ascii().is_empty())
+            && get_bytes(col::MEMBER_ID).is_none_or(|b| b.trim_ascii().is_empty());
+        if person_empty {
+            return RowVerdict::Rejected(Reject::new("empty_person", "person_id (and member_id) is empty"));
+        }
+        // Readers validate whole pieces and clear `utf8_checked` when one fails.
+        if !self.utf8_checked
+            && let Err(e) = std::str::from_utf8(&raw())
+        {
+            let at = e.valid_up_to();
+            let col = (0..nfields).find(|&i| {
+                let f = field(i);
+                std::str::from_utf8(f).is_err()
+            });
+            let name = col.map(|c| format!("field {}", c + 1)).unwrap_or_else(|| format!("byte {at}"));
+            return RowVerdict::Rejected(Reject::new("bad_utf8", format!("invalid UTF-8 in {name}")));
+        }
+        let no_code = self.resolved.kind == FileKind::Medical && get_bytes(col::HCPCS).is_none_or(|b| b.trim_ascii().is_empty());
+        let verdict = if scope == Scope::Out {
+            Ok(())
+        } else if self.spec.scan_only {
+            if scope != Scope::UncodedDrug {
+                self.out.stats.rows_in_scope += 1;
+            }
+            Ok(())
+        } else {
+            self.keep(scope, line, field, raw)
+        };
+        match verdict {
+            Ok(()) => {
+                if no_code {
+                    self.out.stats.rows_without_hcpcs += 1;
+                }
+                RowVerdict::Accepted
+            }
+            Err(r) => RowVerdict::Rejected(r),
+        }
+    }
+
+    /// Normalizes a row some rule reads and keeps it when it falls in the
+    /// read window.
+    fn keep<'f, 'r>(
+        &mut self,
+        scope: Scope,
+        line: u64,
+        field: &impl Fn(usize) -> &'f [u8],
+        raw: &impl Fn() -> std::borrow::Cow<'r, [u8]>,
+    ) -> Result<(), Reject> {
+        let idx = &self.resolved.idx;
+        let checked = self.utf8_checked;
+        let get = |slot: usize| -> Option<&str> {
+            idx[slot].and_then(|i| {
+                let f = field(i);
+                if checked {
+                    // SAFETY: the reader validated the whole piece as UTF-8,
+                    // and fields are cut from it at ASCII delimiters and
+                    // quotes, so each is valid UTF-8 too. This runs ~35 times
+                    // per in-scope row.
+                    Some(unsafe { std::str::from_utf8_unchecked(f) })
+                } else {
+                    std::str::from_utf8(f).ok()
+                }
+            })
+        };
+        let (lo, hi) = (self.spec.lo, self.spec.hi);
+        let in_window = |d: Date| !(lo.is_some_and(|lo| d < lo) || hi.is_some_and(|hi| d > hi));
+        match scope {
+            Scope::Out => Ok(()),
+            Scope::UncodedDrug => normalize_uncoded_drug(get).map(|u| {
+                if in_window(u.date) {
+                    self.out.stats.rows_uncoded_drug += 1;
+                    self.out.uncoded.push(u);
+                }
+            }),
+            Scope::Line => normalize_row(&mut self.ctx, line, get).map(|mut l| {
+                self.out.stats.rows_in_scope += 1;
+                if in_window(l.service_date) {
+                    if l.raw.is_some() {
+                        l.raw = Some(raw_text(&raw()).into_boxed_str());
+                    }
+                    self.out.stats.rows_kept += 1;
+                    self.out.lines.push(l);
+                }
+            }),
+            Scope::Dispense => normalize_dispense(&mut self.ctx, line, get).map(|mut d| {
+                self.out.stats.rows_in_scope += 1;
+                if in_window(d.date) {
+                    if d.raw.is_some() {
+                        d.raw = Some(raw_text(&raw()).into_boxed_str());
+                    }
+                    self.out.stats.rows_kept += 1;
+                    self.out.dispenses.push(d);
+                }
+            }),
+        }
+    }
+}
+
+fn trim_cr(b: &[u8]) -> &[u8] {
+    b.strip_suffix(b"\r").unwrap_or(b)
+}
+
+/// Raw row text for rejects: lossy UTF-8, cut at 64 KiB. Readers pass the
+/// row without its line terminator (`\n` or `\r\n`).
+pub fn raw_text(raw: &[u8]) -> String {
+    let cut = &raw[..raw.len().min(RAW_TEXT_MAX)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
+/// Merges per-chunk outputs in order, shifting line numbers by each chunk's base.
+pub(crate) fn append(into: &mut FileOutput, mut part: FileOutput, line_base: u64) {
+    for l in part.chunks.iter_mut().flatten().chain(&mut part.lines) {
+        l.source_line += line_base;
+    }
+    for r in &mut part.rejects {
+        r.source_line += line_base;
+    }
+    for d in &mut part.dispenses {
+        d.source_line += line_base;
+    }
+    let (s, p) = (&mut into.stats, &part.stats);
+    s.kind = s.kind.or(p.kind);
+    s.rows_read += p.rows_read;
+    s.rows_accepted += p.rows_accepted;
+    s.rows_rejected += p.rows_rejected;
+    s.rows_in_scope += p.rows_in_scope;
+    s.rows_kept += p.rows_kept;
+    s.rows_without_hcpcs += p.rows_without_hcpcs;
+    s.rows_uncoded_drug += p.rows_uncoded_drug;
+    into.dispenses.append(&mut part.dispenses);
+    into.uncoded.append(&mut part.uncoded);
+    // Appending keeps order: `into`'s open piece is older than `part`.
+    if !into.lines.is_empty() {
+        into.chunks.push(std::mem::take(&mut into.lines));
+    }
+    into.rejects.append(&mut part.rejects);
+    // Chunks are held to the end of the run: drop the growth slack (up to half).
+    into.chunks.extend(part.into_chunks().into_iter().filter(|c| !c.is_empty()).map(|mut c| {
+        c.shrink_to_fit();
+        c
+    }));
+}

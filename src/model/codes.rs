@@ -1,0 +1,188 @@
+//! Code normalization: every code is compared in one form, whatever form the
+//! extract wrote it in. HCPCS trimmed and upper-cased; ICD-10-CM upper-cased
+//! without the dot; NDC as 11 digits; place of service as two digits; type
+//! of bill as three digits; revenue codes as four digits.
+
+use super::text::Text;
+
+pub fn normalize_hcpcs(s: &str) -> String {
+    s.trim().to_ascii_uppercase()
+}
+
+pub fn normalize_dx(s: &str) -> String {
+    dx_text(s).to_string()
+}
+
+/// `normalize_dx` into a `Text`, without a temporary string for short codes.
+pub fn dx_text(s: &str) -> Text {
+    let t = s.trim();
+    let mut buf = [0u8; 22];
+    let mut n = 0;
+    for &b in t.as_bytes() {
+        if b == b'.' || b.is_ascii_whitespace() {
+            continue;
+        }
+        if b >= 0x80 || n == buf.len() {
+            // Non-ASCII (Unicode whitespace) or long: the general path.
+            let v: String = t.chars().filter(|&c| c != '.' && !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+            return Text::new(&v);
+        }
+        buf[n] = b.to_ascii_uppercase();
+        n += 1;
+    }
+    // ASCII bytes only were copied.
+    Text::new(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+}
+
+/// ICD-10-CM display form: `G35A` -> `G35.A`.
+pub fn display_dx(s: &str) -> String {
+    if s.len() > 3 && s.is_char_boundary(3) { format!("{}.{}", &s[..3], &s[3..]) } else { s.to_string() }
+}
+
+/// NDC to 11 digits (5-4-2). Dashed 10-digit forms 4-4-2, 5-3-2 and 5-4-1 are
+/// padded; an undashed 10-digit NDC is ambiguous and is returned as None.
+pub fn normalize_ndc(s: &str) -> Option<Text> {
+    normalize_ndc_bytes(s.as_bytes()).and_then(|b| std::str::from_utf8(&b).ok().map(Text::new))
+}
+
+/// `normalize_ndc` on raw bytes, for the per-row scope test of pharmacy
+/// extracts: no allocation, no UTF-8 check.
+pub fn normalize_ndc_bytes(s: &[u8]) -> Option<[u8; 11]> {
+    let s = s.trim_ascii();
+    if !s.iter().all(|b| b.is_ascii_digit() || *b == b'-') {
+        return None;
+    }
+    let mut parts = s.split(|&b| b == b'-');
+    let (a, b, c) = (parts.next().unwrap_or(b""), parts.next(), parts.next());
+    if parts.next().is_some() {
+        return None;
+    }
+    let (a, b, c) = match (b, c) {
+        (None, None) if a.len() == 11 => return a.try_into().ok(),
+        (Some(b), Some(c)) => (a, b, c),
+        _ => return None,
+    };
+    // Zero-pad the short segment of a 10-digit form.
+    let pad = match (a.len(), b.len(), c.len()) {
+        (5, 4, 2) => [0, 0, 0],
+        (4, 4, 2) => [1, 0, 0],
+        (5, 3, 2) => [0, 1, 0],
+        (5, 4, 1) => [0, 0, 1],
+        _ => return None,
+    };
+    let mut out = [b'0'; 11];
+    let mut n = 0;
+    for (seg, p) in [a, b, c].into_iter().zip(pad) {
+        n += p;
+        out[n..n + seg.len()].copy_from_slice(seg);
+        n += seg.len();
+    }
+    Some(out)
+}
+
+/// Place of service to its two-digit form: `12`, ` 12`, `12.0` -> `12`.
+pub fn normalize_pos(s: &str) -> Text {
+    match fixed_digits(s, 2) {
+        Some(d) => Text::new(&d),
+        None => Text::new(s.trim()),
+    }
+}
+
+/// Type of bill to three digits without the leading zero: `0341`, `341`,
+/// `341.0` -> `341`. None when it is no bill type (too short, not digits).
+pub fn normalize_bill_type(s: &str) -> Option<Text> {
+    let t = integral_digits(s)?;
+    let t = if t.len() == 4 { t.strip_prefix('0')? } else { &t };
+    (t.len() == 3).then(|| Text::new(t))
+}
+
+/// Revenue code to four digits: `636`, `0636`, `636.0` -> `0636`.
+pub fn normalize_revenue(s: &str) -> Option<Text> {
+    fixed_digits(s, 4).map(|d| Text::new(&d))
+}
+
+/// Digits of a whole number, zero-padded (or stripped of leading zeros) to
+/// `width`; None when the number has more than `width` significant digits.
+fn fixed_digits(s: &str, width: usize) -> Option<String> {
+    let d = integral_digits(s)?;
+    let d = d.trim_start_matches('0');
+    (d.len() <= width).then(|| format!("{d:0>width$}"))
+}
+
+/// The digits of a non-negative whole number written as `341`, ` 0341 ` or
+/// `341.0` (spreadsheet damage). Leading zeros are kept.
+fn integral_digits(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(t.into());
+    }
+    let (whole, frac) = t.split_once('.')?;
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    Some(whole.into())
+}
+
+pub fn parse_number(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    t.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Money with an optional `$` and thousands separators.
+pub fn parse_money(s: &str) -> Option<f64> {
+    if !s.contains(['$', ',']) {
+        return parse_number(s);
+    }
+    let cleaned: String = s.trim().chars().filter(|&c| c != '$' && c != ',').collect();
+    parse_number(&cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_normalize() {
+        assert_eq!(normalize_dx("g35.a"), "G35A");
+        assert_eq!(normalize_dx("G35A"), normalize_dx("G35.A"));
+        assert_eq!(display_dx("G35B0"), "G35.B0");
+        assert_eq!(normalize_hcpcs(" j2350 "), "J2350");
+    }
+
+    #[test]
+    fn ndc_forms() {
+        let want = Some(Text::new("50242015001"));
+        assert_eq!(normalize_ndc("50242-0150-01"), want);
+        assert_eq!(normalize_ndc("50242015001"), want);
+        assert_eq!(normalize_ndc("50242-150-01"), want);
+        assert_eq!(normalize_ndc("0002-1433-80"), Some(Text::new("00002143380")));
+        assert_eq!(normalize_ndc("50242-0150-1"), Some(Text::new("50242015001")));
+        assert_eq!(normalize_ndc("5024215001"), None);
+        assert_eq!(normalize_ndc_bytes(b" 50242-150-01 "), Some(*b"50242015001"));
+    }
+
+    #[test]
+    fn pos_bill_type_revenue_and_units() {
+        assert_eq!(normalize_pos(" 12"), "12");
+        assert_eq!(normalize_pos("12.0"), "12");
+        assert_eq!(normalize_pos("2"), "02");
+        assert_eq!(normalize_pos("A1"), "A1");
+        assert_eq!(normalize_pos("012"), "12");
+        for b in ["0341", "341", " 341 ", "341.0"] {
+            assert_eq!(normalize_bill_type(b).as_deref(), Some("341"), "{b}");
+        }
+        assert_eq!(normalize_bill_type("0131").as_deref(), Some("131"));
+        for b in ["34", "1341", "x41", "", "34.5"] {
+            assert_eq!(normalize_bill_type(b), None, "{b}");
+        }
+        for r in ["636", "0636", "636.0"] {
+            assert_eq!(normalize_revenue(r).as_deref(), Some("0636"), "{r}");
+        }
+        assert_eq!(normalize_revenue("25"), Some(Text::new("0025")));
+        assert_eq!(normalize_revenue("12345"), None);
+        assert_eq!(parse_number("600.000"), Some(600.0));
+        assert_eq!(parse_number("six"), None);
+        assert_eq!(parse_money("$1,234.50"), Some(1234.5));
+    }
+}
