@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: generates payer-wide extracts (1M, 5M, 20M lines) and
-# a 2M-line dense one, then runs the full audit (all outputs written) and the
-# bare scan (--scan-only) on each, CSV and Parquet. Prints the median wall
-# time of 3 runs, lines/s and peak RSS (from /usr/bin/time -v).
+# End-to-end benchmark: generates payer-wide extracts (1M, 5M, 20M lines: a
+# medical extract with professional and institutional claims, beside its
+# pharmacy extract) and a 2M-line dense one, then runs the full audit (all
+# outputs written) and the bare scan (--scan-only) on each, CSV and Parquet.
+# Prints the median wall time of 3 runs, lines/s and peak RSS (from
+# /usr/bin/time -v).
 #
 #   scripts/bench.sh [SIZES...]      e.g. scripts/bench.sh 1000000 5000000
 #   BENCH_DIR=/path  keeps the generated files between runs (default /tmp/claims-audit-bench)
@@ -19,10 +21,10 @@ SIZES=("${@:-1000000 5000000 20000000}")
 read -r -a SIZES <<<"${SIZES[*]}"
 RUNS="${RUNS:-3}"
 
-gen() { # lines cohort fmt dense path
+gen() { # lines cohort fmt dense path [pharmacy-path]
   [ -s "$5" ] && return 0
   local t0=$(date +%s.%N)
-  "$BIN" generate --lines "$1" --cohort "$2" --seed 42 --format "$3" $4 --out "$5"
+  "$BIN" generate --lines "$1" --cohort "$2" --seed 42 --format "$3" $4 --out "$5" ${6:+--pharmacy "$6"}
   local t1=$(date +%s.%N)
   printf 'generated %-40s %8.2fs  %6.2fM lines/s\n' "$(basename "$5")" "$(echo "$t1 - $t0" | bc)" "$(echo "$1 / ($t1 - $t0) / 1000000" | bc -l)"
 }
@@ -44,8 +46,8 @@ measure() { # label lines args...
 PARQUET_MAX="${PARQUET_MAX:-5000000}"
 for n in "${SIZES[@]}"; do
   cohort=$((n / 750))   # about 6% of lines in scope, as in the DuckDB reference extract
-  gen "$n" "$cohort" csv "" "$DIR/payer_$n.csv"
-  [ "$n" -le "$PARQUET_MAX" ] && gen "$n" "$cohort" parquet "" "$DIR/payer_$n.parquet"
+  gen "$n" "$cohort" csv "" "$DIR/payer_$n.csv" "$DIR/payer_${n}_rx.csv"
+  [ "$n" -le "$PARQUET_MAX" ] && gen "$n" "$cohort" parquet "" "$DIR/payer_$n.parquet" "$DIR/payer_${n}_rx.parquet"
 done
 gen 2000000 0 csv --dense "$DIR/dense_2000000.csv"
 gen 2000000 0 parquet --dense "$DIR/dense_2000000.parquet"
@@ -57,8 +59,10 @@ for n in "${SIZES[@]}"; do
   for ext in csv parquet; do
     f="$DIR/payer_$n.$ext"
     [ -s "$f" ] || continue
-    measure "audit payer $n $ext" "$n" run --quiet --out "$DIR/out" "$f"
-    measure "scan-only payer $n $ext" "$n" run --quiet --scan-only --out "$DIR/out" "$f"
+    # The medical extract (professional and institutional claims) with its pharmacy extract.
+    rx="$DIR/payer_${n}_rx.$ext"
+    measure "audit payer $n $ext" "$n" run --quiet --out "$DIR/out" "$f" "$rx"
+    measure "scan-only payer $n $ext" "$n" run --quiet --scan-only --out "$DIR/out" "$f" "$rx"
   done
 done
 for ext in csv parquet; do

@@ -313,7 +313,12 @@ impl Policy {
                     if !(mg > 0.0 && mg.is_finite()) {
                         return Err(Error::Config(format!("{source}: drug {}: NDC {code}: mg_per_unit must be positive", d.code)));
                     }
-                    ndc_products.insert(code.to_string(), NdcInfo { drug: d.code.clone(), mg_per_unit: mg });
+                    let info = NdcInfo { drug: d.code.clone(), mg_per_unit: mg };
+                    if let Some(other) = ndc_products.insert(code.to_string(), info)
+                        && other.drug != d.code
+                    {
+                        return Err(Error::Config(format!("{source}: NDC {code} is listed under both {} and {}", other.drug, d.code)));
+                    }
                 }
             }
         }

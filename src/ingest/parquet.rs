@@ -92,6 +92,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             if let Some(rev_name) = name_of(slot::REVENUE) {
                 let rev: Vec<String> =
                     present_values(distinct_of(&rev_name)?).into_iter().filter(|r| spec.policy.is_pharmacy_revenue(r)).collect();
+                tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "parquet revenue values");
                 let no_code = code.clone().is_null().or(code.clone().is_in(values(blank), false));
                 w = w.or(no_code.and(as_str(&rev_name).is_in(values(rev), false)));
             }
