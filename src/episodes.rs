@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::codes::display_units;
 use crate::model::{Date, Dispense, Line, Text};
 use crate::policy::{Dosing, Policy};
 
@@ -172,85 +173,99 @@ impl NetUnits {
     }
 }
 
+/// What reversal netting needs of a row: the group it nets within (date and
+/// code or NDC), its order inside the group, its signed amount, and where it
+/// came from (for the reject of a reversal that voids nothing).
+pub trait Reversible {
+    fn group(&self) -> (Date, &str);
+    fn order(&self) -> (&str, i64, u32, u64);
+    fn amount(&self) -> f64;
+    /// File, source line and raw text.
+    fn origin(&self) -> (u32, u64, Option<&str>);
+    /// Why a reversal of this row voids nothing, in words.
+    fn unmatched_reason(&self) -> String;
+}
+
+impl Reversible for Line {
+    fn group(&self) -> (Date, &str) {
+        (self.service_date, &self.hcpcs)
+    }
+    fn order(&self) -> (&str, i64, u32, u64) {
+        (&self.claim_id, self.claim_line_number, self.file, self.source_line)
+    }
+    fn amount(&self) -> f64 {
+        self.units
+    }
+    fn origin(&self) -> (u32, u64, Option<&str>) {
+        (self.file, self.source_line, self.raw.as_deref())
+    }
+    fn unmatched_reason(&self) -> String {
+        format!(
+            "reversal of {} units of {} on {} matches no earlier line of the same person, date, code and units",
+            display_units(-self.units),
+            self.hcpcs,
+            self.service_date
+        )
+    }
+}
+
+impl Reversible for Dispense {
+    fn group(&self) -> (Date, &str) {
+        (self.date, &self.ndc)
+    }
+    fn order(&self) -> (&str, i64, u32, u64) {
+        (&self.claim_id, self.claim_line_number, self.file, self.source_line)
+    }
+    fn amount(&self) -> f64 {
+        self.quantity
+    }
+    fn origin(&self) -> (u32, u64, Option<&str>) {
+        (self.file, self.source_line, self.raw.as_deref())
+    }
+    fn unmatched_reason(&self) -> String {
+        format!(
+            "reversal of quantity {} of NDC {} dispensed {} matches no dispense of the same person, date, NDC and quantity",
+            display_units(-self.quantity),
+            self.ndc,
+            self.date
+        )
+    }
+}
+
 /// Rows of one person that could not be netted: reversals that match no
 /// earlier row.
 pub struct Unmatched<'a, T>(pub Vec<&'a T>);
 
-/// Voids each reversal (negative amount) against a positive item of the same
-/// group with the same absolute amount. `items` are sorted so that a group
-/// (same date and code) is contiguous. Returns which items are voided and
-/// which reversals matched nothing.
-fn void_reversals<T>(items: &[&T], same_group: impl Fn(&T, &T) -> bool, amount: impl Fn(&T) -> f64) -> (Vec<bool>, Vec<usize>) {
-    let mut voided = vec![false; items.len()];
+/// Voids each reversal (negative amount) against a positive row of the same
+/// group (person, date, code: medical lines; person, date, NDC: dispenses)
+/// with the same absolute amount. Returns the active rows, sorted by group
+/// then order, and the reversals that matched nothing.
+pub fn net_reversals<'a, T: Reversible>(mut rows: Vec<&'a T>) -> (Vec<&'a T>, Unmatched<'a, T>) {
+    rows.sort_by(|a, b| (a.group(), a.order()).cmp(&(b.group(), b.order())));
+    if rows.iter().all(|r| r.amount() >= 0.0) {
+        return (rows, Unmatched(Vec::new()));
+    }
+    let mut voided = vec![false; rows.len()];
     let mut unmatched = Vec::new();
-    let mut start = 0;
-    while start < items.len() {
-        let mut end = start + 1;
-        while end < items.len() && same_group(items[end], items[start]) {
-            end += 1;
-        }
-        for i in start..end {
-            if amount(items[i]) >= 0.0 {
+    for group in rows.chunk_by(|a, b| a.group() == b.group()).scan(0, |start, g| {
+        let range = *start..*start + g.len();
+        *start += g.len();
+        Some(range)
+    }) {
+        for i in group.clone() {
+            if rows[i].amount() >= 0.0 {
                 continue;
             }
             voided[i] = true;
-            let want = -amount(items[i]);
-            match (start..end).find(|&j| !voided[j] && amount(items[j]) > 0.0 && (amount(items[j]) - want).abs() < EPS) {
+            let want = -rows[i].amount();
+            match group.clone().find(|&j| !voided[j] && rows[j].amount() > 0.0 && (rows[j].amount() - want).abs() < EPS) {
                 Some(j) => voided[j] = true,
-                None => unmatched.push(i),
+                None => unmatched.push(rows[i]),
             }
         }
-        start = end;
     }
-    (voided, unmatched)
-}
-
-/// The active items and the unmatched reversals, given `void_reversals`' verdicts.
-fn split_voided<'a, T>(items: Vec<&'a T>, voided: Vec<bool>, unmatched: Vec<usize>) -> (Vec<&'a T>, Unmatched<'a, T>) {
-    let unmatched = unmatched.iter().map(|&i| items[i]).collect();
-    let active = items.into_iter().zip(voided).filter(|(_, v)| !v).map(|(l, _)| l).collect();
+    let active = rows.into_iter().zip(voided).filter(|(_, v)| !v).map(|(r, _)| r).collect();
     (active, Unmatched(unmatched))
-}
-
-/// Voids each reversal against an earlier positive line of the same date and
-/// code with the same absolute units; returns the active lines and the
-/// reversals that matched nothing.
-pub fn net_reversals<'a>(mut lines: Vec<&'a Line>) -> (Vec<&'a Line>, Unmatched<'a, Line>) {
-    lines.sort_by(|a, b| {
-        (a.service_date, &a.hcpcs, &a.claim_id, a.claim_line_number, a.file, a.source_line).cmp(&(
-            b.service_date,
-            &b.hcpcs,
-            &b.claim_id,
-            b.claim_line_number,
-            b.file,
-            b.source_line,
-        ))
-    });
-    if lines.iter().all(|l| l.units >= 0.0) {
-        return (lines, Unmatched(Vec::new()));
-    }
-    let (voided, unmatched) = void_reversals(&lines, |a, b| a.service_date == b.service_date && a.hcpcs == b.hcpcs, |l| l.units);
-    split_voided(lines, voided, unmatched)
-}
-
-/// `net_reversals` for pharmacy rows: a negative quantity voids a dispense of
-/// the same date, NDC and absolute quantity.
-pub fn net_dispense_reversals<'a>(mut rows: Vec<&'a Dispense>) -> (Vec<&'a Dispense>, Unmatched<'a, Dispense>) {
-    rows.sort_by(|a, b| {
-        (a.date, &a.ndc, &a.claim_id, a.claim_line_number, a.file, a.source_line).cmp(&(
-            b.date,
-            &b.ndc,
-            &b.claim_id,
-            b.claim_line_number,
-            b.file,
-            b.source_line,
-        ))
-    });
-    if rows.iter().all(|r| r.quantity >= 0.0) {
-        return (rows, Unmatched(Vec::new()));
-    }
-    let (voided, unmatched) = void_reversals(&rows, |a, b| a.date == b.date && a.ndc == b.ndc, |r| r.quantity);
-    split_voided(rows, voided, unmatched)
 }
 
 pub fn episode_id(person: &str, date: Date, family: &str) -> String {
@@ -258,7 +273,7 @@ pub fn episode_id(person: &str, date: Date, family: &str) -> String {
 }
 
 /// What a patient has besides medical lines: active pharmacy rows (after
-/// `net_dispense_reversals`) and days of uncoded pharmacy revenue lines.
+/// `net_reversals`) and days of uncoded pharmacy revenue lines.
 #[derive(Debug, Default)]
 pub struct PharmacySide<'a> {
     pub dispenses: Vec<&'a Dispense>,

@@ -9,13 +9,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::columns::{ColumnMap, FileKind};
-use crate::episodes::{DispenseUse, Patient, PharmacySide, build_patient, net_dispense_reversals, net_reversals};
+use crate::episodes::{DispenseUse, Patient, PharmacySide, Reversible, build_patient, net_reversals};
 use crate::error::{Error, Result};
 use crate::ingest::{CsvEngine, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
 use crate::model::{Date, Dispense, Line, Severity, UncodedDrugDay};
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::rules::{Ctx, Finding, RULES, Tally, evaluate, units};
+use crate::rules::{Ctx, Finding, RULES, Tally, evaluate};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -297,8 +297,8 @@ struct PatientResult {
 }
 
 fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days: Vec<Date>, ctx: &Ctx) -> PatientResult {
-    let (active_rx, unmatched_rx) = net_dispense_reversals(dispenses.to_vec());
-    let mut unmatched = unmatched_dispense_rejects(&unmatched_rx.0);
+    let (active_rx, unmatched_rx) = net_reversals(dispenses.to_vec());
+    let mut unmatched = unmatched_rejects(&unmatched_rx.0);
     // Without a policy-code line or a dispense no rule has an item: only
     // J-codes outside the policy (kept as drug days for PER_DIEM_WITHOUT_DRUG).
     if active_rx.is_empty() && !lines.iter().any(|l| ctx.policy.policy_codes.contains(l.hcpcs.as_str())) {
@@ -330,36 +330,13 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
     PatientResult { findings, episodes, tallies, pharmacy, unmatched }
 }
 
-fn unmatched_reject(file: u32, source_line: u64, raw: Option<&str>, reason: String) -> (u32, RejectRow) {
-    let raw_text = raw.map(|r| raw_text(r.as_bytes())).unwrap_or_default();
-    (file, RejectRow { file, source_line, code: "reversal_unmatched", reason, raw_text })
-}
-
-fn unmatched_rejects(lines: &[&Line]) -> Vec<(u32, RejectRow)> {
-    lines
-        .iter()
-        .map(|l| {
-            let reason = format!(
-                "reversal of {} units of {} on {} matches no earlier line of the same person, date, code and units",
-                units(-l.units),
-                l.hcpcs,
-                l.service_date
-            );
-            unmatched_reject(l.file, l.source_line, l.raw.as_deref(), reason)
-        })
-        .collect()
-}
-
-fn unmatched_dispense_rejects(rows: &[&Dispense]) -> Vec<(u32, RejectRow)> {
+/// Reversals that void nothing, as rejects of their files.
+fn unmatched_rejects<T: Reversible>(rows: &[&T]) -> Vec<(u32, RejectRow)> {
     rows.iter()
-        .map(|d| {
-            let reason = format!(
-                "reversal of quantity {} of NDC {} dispensed {} matches no dispense of the same person, date, NDC and quantity",
-                units(-d.quantity),
-                d.ndc,
-                d.date
-            );
-            unmatched_reject(d.file, d.source_line, d.raw.as_deref(), reason)
+        .map(|r| {
+            let (file, source_line, raw) = r.origin();
+            let raw_text = raw.map(|t| raw_text(t.as_bytes())).unwrap_or_default();
+            (file, RejectRow { file, source_line, code: "reversal_unmatched", reason: r.unmatched_reason(), raw_text })
         })
         .collect()
 }

@@ -39,6 +39,11 @@ pub fn display_dx(s: &str) -> String {
     if s.len() > 3 && s.is_char_boundary(3) { format!("{}.{}", &s[..3], &s[3..]) } else { s.to_string() }
 }
 
+/// Units or a quantity for messages: no trailing `.0` when whole.
+pub fn display_units(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
 /// NDC to 11 digits (5-4-2). Dashed 10-digit forms 4-4-2, 5-3-2 and 5-4-1 are
 /// padded; an undashed 10-digit NDC is ambiguous and is returned as None.
 pub fn normalize_ndc(s: &str) -> Option<Text> {

@@ -163,9 +163,7 @@ pub fn evaluate(p: &Patient, ctx: &Ctx) -> (Vec<Finding>, Vec<Tally>) {
 }
 
 /// Formats units without a trailing `.0` for whole numbers.
-pub fn units(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
-}
+pub use crate::model::codes::display_units as units;
 
 #[cfg(test)]
 mod catalogue_tests {

@@ -1,6 +1,6 @@
 //! Builders for rule tests: a line with sensible defaults, changed field by field.
 
-use crate::episodes::{Patient, PharmacySide, build_patient, net_dispense_reversals, net_reversals};
+use crate::episodes::{Patient, PharmacySide, build_patient, net_reversals};
 use crate::model::codes::normalize_dx;
 use crate::model::{Codes, Date, Dispense, Line, Presence, Text};
 use crate::policy::Policy;
@@ -157,7 +157,7 @@ pub fn with_patient<T>(lines: Vec<Line>, run: Run, f: impl FnOnce(&Patient, &Ctx
         .or_else(|| lines.iter().map(|l| l.service_date).chain(run.dispenses.iter().map(|x| x.date)).max())
         .unwrap_or_default();
     let (active, _) = net_reversals(lines.iter().collect());
-    let (rx, _) = net_dispense_reversals(run.dispenses.iter().collect());
+    let (rx, _) = net_reversals(run.dispenses.iter().collect());
     let side = PharmacySide { dispenses: rx, uncoded_drug_days: run.uncoded_drug_days.clone() };
     let p = build_patient("P1".into(), active, side, &policy);
     let pharmacy_input = run.pharmacy_input || !run.dispenses.is_empty();
