@@ -54,7 +54,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut n = 0;
             for grp in &groups {
-                let (active, _) = net_reversals(grp.clone());
+                let active = net_reversals(grp.clone()).active;
                 let p = build_patient(grp[0].person_id.clone(), active, PharmacySide::default(), &policy);
                 n += evaluate(&p, &ctx).0.len();
             }

@@ -232,18 +232,23 @@ impl Reversible for Dispense {
     }
 }
 
-/// Rows of one person that could not be netted: reversals that match no
-/// earlier row.
-pub struct Unmatched<'a, T>(pub Vec<&'a T>);
+/// A person's rows after netting.
+pub struct Netted<'a, T> {
+    /// Rows not voided, sorted by group then order.
+    pub active: Vec<&'a T>,
+    /// Reversals that match no row: rejects.
+    pub unmatched: Vec<&'a T>,
+    /// Positive rows a reversal voided (a finding on one is `line_reversed`).
+    pub voided: Vec<&'a T>,
+}
 
 /// Voids each reversal (negative amount) against a positive row of the same
 /// group (person, date, code: medical lines; person, date, NDC: dispenses)
-/// with the same absolute amount. Returns the active rows, sorted by group
-/// then order, and the reversals that matched nothing.
-pub fn net_reversals<'a, T: Reversible>(mut rows: Vec<&'a T>) -> (Vec<&'a T>, Unmatched<'a, T>) {
+/// with the same absolute amount.
+pub fn net_reversals<'a, T: Reversible>(mut rows: Vec<&'a T>) -> Netted<'a, T> {
     rows.sort_by(|a, b| (a.group(), a.order()).cmp(&(b.group(), b.order())));
     if rows.iter().all(|r| r.amount() >= 0.0) {
-        return (rows, Unmatched(Vec::new()));
+        return Netted { active: rows, unmatched: Vec::new(), voided: Vec::new() };
     }
     let mut voided = vec![false; rows.len()];
     let mut unmatched = Vec::new();
@@ -264,8 +269,15 @@ pub fn net_reversals<'a, T: Reversible>(mut rows: Vec<&'a T>) -> (Vec<&'a T>, Un
             }
         }
     }
-    let active = rows.into_iter().zip(voided).filter(|(_, v)| !v).map(|(r, _)| r).collect();
-    (active, Unmatched(unmatched))
+    let (mut active, mut originals) = (Vec::with_capacity(rows.len()), Vec::new());
+    for (r, v) in rows.into_iter().zip(voided) {
+        match (v, r.amount() > 0.0) {
+            (false, _) => active.push(r),
+            (true, true) => originals.push(r),
+            (true, false) => {}
+        }
+    }
+    Netted { active, unmatched, voided: originals }
 }
 
 pub fn episode_id(person: &str, date: Date, family: &str) -> String {

@@ -14,6 +14,12 @@ pub enum Error {
     Output { path: PathBuf, msg: String },
     #[error("internal error: {0}")]
     Internal(String),
+    /// Another run holds the output directory's lock (EX_TEMPFAIL).
+    #[error("{0}")]
+    Busy(String),
+    /// Stopped by a signal; the staging directory was removed.
+    #[error("stopped by signal {0}; the previous output is untouched")]
+    Interrupted(i32),
 }
 
 impl Error {
@@ -32,6 +38,8 @@ impl Error {
             Error::Input { .. } => 3,
             Error::Output { .. } => 4,
             Error::Internal(_) => 5,
+            Error::Busy(_) => 75,
+            Error::Interrupted(sig) => 128 + sig,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod episodes;
 pub mod error;
 #[cfg(feature = "polars")]
 pub mod generate;
+pub mod history;
 pub mod ingest;
 pub mod model;
 pub mod normalize;
@@ -19,6 +20,7 @@ pub mod progress;
 #[cfg(feature = "polars")]
 pub mod report;
 pub mod rules;
+pub mod signals;
 pub mod util;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

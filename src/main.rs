@@ -13,7 +13,7 @@ use claims_audit::model::Date;
 use claims_audit::pipeline::{RunOptions, audit};
 use claims_audit::policy::Policy;
 use claims_audit::progress::Progress;
-use claims_audit::report::{RunInfo, run_id, write_all};
+use claims_audit::report::{OutputLock, RunInfo, run_id, write_all};
 use claims_audit::rules::RULES;
 
 #[derive(Parser)]
@@ -32,6 +32,16 @@ enum Cmd {
         /// Show severities and switches of this policy instead of the default.
         #[arg(long)]
         policy: Option<PathBuf>,
+    },
+    /// Compare two complete output directories by finding id (exit 1 when they differ).
+    Diff {
+        /// The earlier (or current-policy) output directory.
+        old: PathBuf,
+        /// The later (or proposed-policy) output directory.
+        new: PathBuf,
+        /// Write the differing findings here as Parquet, with a `side` column.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Write a synthetic payer-wide extract (for benchmarks and tests).
     Generate(GenArgs),
@@ -54,6 +64,13 @@ struct RunArgs {
     /// Days of history before --from that are read and used.
     #[arg(long, default_value_t = 400)]
     lookback_days: u32,
+    /// An earlier complete output directory: findings get status new/open and
+    /// first_seen, and resolved.parquet lists what this run no longer finds.
+    #[arg(long)]
+    previous: Option<PathBuf>,
+    /// The run date stamped on new and resolved findings (default: today, UTC).
+    #[arg(long, value_parser = parse_date)]
+    run_date: Option<Date>,
     /// Policy file (TOML) replacing the embedded default.
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -104,6 +121,13 @@ fn parse_date(s: &str) -> std::result::Result<Date, String> {
     Date::parse(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
+/// What a command asks the process to exit with, short of an error.
+enum Outcome {
+    Done,
+    /// `diff`: the two runs differ (exit 1, like diff(1)).
+    Differ,
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -120,7 +144,8 @@ fn main() -> ExitCode {
         }
     };
     match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Differ) => ExitCode::from(1),
         Err(e) => {
             eprintln!("claims-audit: {e}");
             ExitCode::from(e.exit_code() as u8)
@@ -128,7 +153,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn dispatch(cli: Cli) -> Result<()> {
+fn dispatch(cli: Cli) -> Result<Outcome> {
+    let done = |r: Result<()>| r.map(|_| Outcome::Done);
     match cli.cmd {
         Cmd::Rules { policy } => {
             let policy = load_policy(policy.as_ref())?;
@@ -144,9 +170,13 @@ fn dispatch(cli: Cli) -> Result<()> {
                 let sev = policy.severity(r.id).map_or("disabled", |s| s.as_str());
                 println!("{:<24} {:<13} {:<8} {}", r.id, r.category, sev, r.summary);
             }
-            Ok(())
+            Ok(Outcome::Done)
         }
-        Cmd::Generate(g) => claims_audit::generate::generate(&GenOptions {
+        Cmd::Diff { old, new, out } => {
+            let differ = claims_audit::report::diff::diff(&old, &new, out.as_deref())?;
+            Ok(if differ { Outcome::Differ } else { Outcome::Done })
+        }
+        Cmd::Generate(g) => done(claims_audit::generate::generate(&GenOptions {
             lines: g.lines,
             cohort: g.cohort,
             seed: g.seed,
@@ -154,9 +184,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             dense: g.dense,
             out: g.out,
             pharmacy: g.pharmacy,
-        }),
-        Cmd::Run(a) => run(a),
-        Cmd::Convert { input, output } => claims_audit::generate::csv_to_parquet(&input, &output),
+        })),
+        Cmd::Run(a) => done(run(a)),
+        Cmd::Convert { input, output } => done(claims_audit::generate::csv_to_parquet(&input, &output)),
     }
 }
 
@@ -180,7 +210,19 @@ fn run(a: RunArgs) -> Result<()> {
         }
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     }
+    claims_audit::signals::install();
     let policy = load_policy(a.policy.as_ref())?;
+    // One run per output directory, from before anything is read to the end.
+    let _lock = if a.scan_only { None } else { Some(OutputLock::acquire(&a.out)?) };
+    let previous = match &a.previous {
+        Some(dir) => Some(claims_audit::report::previous::load_run(dir, "--previous")?),
+        None => None,
+    };
+    let today = chrono::Utc::now().date_naive();
+    let run_date = a.run_date.unwrap_or_else(|| {
+        use chrono::Datelike;
+        Date::from_ymd(today.year(), today.month(), today.day()).unwrap_or_default()
+    });
     let columns = match &a.columns {
         Some(p) => ColumnMap::load(p)?,
         None => ColumnMap::default(),
@@ -202,9 +244,11 @@ fn run(a: RunArgs) -> Result<()> {
         policy_path: a.policy,
         columns_path: a.columns,
         threads: a.threads,
+        run_date,
+        previous: a.previous,
     };
     let progress = Progress::new(opts.quiet);
-    let result = audit(&opts, &policy, &columns, &progress)?;
+    let result = audit(&opts, &policy, &columns, &progress, previous.as_ref())?;
     if opts.scan_only {
         let in_scope: u64 = result.files.iter().map(|f| f.rows_in_scope).sum();
         let read: u64 = result.files.iter().map(|f| f.rows_read).sum();

@@ -11,11 +11,14 @@ use serde::Serialize;
 use crate::columns::{ColumnMap, FileKind};
 use crate::episodes::{DispenseUse, Patient, PharmacySide, Reversible, build_patient, net_reversals};
 use crate::error::{Error, Result};
+use crate::history::{Lifecycle, LineKey, PreviousRun, reconcile, resolved_candidates};
 use crate::ingest::{CsvEngine, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
 use crate::model::{Date, Dispense, Line, Severity, UncodedDrugDay};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::rules::{Ctx, Finding, RULES, Tally, evaluate};
+use crate::signals;
+use crate::util::FastSet;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -31,6 +34,10 @@ pub struct RunOptions {
     pub policy_path: Option<PathBuf>,
     pub columns_path: Option<PathBuf>,
     pub threads: Option<usize>,
+    /// The date findings are first seen and resolved on (today, UTC).
+    pub run_date: Date,
+    /// `--previous DIR`, for the manifest.
+    pub previous: Option<PathBuf>,
 }
 
 /// One episode row of episodes.parquet.
@@ -64,6 +71,7 @@ pub struct RunResult {
     pub rejects: Vec<RejectRow>,
     pub tallies: Vec<Tally>,
     pub pharmacy: PharmacyCounts,
+    pub lifecycle: Lifecycle,
     pub horizon: Option<Date>,
     pub persons: usize,
     pub lines_kept: usize,
@@ -91,7 +99,14 @@ impl RunOptions {
     }
 }
 
-pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: &Progress) -> Result<RunResult> {
+/// Reads, evaluates and reconciles with the previous run, if one is given.
+pub fn audit(
+    opts: &RunOptions,
+    policy: &Policy,
+    columns: &ColumnMap,
+    progress: &Progress,
+    previous: Option<&PreviousRun>,
+) -> Result<RunResult> {
     if let (Some(f), Some(t)) = (opts.from, opts.to)
         && f > t
     {
@@ -116,8 +131,10 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
     let mut uncoded: Vec<UncodedDrugDay> = Vec::new();
     let mut rejects: Vec<RejectRow> = Vec::new();
     for (k, input) in inputs.iter().enumerate() {
+        signals::check()?;
         let before = bar.position();
         let mut out = read_file(input, k as u32, &spec, &|n| bar.inc(n))?;
+        input.check_unchanged()?;
         bar.set_position(before + input.bytes);
         tracing::info!(file = %input.path.display(), rows_read = out.stats.rows_read, rows_rejected = out.stats.rows_rejected, "read");
         files.push(std::mem::take(&mut out.stats));
@@ -127,6 +144,11 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
         chunks.extend(out.into_chunks());
     }
     bar.finish_and_clear();
+    // Every file once more: one appended to while a later one was read.
+    for input in &inputs {
+        input.check_unchanged()?;
+    }
+    signals::check()?;
     let read_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
@@ -155,7 +177,9 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
     let mut episodes = Vec::new();
     let mut tallies = vec![Tally::default(); RULES.len()];
     let mut pharmacy = PharmacyCounts::default();
+    let mut voided: FastSet<LineKey> = FastSet::default();
     for r in results {
+        voided.extend(r.voided);
         pharmacy.dispenses += r.pharmacy.dispenses;
         pharmacy.matched_to_medical += r.pharmacy.matched_to_medical;
         pharmacy.supplied_administrations += r.pharmacy.supplied_administrations;
@@ -191,6 +215,15 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
         .sort_by(|a, b| (&a.person_id, a.administration_date, &a.episode_id).cmp(&(&b.person_id, b.administration_date, &b.episode_id)));
     rejects.sort_by(|a, b| (a.file, a.source_line, a.code).cmp(&(b.file, b.source_line, b.code)));
     tracing::debug!(seconds = t1.elapsed().as_secs_f64(), "merged and sorted");
+    let in_range = |d: Date| opts.from.is_none_or(|f| d >= f) && opts.to.is_none_or(|t| d <= t);
+    let candidates = previous.map(|p| resolved_candidates(p, &findings, in_range)).unwrap_or_default();
+    // Which candidates' lines tonight's input still has (the lines are dropped after this).
+    let mut present: FastSet<LineKey> = FastSet::default();
+    if !candidates.is_empty() {
+        let watch: FastSet<LineKey> = candidates.iter().map(|f| LineKey::of_row(f)).collect();
+        present = persons.lines.iter().map(|l| LineKey::of(l)).filter(|k| watch.contains(k)).collect();
+    }
+    let lifecycle = reconcile(previous, &findings, &candidates, &present, &voided, policy, opts.run_date);
     Ok(RunResult {
         files,
         inputs,
@@ -199,6 +232,7 @@ pub fn audit(opts: &RunOptions, policy: &Policy, columns: &ColumnMap, progress: 
         rejects,
         tallies,
         pharmacy,
+        lifecycle,
         horizon,
         persons: n_persons,
         lines_kept,
@@ -287,6 +321,7 @@ fn sort_by_person<T: Sync>(items: Vec<&T>, person: impl Fn(&T) -> &str + Sync) -
     idx.into_iter().map(|(_, x)| x).collect()
 }
 
+#[derive(Default)]
 struct PatientResult {
     findings: Vec<Finding>,
     episodes: Vec<EpisodeRow>,
@@ -294,16 +329,18 @@ struct PatientResult {
     pharmacy: PharmacyCounts,
     /// Reversals that reverse nothing: (file, reject row).
     unmatched: Vec<(u32, RejectRow)>,
+    /// Lines a reversal voided.
+    voided: Vec<LineKey>,
 }
 
 fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days: Vec<Date>, ctx: &Ctx) -> PatientResult {
-    let (active_rx, unmatched_rx) = net_reversals(dispenses.to_vec());
-    let mut unmatched = unmatched_rejects(&unmatched_rx.0);
+    let rx = net_reversals(dispenses.to_vec());
+    let mut unmatched = unmatched_rejects(&rx.unmatched);
     // Without a policy-code line or a dispense no rule has an item: only
     // J-codes outside the policy (kept as drug days for PER_DIEM_WITHOUT_DRUG).
-    if active_rx.is_empty() && !lines.iter().any(|l| ctx.policy.policy_codes.contains(l.hcpcs.as_str())) {
+    if rx.active.is_empty() && !lines.iter().any(|l| ctx.policy.policy_codes.contains(l.hcpcs.as_str())) {
         if lines.iter().any(|l| l.units < 0.0) {
-            unmatched.extend(unmatched_rejects(&net_reversals(lines.to_vec()).1.0));
+            unmatched.extend(unmatched_rejects(&net_reversals(lines.to_vec()).unmatched));
         }
         return PatientResult {
             findings: Vec::new(),
@@ -311,12 +348,14 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
             tallies: vec![Tally::default(); RULES.len()],
             pharmacy: PharmacyCounts::default(),
             unmatched,
+            voided: Vec::new(),
         };
     }
     let person = lines.first().map(|l| l.person_id.clone()).or_else(|| dispenses.first().map(|d| d.person_id.clone())).unwrap_or_default();
-    let (active, unmatched_lines) = net_reversals(lines.to_vec());
-    unmatched.extend(unmatched_rejects(&unmatched_lines.0));
-    let patient = build_patient(person, active, PharmacySide { dispenses: active_rx, uncoded_drug_days }, ctx.policy);
+    let netted = net_reversals(lines.to_vec());
+    unmatched.extend(unmatched_rejects(&netted.unmatched));
+    let voided = netted.voided.iter().map(|l| LineKey::of(l)).collect();
+    let patient = build_patient(person, netted.active, PharmacySide { dispenses: rx.active, uncoded_drug_days }, ctx.policy);
     let (findings, tallies) = evaluate(&patient, ctx);
     let episodes = episode_rows(&patient, &findings, ctx);
     let mut pharmacy = PharmacyCounts { dispenses: patient.dispenses.len() as u64, ..Default::default() };
@@ -327,7 +366,7 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
             DispenseUse::Unused => pharmacy.unused += 1,
         }
     }
-    PatientResult { findings, episodes, tallies, pharmacy, unmatched }
+    PatientResult { findings, episodes, tallies, pharmacy, unmatched, voided }
 }
 
 /// Reversals that void nothing, as rejects of their files.

@@ -144,6 +144,7 @@ pub fn read_from(
         });
         for block in rx {
             let block = block?;
+            crate::signals::check()?;
             let parts: Vec<(FileOutput, u64)> = block
                 .pieces
                 .par_iter()

@@ -21,6 +21,29 @@ pub struct InputFile {
     pub path: PathBuf,
     pub format: Format,
     pub bytes: u64,
+    /// Modification time when the run found the file.
+    pub mtime: Option<std::time::SystemTime>,
+}
+
+impl InputFile {
+    /// Fails when the file's size or modification time is no longer what it
+    /// was when the run found it: an extract still being written (or
+    /// replaced) must not be audited half-read.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let meta = std::fs::metadata(&self.path).map_err(|e| Error::input(&self.path, format!("cannot stat after reading: {e}")))?;
+        let (bytes, mtime) = (meta.len(), meta.modified().ok());
+        if bytes != self.bytes || mtime != self.mtime {
+            return Err(Error::input(
+                &self.path,
+                format!(
+                    "changed while it was read ({} bytes then {bytes} bytes{}); re-run once the extract is complete",
+                    self.bytes,
+                    if mtime != self.mtime { ", modification time changed" } else { "" }
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Expands files, directories (their .csv, .csv.gz, .parquet files) and
@@ -59,7 +82,7 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
         .map(|path| {
             let format = format_of(&path).ok_or_else(|| Error::input(&path, "unknown format: expected .csv, .csv.gz or .parquet"))?;
             let meta = std::fs::metadata(&path).map_err(|e| Error::input(&path, format!("cannot open: {e}")))?;
-            Ok(InputFile { path, format, bytes: meta.len() })
+            Ok(InputFile { path, format, bytes: meta.len(), mtime: meta.modified().ok() })
         })
         .collect()
 }

@@ -1,8 +1,10 @@
 //! Atomic output: everything is written into a private temporary directory
-//! beside the target, `_SUCCESS` last, then swapped into place.
+//! beside the target, `_SUCCESS` last, then swapped into place. One run at a
+//! time per target: an exclusive lock on a file beside it.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -13,24 +15,65 @@ pub struct Staging {
     target: PathBuf,
 }
 
+/// The directory that holds the target, created when missing, and the
+/// target's name.
+fn parent_and_name(target: &Path) -> Result<(PathBuf, String)> {
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&parent)
+            .map_err(|e| Error::output(&parent, format!("cannot create output parent directory: {e}")))?;
+    }
+    let name = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+    Ok((parent, name))
+}
+
+/// An exclusive lock on `.NAME.lock` beside the target, held for the whole
+/// run. The kernel drops it with the process, so kill -9 leaves no stale lock.
+pub struct OutputLock {
+    _file: File,
+}
+
+impl OutputLock {
+    pub fn acquire(target: &Path) -> Result<OutputLock> {
+        let (parent, name) = parent_and_name(target)?;
+        let path = parent.join(format!(".{name}.lock"));
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::output(&path, format!("cannot create lock file: {e}")))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let holder = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                let who = holder.map_or("another run".to_string(), |p| format!("another run (pid {p})"));
+                return Err(Error::Busy(format!("{}: {who} is writing this output directory; try again when it ends", target.display())));
+            }
+            return Err(Error::output(&path, format!("cannot lock: {err}")));
+        }
+        let _ = f.set_len(0).and_then(|_| writeln!(f, "{}", std::process::id()));
+        Ok(OutputLock { _file: f })
+    }
+}
+
 impl Staging {
     pub fn new(target: &Path) -> Result<Staging> {
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !parent.is_dir() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&parent)
-                .map_err(|e| Error::output(&parent, format!("cannot create output parent directory: {e}")))?;
-        }
-        let name = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+        let (parent, name) = parent_and_name(target)?;
         clean_stale(&parent, &name);
         let dir = parent.join(format!(".{name}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         DirBuilder::new().mode(0o700).create(&dir).map_err(|e| Error::output(&dir, format!("cannot create output directory: {e}")))?;
+        crate::signals::set_staging(Some(dir.clone()));
         Ok(Staging { dir, target: target.to_path_buf() })
     }
 
@@ -75,6 +118,7 @@ impl Drop for Staging {
     fn drop(&mut self) {
         // On failure the half-written directory goes; after commit it is gone already.
         let _ = std::fs::remove_dir_all(&self.dir);
+        crate::signals::set_staging(None);
     }
 }
 

@@ -2,6 +2,8 @@
 //! polars), the manifest (JSON) and the summary (Markdown).
 
 mod atomic;
+pub mod diff;
+pub mod previous;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -10,14 +12,16 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::history::FindingRow;
 use crate::ingest::FileStats;
+use crate::model::Date;
 use crate::model::Severity;
 use crate::pipeline::PharmacyCounts;
 use crate::pipeline::{RunOptions, RunResult};
 use crate::policy::Policy;
 use crate::rules::RULES;
 
-pub use atomic::Staging;
+pub use atomic::{OutputLock, Staging};
 
 /// Everything about the run that is not in the data: ids and times.
 pub struct RunInfo {
@@ -31,14 +35,52 @@ fn date_col(name: &str, v: Vec<Option<i32>>) -> PolarsResult<Column> {
     Column::new(name.into(), v).cast(&DataType::Date)
 }
 
-fn findings_frame(r: &RunResult, policy: &Policy, run_id: &str) -> PolarsResult<DataFrame> {
-    let f = &r.findings;
+/// Tonight's findings as output rows, with their lifecycle.
+pub fn finding_rows(r: &RunResult, policy: &Policy) -> Vec<FindingRow> {
     let rv = policy.rule_version();
     let src = |i: u32| r.inputs.get(i as usize).map(|x| x.path.display().to_string()).unwrap_or_default();
-    DataFrame::new_infer_height(vec![
+    r.findings
+        .iter()
+        .enumerate()
+        .map(|(k, x)| FindingRow {
+            finding_id: x.id.clone(),
+            rule_id: x.rule_id.to_string(),
+            category: x.category.to_string(),
+            severity: x.severity.as_str().to_string(),
+            person_id: x.person_id.to_string(),
+            claim_id: x.claim_id.to_string(),
+            claim_line_number: x.claim_line_number,
+            service_date: x.service_date,
+            hcpcs_code: x.hcpcs_code.to_string(),
+            episode_id: x.episode_id.clone(),
+            message: x.message.clone(),
+            evidence: x.evidence.clone(),
+            rule_version: rv.clone(),
+            source_file: src(x.file),
+            source_line: x.source_line as i64,
+            units: x.units,
+            paid_amount: x.paid_amount,
+            allowed_amount: x.allowed_amount,
+            amount_at_stake: x.at_stake,
+            payer_program: x.payer_program.as_deref().map(str::to_string),
+            rendering_npi: x.rendering_npi.as_deref().map(str::to_string),
+            billing_npi: x.billing_npi.as_deref().map(str::to_string),
+            status: if r.lifecycle.open.get(k).copied().unwrap_or(false) { "open" } else { "new" }.to_string(),
+            first_seen: r.lifecycle.first_seen.get(k).copied().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The columns of findings.parquet, for any rows of it (tonight's, resolved
+/// ones, a diff's).
+pub(crate) fn finding_columns(run_id: &str, f: &[&FindingRow]) -> PolarsResult<Vec<Column>> {
+    Ok(vec![
         Column::new("run_id".into(), vec![run_id; f.len()]),
-        Column::new("rule_id".into(), f.iter().map(|x| x.rule_id).collect::<Vec<_>>()),
-        Column::new("category".into(), f.iter().map(|x| x.category).collect::<Vec<_>>()),
+        Column::new("finding_id".into(), f.iter().map(|x| x.finding_id.as_str()).collect::<Vec<_>>()),
+        Column::new("status".into(), f.iter().map(|x| x.status.as_str()).collect::<Vec<_>>()),
+        date_col("first_seen", f.iter().map(|x| Some(x.first_seen.0)).collect())?,
+        Column::new("rule_id".into(), f.iter().map(|x| x.rule_id.as_str()).collect::<Vec<_>>()),
+        Column::new("category".into(), f.iter().map(|x| x.category.as_str()).collect::<Vec<_>>()),
         Column::new("severity".into(), f.iter().map(|x| x.severity.as_str()).collect::<Vec<_>>()),
         Column::new("person_id".into(), f.iter().map(|x| x.person_id.as_str()).collect::<Vec<_>>()),
         Column::new("claim_id".into(), f.iter().map(|x| x.claim_id.as_str()).collect::<Vec<_>>()),
@@ -48,17 +90,31 @@ fn findings_frame(r: &RunResult, policy: &Policy, run_id: &str) -> PolarsResult<
         Column::new("episode_id".into(), f.iter().map(|x| x.episode_id.as_deref()).collect::<Vec<_>>()),
         Column::new("message".into(), f.iter().map(|x| x.message.as_str()).collect::<Vec<_>>()),
         Column::new("evidence".into(), f.iter().map(|x| x.evidence.as_str()).collect::<Vec<_>>()),
-        Column::new("rule_version".into(), vec![rv.as_str(); f.len()]),
-        Column::new("source_file".into(), f.iter().map(|x| src(x.file)).collect::<Vec<_>>()),
-        Column::new("source_line".into(), f.iter().map(|x| x.source_line as i64).collect::<Vec<_>>()),
+        Column::new("rule_version".into(), f.iter().map(|x| x.rule_version.as_str()).collect::<Vec<_>>()),
+        Column::new("source_file".into(), f.iter().map(|x| x.source_file.as_str()).collect::<Vec<_>>()),
+        Column::new("source_line".into(), f.iter().map(|x| x.source_line).collect::<Vec<_>>()),
         Column::new("units".into(), f.iter().map(|x| x.units).collect::<Vec<_>>()),
         Column::new("paid_amount".into(), f.iter().map(|x| x.paid_amount).collect::<Vec<_>>()),
         Column::new("allowed_amount".into(), f.iter().map(|x| x.allowed_amount).collect::<Vec<_>>()),
-        Column::new("amount_at_stake".into(), f.iter().map(|x| x.at_stake).collect::<Vec<_>>()),
+        Column::new("amount_at_stake".into(), f.iter().map(|x| x.amount_at_stake).collect::<Vec<_>>()),
         Column::new("payer_program".into(), f.iter().map(|x| x.payer_program.as_deref()).collect::<Vec<_>>()),
         Column::new("rendering_npi".into(), f.iter().map(|x| x.rendering_npi.as_deref()).collect::<Vec<_>>()),
         Column::new("billing_npi".into(), f.iter().map(|x| x.billing_npi.as_deref()).collect::<Vec<_>>()),
     ])
+}
+
+fn findings_frame(rows: &[FindingRow], run_id: &str) -> PolarsResult<DataFrame> {
+    DataFrame::new_infer_height(finding_columns(run_id, &rows.iter().collect::<Vec<_>>())?)
+}
+
+/// resolved.parquet: the previous run's findings this run no longer makes.
+fn resolved_frame(r: &RunResult, run_id: &str, run_date: Date) -> PolarsResult<DataFrame> {
+    let res = &r.lifecycle.resolved;
+    let rows: Vec<&FindingRow> = res.iter().map(|x| &x.row).collect();
+    let mut cols = finding_columns(run_id, &rows)?;
+    cols.push(Column::new("resolved_reason".into(), res.iter().map(|x| x.reason.as_str()).collect::<Vec<_>>()));
+    cols.push(date_col("resolved_on", vec![Some(run_date.0); res.len()])?);
+    DataFrame::new_infer_height(cols)
 }
 
 fn episodes_frame(r: &RunResult) -> PolarsResult<DataFrame> {
@@ -106,6 +162,31 @@ fn write_parquet(st: &Staging, name: &str, df: PolarsResult<DataFrame>) -> Resul
     Ok(df.height())
 }
 
+/// Writes one Parquet file outside a run's directory (the `diff` output):
+/// owner-only, complete or absent.
+pub(crate) fn write_private_parquet(path: &std::path::Path, df: &mut DataFrame) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::output(path, format!("cannot create: {e}")))?;
+    let written = ParquetWriter::new(&file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(df)
+        .map_err(|e| e.to_string())
+        .and_then(|_| file.sync_all().map_err(|e| e.to_string()))
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::output(path, format!("write failed: {e}")));
+    }
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct Manifest<'a> {
     run_id: &'a str,
@@ -121,6 +202,11 @@ struct Manifest<'a> {
     outputs: Vec<OutputInfo>,
     rules: Vec<RuleInfo>,
     pharmacy: &'a PharmacyCounts,
+    /// The run date: findings' `first_seen` for new ones, `resolved_on`.
+    run_date: Date,
+    /// `--previous`: the run this one was reconciled with.
+    previous: Option<PreviousInfo>,
+    lifecycle: LifecycleCounts,
     findings_by_severity: BTreeMap<&'static str, u64>,
     timings_seconds: BTreeMap<&'static str, f64>,
 }
@@ -129,6 +215,21 @@ struct Manifest<'a> {
 struct ToolInfo {
     name: &'static str,
     version: &'static str,
+    /// The rule catalogue version this build implements.
+    catalogue_version: u32,
+}
+
+#[derive(Serialize)]
+struct PreviousInfo {
+    run_id: String,
+    path: String,
+}
+
+#[derive(Serialize)]
+struct LifecycleCounts {
+    new: usize,
+    open: usize,
+    resolved: usize,
 }
 
 #[derive(Serialize)]
@@ -201,11 +302,16 @@ pub fn totals(r: &RunResult) -> Totals {
 /// Writes every output into a staging directory and moves it into place.
 pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut RunInfo, bar: &indicatif::ProgressBar) -> Result<()> {
     let st = Staging::new(&opts.out)?;
-    let n_findings = write_parquet(&st, "findings.parquet", findings_frame(r, policy, &info.run_id))?;
+    let rows = finding_rows(r, policy);
+    let n_findings = write_parquet(&st, "findings.parquet", findings_frame(&rows, &info.run_id))?;
+    crate::signals::check()?;
     bar.inc(1);
+    let n_resolved = write_parquet(&st, "resolved.parquet", resolved_frame(r, &info.run_id, opts.run_date))?;
     let n_episodes = write_parquet(&st, "episodes.parquet", episodes_frame(r))?;
+    crate::signals::check()?;
     bar.inc(1);
     let n_rejects = write_parquet(&st, "rejects.parquet", rejects_frame(r))?;
+    crate::signals::check()?;
     bar.inc(1);
     let mut by_sev: BTreeMap<&'static str, u64> = [("error", 0), ("warning", 0), ("info", 0)].into_iter().collect();
     for f in &r.findings {
@@ -227,7 +333,7 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
     info.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let manifest = Manifest {
         run_id: &info.run_id,
-        tool: ToolInfo { name: "claims-audit", version: crate::VERSION },
+        tool: ToolInfo { name: "claims-audit", version: crate::VERSION, catalogue_version: crate::model::CATALOGUE_VERSION },
         rule_catalogue_version: &policy.file.policy.catalogue_version,
         policy: PolicyInfo { name: policy.name(), version: policy.version(), source: &policy.source },
         arguments: Arguments {
@@ -250,11 +356,18 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
             OutputInfo { path: "findings.parquet".into(), rows: Some(n_findings) },
             OutputInfo { path: "episodes.parquet".into(), rows: Some(n_episodes) },
             OutputInfo { path: "rejects.parquet".into(), rows: Some(n_rejects) },
+            OutputInfo { path: "resolved.parquet".into(), rows: Some(n_resolved) },
             OutputInfo { path: "summary.md".into(), rows: None },
             OutputInfo { path: "_SUCCESS".into(), rows: None },
         ],
         rules,
         pharmacy: &r.pharmacy,
+        run_date: opts.run_date,
+        previous: r.lifecycle.previous_run_id.as_ref().map(|id| PreviousInfo {
+            run_id: id.clone(),
+            path: r.lifecycle.previous_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+        }),
+        lifecycle: LifecycleCounts { new: r.lifecycle.new_count(), open: r.lifecycle.open_count(), resolved: r.lifecycle.resolved.len() },
         findings_by_severity: by_sev,
         timings_seconds: [("read", r.read_seconds), ("evaluate", r.eval_seconds)].into_iter().collect(),
     };
@@ -262,6 +375,7 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
     st.write("manifest.json", &json)?;
     st.write("summary.md", summary::render(opts, policy, r, &info.run_id).as_bytes())?;
     bar.inc(1);
+    crate::signals::check()?;
     st.commit()
 }
 
@@ -270,6 +384,8 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
 /// the same audit gives the same id, so outputs stay byte-identical.
 pub fn run_id(opts: &RunOptions, policy: &Policy, r: &RunResult) -> String {
     let mut key = format!("{}|{:x}|{:?}|{:?}|{}|", crate::VERSION, policy.fingerprint, opts.from, opts.to, opts.lookback_days);
+    // Statuses and dates depend on these too.
+    key.push_str(&format!("{}|{:?}|", opts.run_date, r.lifecycle.previous_run_id));
     for i in &r.inputs {
         let mtime = std::fs::metadata(&i.path).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
         key.push_str(&format!("{}|{}|{:?}|", i.path.display(), i.bytes, mtime.map(|d| d.as_nanos())));

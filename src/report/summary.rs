@@ -8,7 +8,7 @@ use crate::pipeline::{RunOptions, RunResult};
 use crate::policy::Policy;
 use crate::rules::RULES;
 
-fn money(v: f64) -> String {
+pub(crate) fn money(v: f64) -> String {
     let cents = (v * 100.0).round() as i64;
     let (whole, frac) = (cents / 100, (cents % 100).abs());
     let digits = whole.abs().to_string();
@@ -20,6 +20,47 @@ fn money(v: f64) -> String {
         grouped.push(c);
     }
     format!("{}${grouped}.{frac:02}", if cents < 0 { "-" } else { "" })
+}
+
+/// New, open and resolved findings by rule: what the analyst's queue gained
+/// and lost since the previous run.
+fn lifecycle(s: &mut String, r: &RunResult) {
+    let l = &r.lifecycle;
+    let _ = writeln!(s, "## Since the previous run\n");
+    match &l.previous_run_id {
+        None => {
+            let _ = writeln!(s, "No previous run given (`--previous DIR`): all {} findings are new.\n", r.findings.len());
+            return;
+        }
+        Some(id) => {
+            let dir = l.previous_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "Compared with run {id} ({dir}): **{} new**, {} open, **{} resolved**.\n",
+                l.new_count(),
+                l.open_count(),
+                l.resolved.len()
+            );
+        }
+    }
+    let mut by_rule: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
+    for (f, open) in r.findings.iter().zip(&l.open) {
+        by_rule.entry(f.rule_id).or_default()[usize::from(*open)] += 1;
+    }
+    let mut reasons: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for x in &l.resolved {
+        by_rule.entry(&x.row.rule_id).or_default()[2] += 1;
+        *reasons.entry(&x.row.rule_id).or_default().entry(x.reason.as_str()).or_default() += 1;
+    }
+    if by_rule.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "| rule | new | open | resolved | resolved because |\n|---|---:|---:|---:|---|");
+    for (rule, [new, open, resolved]) in &by_rule {
+        let why = reasons.get(rule).map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        let _ = writeln!(s, "| {rule} | {new} | {open} | {resolved} | {why} |");
+    }
+    let _ = writeln!(s, "\nresolved.parquet lists each resolved finding with its reason.\n");
 }
 
 pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -> String {
@@ -39,6 +80,7 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
         opts.read_from().map_or("the start".into(), |d| d.to_string()),
         opts.lookback_days
     );
+    lifecycle(&mut s, r);
     let _ = writeln!(s, "## Totals\n");
     let _ = writeln!(s, "| measure | count |\n|---|---:|");
     for (k, v) in [

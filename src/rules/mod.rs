@@ -63,6 +63,8 @@ impl Ctx<'_> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
+    /// Stable across runs (`model::finding_id`).
+    pub id: String,
     pub rule_id: &'static str,
     pub category: &'static str,
     pub severity: Severity,
@@ -101,6 +103,7 @@ impl RuleOutput {
         let def = &RULES[rule_index(rule).unwrap_or(0)];
         let l: &Line = p.lines[i];
         self.findings.push(Finding {
+            id: crate::model::finding_id(def.id, &p.person_id, &l.claim_id, l.claim_line_number, l.service_date),
             rule_id: def.id,
             category: def.category,
             severity: ctx.policy.severity(rule).unwrap_or(def.severity),

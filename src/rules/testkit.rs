@@ -156,8 +156,8 @@ pub fn with_patient<T>(lines: Vec<Line>, run: Run, f: impl FnOnce(&Patient, &Ctx
         .or(run.to)
         .or_else(|| lines.iter().map(|l| l.service_date).chain(run.dispenses.iter().map(|x| x.date)).max())
         .unwrap_or_default();
-    let (active, _) = net_reversals(lines.iter().collect());
-    let (rx, _) = net_reversals(run.dispenses.iter().collect());
+    let active = net_reversals(lines.iter().collect()).active;
+    let rx = net_reversals(run.dispenses.iter().collect()).active;
     let side = PharmacySide { dispenses: rx, uncoded_drug_days: run.uncoded_drug_days.clone() };
     let p = build_patient("P1".into(), active, side, &policy);
     let pharmacy_input = run.pharmacy_input || !run.dispenses.is_empty();

@@ -4,6 +4,7 @@
 
 mod common;
 mod golden;
+mod lifecycle;
 mod outputs;
 mod payer;
 mod robustness;

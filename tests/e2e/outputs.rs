@@ -92,11 +92,13 @@ fn outputs_are_private_and_complete() {
     let out = t.path().join("out");
     run_ok(&out, &[sample_csv().to_str().unwrap()]);
     assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o700);
-    for f in ["findings.parquet", "episodes.parquet", "rejects.parquet", "manifest.json", "summary.md", "_SUCCESS"] {
+    for f in ["findings.parquet", "episodes.parquet", "rejects.parquet", "resolved.parquet", "manifest.json", "summary.md", "_SUCCESS"] {
         let m = std::fs::metadata(out.join(f)).unwrap_or_else(|_| panic!("{f} missing"));
         assert_eq!(m.permissions().mode() & 0o777, 0o600, "{f}");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "out").collect();
+    // The lock file stays beside the target (it holds no data); nothing else does.
+    let leftovers: Vec<_> =
+        std::fs::read_dir(t.path()).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "out" && n != ".out.lock").collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
 }
 

@@ -118,7 +118,7 @@ fn kill_at_any_moment_leaves_previous_output_intact() {
         // Anything else left beside the target is a hidden staging directory.
         for e in std::fs::read_dir(t.path()).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            assert!(name == "out" || name == "big.csv" || name.starts_with(".out.tmp-"), "unexpected {name}");
+            assert!(name == "out" || name == "big.csv" || name == ".out.lock" || name.starts_with(".out.tmp-"), "unexpected {name}");
         }
     }
 }

@@ -1,0 +1,111 @@
+//! `claims-audit diff OLD NEW`: two complete output directories compared by
+//! finding id. The monitor mode of a policy change: audit one extract under
+//! the current policy and under the proposed one, and see what would change
+//! before it goes live.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use super::previous::load_run;
+use super::summary::money;
+use crate::error::{Error, Result};
+use crate::history::FindingRow;
+use crate::util::FastSet;
+
+/// Findings of one rule on each side.
+#[derive(Default)]
+struct RuleDiff {
+    only_old: (usize, f64),
+    only_new: (usize, f64),
+    both: (usize, f64),
+}
+
+/// Compares two runs; prints by rule what is only in OLD, only in NEW and in
+/// both, with money at stake. With `out`, writes the differing findings as
+/// Parquet with a `side` column (`old` or `new`). Returns whether they differ.
+pub fn diff(old: &Path, new: &Path, out: Option<&Path>) -> Result<bool> {
+    let a = load_run(old, "diff OLD")?;
+    let b = load_run(new, "diff NEW")?;
+    let ids_a: FastSet<&str> = a.findings.iter().map(|f| f.finding_id.as_str()).collect();
+    let ids_b: FastSet<&str> = b.findings.iter().map(|f| f.finding_id.as_str()).collect();
+    let mut by_rule: BTreeMap<&str, RuleDiff> = BTreeMap::new();
+    let add = |slot: &mut (usize, f64), f: &FindingRow| {
+        slot.0 += 1;
+        slot.1 += f.amount_at_stake.unwrap_or(0.0);
+    };
+    let (mut only_old, mut only_new): (Vec<&FindingRow>, Vec<&FindingRow>) = (Vec::new(), Vec::new());
+    for f in &a.findings {
+        let d = by_rule.entry(&f.rule_id).or_default();
+        if ids_b.contains(f.finding_id.as_str()) {
+            add(&mut d.both, f);
+        } else {
+            add(&mut d.only_old, f);
+            only_old.push(f);
+        }
+    }
+    for f in b.findings.iter().filter(|f| !ids_a.contains(f.finding_id.as_str())) {
+        add(&mut by_rule.entry(&f.rule_id).or_default().only_new, f);
+        only_new.push(f);
+    }
+    let differ = !only_old.is_empty() || !only_new.is_empty();
+
+    let mut s = String::new();
+    let _ = writeln!(s, "OLD {} (run {}, {} findings)", old.display(), a.run_id, a.findings.len());
+    let _ = writeln!(s, "NEW {} (run {}, {} findings)", new.display(), b.run_id, b.findings.len());
+    let _ = writeln!(
+        s,
+        "{:<24} {:>9} {:>14} {:>9} {:>14} {:>9} {:>14}",
+        "rule_id", "only_old", "at_stake", "only_new", "at_stake", "both", "at_stake"
+    );
+    let mut total = RuleDiff::default();
+    for (rule, d) in &by_rule {
+        let _ = writeln!(
+            s,
+            "{rule:<24} {:>9} {:>14} {:>9} {:>14} {:>9} {:>14}",
+            d.only_old.0,
+            money(d.only_old.1),
+            d.only_new.0,
+            money(d.only_new.1),
+            d.both.0,
+            money(d.both.1)
+        );
+        for (t, x) in [(&mut total.only_old, d.only_old), (&mut total.only_new, d.only_new), (&mut total.both, d.both)] {
+            t.0 += x.0;
+            t.1 += x.1;
+        }
+    }
+    let _ = writeln!(
+        s,
+        "{:<24} {:>9} {:>14} {:>9} {:>14} {:>9} {:>14}",
+        "total",
+        total.only_old.0,
+        money(total.only_old.1),
+        total.only_new.0,
+        money(total.only_new.1),
+        total.both.0,
+        money(total.both.1)
+    );
+    let _ = writeln!(s, "{}", if differ { "the runs differ" } else { "the runs make the same findings" });
+    print!("{s}");
+
+    if let Some(out) = out {
+        write_sides(out, &a.run_id, &only_old, &b.run_id, &only_new)?;
+    }
+    Ok(differ)
+}
+
+/// The differing findings, OLD's first, as findings.parquet columns plus `side`.
+fn write_sides(out: &Path, run_a: &str, only_old: &[&FindingRow], run_b: &str, only_new: &[&FindingRow]) -> Result<()> {
+    let rows: Vec<&FindingRow> = only_old.iter().chain(only_new).copied().collect();
+    let side: Vec<&str> = std::iter::repeat_n("old", only_old.len()).chain(std::iter::repeat_n("new", only_new.len())).collect();
+    let run_ids: Vec<&str> = std::iter::repeat_n(run_a, only_old.len()).chain(std::iter::repeat_n(run_b, only_new.len())).collect();
+    let err = |e: PolarsError| Error::Internal(format!("building diff: {e}"));
+    let mut cols = super::finding_columns("", &rows).map_err(err)?;
+    cols[0] = Column::new("run_id".into(), run_ids);
+    cols.insert(1, Column::new("side".into(), side));
+    let mut df = DataFrame::new_infer_height(cols).map_err(err)?;
+    super::write_private_parquet(out, &mut df)
+}
