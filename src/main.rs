@@ -43,6 +43,18 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print one person's dosing timeline from a finished run.
+    Explain {
+        /// The run's output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// The person id, as in the data.
+        #[arg(long)]
+        person: String,
+        /// Write the timeline as one HTML page instead.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
     /// Write a synthetic payer-wide extract (for benchmarks and tests).
     Generate(GenArgs),
     /// Copy a CSV extract to typed Parquet (dates as DATE, units as DOUBLE).
@@ -176,6 +188,7 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
             let differ = claims_audit::report::diff::diff(&old, &new, out.as_deref())?;
             Ok(if differ { Outcome::Differ } else { Outcome::Done })
         }
+        Cmd::Explain { out, person, html } => done(claims_audit::report::explain::explain(&out, &person, html.as_deref())),
         Cmd::Generate(g) => done(claims_audit::generate::generate(&GenOptions {
             lines: g.lines,
             cohort: g.cohort,
@@ -260,5 +273,44 @@ fn run(a: RunArgs) -> Result<()> {
     let bar = progress.bar("write", 4);
     write_all(&opts, &policy, &result, &mut info, &bar)?;
     bar.finish_and_clear();
+    if !opts.quiet {
+        eprint!("{}", run_summary(&opts, &result));
+    }
     Ok(())
+}
+
+/// A few lines on stderr after a run: counts and rule ids, never a person,
+/// code or date.
+fn run_summary(opts: &RunOptions, r: &claims_audit::pipeline::RunResult) -> String {
+    let t = claims_audit::report::totals(r);
+    let mut by_sev = [0usize; 3];
+    let mut by_rule: std::collections::BTreeMap<&str, usize> = Default::default();
+    for f in &r.findings {
+        by_sev[f.severity as usize] += 1;
+        *by_rule.entry(f.rule_id).or_default() += 1;
+    }
+    let mut top: Vec<(&str, usize)> = by_rule.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = top.iter().take(3).map(|(r, n)| format!("{r} {n}")).collect();
+    let l = &r.lifecycle;
+    let since = match &l.previous_run_id {
+        Some(_) => format!("; {} new, {} open, {} resolved since the previous run", l.new_count(), l.open_count(), l.resolved.len()),
+        None => String::new(),
+    };
+    let mut s = format!(
+        "claims-audit: {} rows read from {} file(s), {} rejected; {} persons, {} administrations in range\n",
+        t.rows_read, t.files, t.rows_rejected, t.persons, t.episodes
+    );
+    s.push_str(&format!(
+        "claims-audit: {} findings: {} error, {} warning, {} info{since}\n",
+        r.findings.len(),
+        by_sev[2],
+        by_sev[1],
+        by_sev[0]
+    ));
+    if !top.is_empty() {
+        s.push_str(&format!("claims-audit: top rules: {}\n", top.join(", ")));
+    }
+    s.push_str(&format!("claims-audit: report: {}\n", opts.out.join("report.html").display()));
+    s
 }

@@ -13,7 +13,7 @@ use crate::episodes::{DispenseUse, Patient, PharmacySide, Reversible, build_pati
 use crate::error::{Error, Result};
 use crate::history::{Lifecycle, LineKey, PreviousRun, reconcile, resolved_candidates};
 use crate::ingest::{CsvEngine, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
-use crate::model::{Date, Dispense, Line, Severity, UncodedDrugDay};
+use crate::model::{Date, Dispense, Line, Severity, Text, UncodedDrugDay};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::rules::{Ctx, Finding, RULES, Tally, evaluate};
@@ -72,11 +72,33 @@ pub struct RunResult {
     pub tallies: Vec<Tally>,
     pub pharmacy: PharmacyCounts,
     pub lifecycle: Lifecycle,
+    /// Policy-code lines of audited persons, sorted by person and date.
+    pub timeline: Vec<TimelineLine>,
     pub horizon: Option<Date>,
     pub persons: usize,
     pub lines_kept: usize,
     pub read_seconds: f64,
     pub eval_seconds: f64,
+}
+
+/// A policy-code line of an audited person (drug, per diem, nursing,
+/// premedication), active after reversals: the rows of timeline.parquet, the
+/// timelines of report.html, and what `explain` shows.
+#[derive(Debug, Clone)]
+pub struct TimelineLine {
+    pub person_id: Text,
+    pub service_date: Date,
+    pub end_date: Option<Date>,
+    pub hcpcs_code: Text,
+    pub units: f64,
+    pub claim_id: Text,
+    pub claim_line_number: i64,
+    /// drug, per_diem, nursing, premedication or other.
+    pub role: &'static str,
+    /// The episode the line belongs to: its administration date and the
+    /// index of its drug family in the policy (`episode_id` is made when
+    /// written, not held per line).
+    pub episode: Option<(Date, u16)>,
 }
 
 /// What became of the run's dispenses (manifest `pharmacy`).
@@ -178,8 +200,11 @@ pub fn audit(
     let mut tallies = vec![Tally::default(); RULES.len()];
     let mut pharmacy = PharmacyCounts::default();
     let mut voided: FastSet<LineKey> = FastSet::default();
+    // Sized once: the timeline is the largest of these (a row per policy line).
+    let mut timeline = Vec::with_capacity(results.iter().map(|r| r.timeline.len()).sum());
     for r in results {
         voided.extend(r.voided);
+        timeline.extend(r.timeline);
         pharmacy.dispenses += r.pharmacy.dispenses;
         pharmacy.matched_to_medical += r.pharmacy.matched_to_medical;
         pharmacy.supplied_administrations += r.pharmacy.supplied_administrations;
@@ -233,6 +258,7 @@ pub fn audit(
         tallies,
         pharmacy,
         lifecycle,
+        timeline,
         horizon,
         persons: n_persons,
         lines_kept,
@@ -331,6 +357,7 @@ struct PatientResult {
     unmatched: Vec<(u32, RejectRow)>,
     /// Lines a reversal voided.
     voided: Vec<LineKey>,
+    timeline: Vec<TimelineLine>,
 }
 
 fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days: Vec<Date>, ctx: &Ctx) -> PatientResult {
@@ -348,7 +375,7 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
             tallies: vec![Tally::default(); RULES.len()],
             pharmacy: PharmacyCounts::default(),
             unmatched,
-            voided: Vec::new(),
+            ..Default::default()
         };
     }
     let person = lines.first().map(|l| l.person_id.clone()).or_else(|| dispenses.first().map(|d| d.person_id.clone())).unwrap_or_default();
@@ -366,7 +393,27 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
             DispenseUse::Unused => pharmacy.unused += 1,
         }
     }
-    PatientResult { findings, episodes, tallies, pharmacy, unmatched, voided }
+    let timeline = patient
+        .lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| ctx.policy.policy_codes.contains(l.hcpcs.as_str()))
+        .map(|(i, l)| TimelineLine {
+            person_id: l.person_id.clone(),
+            service_date: l.service_date,
+            end_date: l.end_date,
+            hcpcs_code: l.hcpcs.clone(),
+            units: l.units,
+            claim_id: l.claim_id.clone(),
+            claim_line_number: l.claim_line_number,
+            role: ctx.policy.role_of(&l.hcpcs),
+            episode: patient.episode_of[i].map(|k| {
+                let a = &patient.admins[k];
+                (a.date, ctx.policy.family_index(&a.family))
+            }),
+        })
+        .collect();
+    PatientResult { findings, episodes, tallies, pharmacy, unmatched, voided, timeline }
 }
 
 /// Reversals that void nothing, as rejects of their files.

@@ -259,6 +259,8 @@ pub struct Policy {
     pub ndc_products: FastMap<String, NdcInfo>,
     /// Pharmacy revenue code ranges, inclusive, as numbers.
     pub pharmacy_revenue: Vec<(u16, u16)>,
+    /// Each policy code's role on a person's timeline.
+    pub roles: FastMap<String, &'static str>,
     pub enabled: FastMap<&'static str, Severity>,
     /// sha-less fingerprint of the policy text, for the run id.
     pub fingerprint: u64,
@@ -373,6 +375,7 @@ impl Policy {
             }
         }
         let policy_codes: FastSet<String> = drugs.keys().chain(hcpcs.keys()).cloned().collect();
+        let roles = policy_codes.iter().map(|c| (c.clone(), role(&drugs, &hcpcs, c))).collect();
         let mut policy_codes_upper: Vec<Vec<u8>> = policy_codes.iter().map(|c| c.as_bytes().to_vec()).collect();
         policy_codes_upper.sort();
         Ok(Policy {
@@ -384,6 +387,7 @@ impl Policy {
             icd,
             policy_codes,
             policy_codes_upper,
+            roles,
             ndc_products,
             pharmacy_revenue,
             enabled,
@@ -419,6 +423,21 @@ impl Policy {
     /// Whether a normalized type of bill (`341`) is a home setting.
     pub fn bill_type_is_home(&self, bill_type: &str) -> bool {
         self.file.home_infusion.bill_types.iter().any(|p| bill_type.starts_with(p.as_str()))
+    }
+
+    /// A policy code's role on a timeline (`other` for codes outside the policy).
+    pub fn role_of(&self, code: &str) -> &'static str {
+        self.roles.get(code).copied().unwrap_or("other")
+    }
+
+    /// Index of a drug family among the policy's dosing tables (stable order).
+    pub fn family_index(&self, family: &str) -> u16 {
+        self.file.dosing.keys().position(|f| f == family).unwrap_or(0) as u16
+    }
+
+    /// The family of an index from `family_index`.
+    pub fn family_name(&self, index: u16) -> &str {
+        self.file.dosing.keys().nth(index as usize).map_or("", |f| f.as_str())
     }
 
     pub fn dispense_window_days(&self) -> i32 {
@@ -482,6 +501,24 @@ impl Policy {
 
     pub fn severity(&self, rule: &str) -> Option<Severity> {
         self.enabled.get(rule).copied()
+    }
+}
+
+/// drug, per_diem, nursing, premedication or other: a code's role on a timeline.
+fn role(drugs: &FastMap<String, Drug>, hcpcs: &FastMap<String, CodeEntry>, code: &str) -> &'static str {
+    if drugs.contains_key(code) {
+        return "drug";
+    }
+    let groups = hcpcs.get(code).map(|c| c.groups.as_slice()).unwrap_or_default();
+    let has = |g: &str| groups.iter().any(|x| x == g);
+    if has("per_diem") {
+        "per_diem"
+    } else if has("nursing_primary") || has("nursing_addon") {
+        "nursing"
+    } else if has("steroid_premed") || has("antihistamine_premed") {
+        "premedication"
+    } else {
+        "other"
     }
 }
 

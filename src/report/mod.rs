@@ -3,6 +3,8 @@
 
 mod atomic;
 pub mod diff;
+pub mod explain;
+pub mod html;
 pub mod previous;
 mod summary;
 
@@ -138,6 +140,25 @@ fn episodes_frame(r: &RunResult) -> PolarsResult<DataFrame> {
     ])
 }
 
+/// timeline.parquet: every policy-code line of an audited person (drug, per
+/// diem, nursing, premedication), active after reversals.
+fn timeline_frame(r: &RunResult, policy: &Policy) -> PolarsResult<DataFrame> {
+    let t = &r.timeline;
+    let episode =
+        |x: &crate::pipeline::TimelineLine| x.episode.map(|(d, fam)| crate::episodes::episode_id(&x.person_id, d, policy.family_name(fam)));
+    DataFrame::new_infer_height(vec![
+        Column::new("person_id".into(), t.iter().map(|x| x.person_id.as_str()).collect::<Vec<_>>()),
+        date_col("service_date", t.iter().map(|x| Some(x.service_date.0)).collect())?,
+        date_col("end_date", t.iter().map(|x| x.end_date.map(|d| d.0)).collect())?,
+        Column::new("hcpcs_code".into(), t.iter().map(|x| x.hcpcs_code.as_str()).collect::<Vec<_>>()),
+        Column::new("units".into(), t.iter().map(|x| x.units).collect::<Vec<_>>()),
+        Column::new("role".into(), t.iter().map(|x| x.role).collect::<Vec<_>>()),
+        Column::new("claim_id".into(), t.iter().map(|x| x.claim_id.as_str()).collect::<Vec<_>>()),
+        Column::new("claim_line_number".into(), t.iter().map(|x| x.claim_line_number).collect::<Vec<_>>()),
+        Column::new("episode_id".into(), t.iter().map(episode).collect::<Vec<_>>()),
+    ])
+}
+
 fn rejects_frame(r: &RunResult) -> PolarsResult<DataFrame> {
     let j = &r.rejects;
     let src = |i: u32| r.inputs.get(i as usize).map(|x| x.path.display().to_string()).unwrap_or_default();
@@ -151,6 +172,7 @@ fn rejects_frame(r: &RunResult) -> PolarsResult<DataFrame> {
 }
 
 fn write_parquet(st: &Staging, name: &str, df: PolarsResult<DataFrame>) -> Result<usize> {
+    let t0 = std::time::Instant::now();
     let path = st.dir.join(name);
     let mut df = df.map_err(|e| Error::Internal(format!("building {name}: {e}")))?;
     let file = st.create(name)?;
@@ -159,6 +181,7 @@ fn write_parquet(st: &Staging, name: &str, df: PolarsResult<DataFrame>) -> Resul
         .finish(&mut df)
         .map_err(|e| Error::output(&path, format!("write failed: {e}")))?;
     file.sync_all().map_err(|e| Error::output(&path, format!("sync failed: {e}")))?;
+    tracing::debug!(file = name, rows = df.height(), seconds = t0.elapsed().as_secs_f64(), "written");
     Ok(df.height())
 }
 
@@ -302,17 +325,28 @@ pub fn totals(r: &RunResult) -> Totals {
 /// Writes every output into a staging directory and moves it into place.
 pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut RunInfo, bar: &indicatif::ProgressBar) -> Result<()> {
     let st = Staging::new(&opts.out)?;
-    let rows = finding_rows(r, policy);
-    let n_findings = write_parquet(&st, "findings.parquet", findings_frame(&rows, &info.run_id))?;
-    crate::signals::check()?;
-    bar.inc(1);
-    let n_resolved = write_parquet(&st, "resolved.parquet", resolved_frame(r, &info.run_id, opts.run_date))?;
-    let n_episodes = write_parquet(&st, "episodes.parquet", episodes_frame(r))?;
-    crate::signals::check()?;
-    bar.inc(1);
-    let n_rejects = write_parquet(&st, "rejects.parquet", rejects_frame(r))?;
-    crate::signals::check()?;
-    bar.inc(1);
+    // The Parquet files are independent: the timeline (the largest) is
+    // written on a second thread while the others are written here.
+    let (timeline, rest) = std::thread::scope(|scope| {
+        let timeline = scope.spawn(|| write_parquet(&st, "timeline.parquet", timeline_frame(r, policy)));
+        let rest = (|| -> Result<(usize, usize, usize, usize)> {
+            let rows = finding_rows(r, policy);
+            let n_findings = write_parquet(&st, "findings.parquet", findings_frame(&rows, &info.run_id))?;
+            crate::signals::check()?;
+            bar.inc(1);
+            let n_resolved = write_parquet(&st, "resolved.parquet", resolved_frame(r, &info.run_id, opts.run_date))?;
+            let n_episodes = write_parquet(&st, "episodes.parquet", episodes_frame(r))?;
+            crate::signals::check()?;
+            bar.inc(1);
+            let n_rejects = write_parquet(&st, "rejects.parquet", rejects_frame(r))?;
+            crate::signals::check()?;
+            bar.inc(1);
+            Ok((n_findings, n_resolved, n_episodes, n_rejects))
+        })();
+        (timeline.join().unwrap_or_else(|_| Err(Error::Internal("timeline writer panicked".into()))), rest)
+    });
+    let n_timeline = timeline?;
+    let (n_findings, n_resolved, n_episodes, n_rejects) = rest?;
     let mut by_sev: BTreeMap<&'static str, u64> = [("error", 0), ("warning", 0), ("info", 0)].into_iter().collect();
     for f in &r.findings {
         *by_sev.entry(f.severity.as_str()).or_default() += 1;
@@ -357,6 +391,8 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
             OutputInfo { path: "episodes.parquet".into(), rows: Some(n_episodes) },
             OutputInfo { path: "rejects.parquet".into(), rows: Some(n_rejects) },
             OutputInfo { path: "resolved.parquet".into(), rows: Some(n_resolved) },
+            OutputInfo { path: "timeline.parquet".into(), rows: Some(n_timeline) },
+            OutputInfo { path: "report.html".into(), rows: None },
             OutputInfo { path: "summary.md".into(), rows: None },
             OutputInfo { path: "_SUCCESS".into(), rows: None },
         ],
@@ -374,6 +410,9 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(format!("manifest: {e}")))?;
     st.write("manifest.json", &json)?;
     st.write("summary.md", summary::render(opts, policy, r, &info.run_id).as_bytes())?;
+    let t_report = std::time::Instant::now();
+    st.write("report.html", html::render(opts, policy, r, &info.run_id)?.as_bytes())?;
+    tracing::debug!(seconds = t_report.elapsed().as_secs_f64(), "report.html");
     bar.inc(1);
     crate::signals::check()?;
     st.commit()

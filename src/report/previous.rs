@@ -77,7 +77,8 @@ fn read_findings(path: &Path, run_date: Date) -> std::result::Result<Vec<Finding
         opt("source_file"),
         opt("source_line"),
     );
-    let (program, rendering, billing, first_seen) = (opt("payer_program"), opt("rendering_npi"), opt("billing_npi"), opt("first_seen"));
+    let (program, rendering, billing, first_seen, status) =
+        (opt("payer_program"), opt("rendering_npi"), opt("billing_npi"), opt("first_seen"), opt("status"));
     let numeric = |name: &str| num(name).unwrap_or_else(|| vec![None; n]);
     let (units, paid, allowed, at_stake) = (numeric("units"), numeric("paid_amount"), numeric("allowed_amount"), num("amount_at_stake"));
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -110,7 +111,7 @@ fn read_findings(path: &Path, run_date: Date) -> std::result::Result<Vec<Finding
             payer_program: program[i].clone(),
             rendering_npi: rendering[i].clone(),
             billing_npi: billing[i].clone(),
-            status: "open".into(),
+            status: status[i].clone().unwrap_or_else(|| "new".into()),
             first_seen: first_seen[i].as_deref().and_then(Date::parse).unwrap_or(run_date),
         });
     }

@@ -7,5 +7,6 @@ mod golden;
 mod lifecycle;
 mod outputs;
 mod payer;
+mod report;
 mod robustness;
 mod scale;
