@@ -57,6 +57,19 @@ pub struct FileStats {
     pub rows_uncoded_drug: u64,
 }
 
+impl FileStats {
+    /// Adds another piece's (or file's) row counts to these.
+    pub fn add_counts(&mut self, o: &FileStats) {
+        self.rows_read += o.rows_read;
+        self.rows_accepted += o.rows_accepted;
+        self.rows_rejected += o.rows_rejected;
+        self.rows_in_scope += o.rows_in_scope;
+        self.rows_kept += o.rows_kept;
+        self.rows_without_hcpcs += o.rows_without_hcpcs;
+        self.rows_uncoded_drug += o.rows_uncoded_drug;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectRow {
     pub file: u32,
@@ -348,15 +361,8 @@ pub(crate) fn append(into: &mut FileOutput, mut part: FileOutput, line_base: u64
     for d in &mut part.dispenses {
         d.source_line += line_base;
     }
-    let (s, p) = (&mut into.stats, &part.stats);
-    s.kind = s.kind.or(p.kind);
-    s.rows_read += p.rows_read;
-    s.rows_accepted += p.rows_accepted;
-    s.rows_rejected += p.rows_rejected;
-    s.rows_in_scope += p.rows_in_scope;
-    s.rows_kept += p.rows_kept;
-    s.rows_without_hcpcs += p.rows_without_hcpcs;
-    s.rows_uncoded_drug += p.rows_uncoded_drug;
+    into.stats.kind = into.stats.kind.or(part.stats.kind);
+    into.stats.add_counts(&part.stats);
     into.dispenses.append(&mut part.dispenses);
     into.uncoded.append(&mut part.uncoded);
     // Appending keeps order: `into`'s open piece is older than `part`.

@@ -55,6 +55,10 @@ pub fn diff(old: &Path, new: &Path, out: Option<&Path>) -> Result<bool> {
     let mut s = String::new();
     let _ = writeln!(s, "OLD {} (run {}, {} findings)", old.display(), a.run_id, a.findings.len());
     let _ = writeln!(s, "NEW {} (run {}, {} findings)", new.display(), b.run_id, b.findings.len());
+    let row = |s: &mut String, label: &str, d: &RuleDiff| {
+        let cells = [d.only_old, d.only_new, d.both].map(|(n, m)| format!("{n:>9} {:>14}", money(m)));
+        let _ = writeln!(s, "{label:<24} {}", cells.join(" "));
+    };
     let _ = writeln!(
         s,
         "{:<24} {:>9} {:>14} {:>9} {:>14} {:>9} {:>14}",
@@ -62,32 +66,13 @@ pub fn diff(old: &Path, new: &Path, out: Option<&Path>) -> Result<bool> {
     );
     let mut total = RuleDiff::default();
     for (rule, d) in &by_rule {
-        let _ = writeln!(
-            s,
-            "{rule:<24} {:>9} {:>14} {:>9} {:>14} {:>9} {:>14}",
-            d.only_old.0,
-            money(d.only_old.1),
-            d.only_new.0,
-            money(d.only_new.1),
-            d.both.0,
-            money(d.both.1)
-        );
+        row(&mut s, rule, d);
         for (t, x) in [(&mut total.only_old, d.only_old), (&mut total.only_new, d.only_new), (&mut total.both, d.both)] {
             t.0 += x.0;
             t.1 += x.1;
         }
     }
-    let _ = writeln!(
-        s,
-        "{:<24} {:>9} {:>14} {:>9} {:>14} {:>9} {:>14}",
-        "total",
-        total.only_old.0,
-        money(total.only_old.1),
-        total.only_new.0,
-        money(total.only_new.1),
-        total.both.0,
-        money(total.both.1)
-    );
+    row(&mut s, "total", &total);
     let _ = writeln!(s, "{}", if differ { "the runs differ" } else { "the runs make the same findings" });
     print!("{s}");
 

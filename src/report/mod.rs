@@ -308,18 +308,23 @@ struct RuleInfo {
 }
 
 pub fn totals(r: &RunResult) -> Totals {
-    let mut t =
-        Totals { files: r.files.len(), persons: r.persons, episodes: r.episodes.len(), findings: r.findings.len(), ..Default::default() };
+    let mut sum = FileStats::default();
     for f in &r.files {
-        t.rows_read += f.rows_read;
-        t.rows_accepted += f.rows_accepted;
-        t.rows_rejected += f.rows_rejected;
-        t.rows_in_scope += f.rows_in_scope;
-        t.rows_kept += f.rows_kept;
-        t.rows_without_hcpcs += f.rows_without_hcpcs;
-        t.rows_uncoded_drug += f.rows_uncoded_drug;
+        sum.add_counts(f);
     }
-    t
+    Totals {
+        files: r.files.len(),
+        rows_read: sum.rows_read,
+        rows_accepted: sum.rows_accepted,
+        rows_rejected: sum.rows_rejected,
+        rows_in_scope: sum.rows_in_scope,
+        rows_kept: sum.rows_kept,
+        rows_without_hcpcs: sum.rows_without_hcpcs,
+        rows_uncoded_drug: sum.rows_uncoded_drug,
+        persons: r.persons,
+        episodes: r.episodes.len(),
+        findings: r.findings.len(),
+    }
 }
 
 /// Writes every output into a staging directory and moves it into place.
