@@ -149,8 +149,8 @@ pub fn read_from(
                 .pieces
                 .par_iter()
                 .map(|&(a, b)| {
+                    // UTF-8 is checked per row, only for rows some rule reads.
                     let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
-                    sink.utf8_checked = std::str::from_utf8(&block.buf[a..b]).is_ok();
                     let lines = scan_piece(&block.buf[a..b], delim, &mut sink);
                     (sink.out, lines)
                 })

@@ -44,17 +44,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     let name_of = |s: usize| resolved.idx[s].map(|i| names[i].clone());
     let key_slot = if resolved.kind == FileKind::Pharmacy { slot::NDC } else { slot::HCPCS };
     let code_name = name_of(key_slot).unwrap_or_default();
-    // Person checks are a cheap superset on the raw text (trimming 5M
-    // strings in the scan costs seconds); the row sink checks exactly.
     let code = as_str(&code_name);
-    let padded = |e: Expr| {
-        e.clone()
-            .str()
-            .starts_with(lit(" "))
-            .or(e.clone().str().ends_with(lit(" ")))
-            .or(e.clone().str().starts_with(lit("\t")))
-            .or(e.str().ends_with(lit("\t")))
-    };
     // The key column (HCPCS, or NDC in a pharmacy extract) holds a few
     // hundred distinct values: decide each one exactly here (as the row sink
     // will), then filter with one hashed membership test instead of string
@@ -77,7 +67,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     // Medical rows without a code, all of them (the scan drops most).
     let mut blank_rows = 0u64;
     let values = |v: Vec<String>| lit(Series::new("values".into(), v)).implode(false);
-    let mut wanted = match resolved.kind {
+    let wanted = match resolved.kind {
         FileKind::Medical => {
             let codes = distinct_of(&code_name)?;
             tracing::debug!(seconds = t0.elapsed().as_secs_f64(), distinct = codes.len(), "parquet code values");
@@ -104,20 +94,6 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             code.clone().is_in(values(ndcs), false)
         }
     };
-    let mut person_empty: Option<Expr> = None;
-    for s in [slot::PERSON_ID, slot::MEMBER_ID] {
-        if let Some(n) = name_of(s) {
-            let p = as_str(&n);
-            let e = p.clone().is_null().or(p.clone().eq(lit(""))).or(padded(p));
-            person_empty = Some(match person_empty {
-                None => e,
-                Some(p) => p.and(e),
-            });
-        }
-    }
-    if let Some(p) = person_empty {
-        wanted = wanted.or(p);
-    }
     let present: Vec<usize> = (0..resolved.idx.len()).filter(|&s| resolved.idx[s].is_some()).collect();
     let mut exprs: Vec<Expr> = vec![col("__row").cast(DataType::UInt64)];
     // Field i of the selected frame is slot present[i]; a slot may share a column.

@@ -148,7 +148,8 @@ pub(crate) struct RowSink<'a> {
     pub header_first: Vec<u8>,
     pub header_raw: Vec<u8>,
     pub out: FileOutput,
-    /// Set when the caller has validated the UTF-8 of every row it will pass.
+    /// Set when the source guarantees UTF-8 (Parquet strings); otherwise each
+    /// row some rule reads is validated.
     pub utf8_checked: bool,
 }
 
@@ -241,27 +242,31 @@ impl<'a> RowSink<'a> {
                 }
             }
         };
+        let no_code = self.resolved.kind == FileKind::Medical && get_bytes(col::HCPCS).is_none_or(|b| b.trim_ascii().is_empty());
+        if scope == Scope::Out {
+            // INPUT.md "Out-of-scope rows": counted, boundaries and field
+            // count exact; no value is parsed or validated (UTF-8 included).
+            if no_code {
+                self.out.stats.rows_without_hcpcs += 1;
+            }
+            return RowVerdict::Accepted;
+        }
         let person_empty = get_bytes(col::PERSON_ID).is_none_or(|b| b.trim_ascii().is_empty())
             && get_bytes(col::MEMBER_ID).is_none_or(|b| b.trim_ascii().is_empty());
         if person_empty {
             return RowVerdict::Rejected(Reject::new("empty_person", "person_id (and member_id) is empty"));
         }
-        // Readers validate whole pieces and clear `utf8_checked` when one fails.
+        // A row some rule reads is checked whole: its raw text is UTF-8, so
+        // every field cut from it is.
         if !self.utf8_checked
             && let Err(e) = std::str::from_utf8(&raw())
         {
             let at = e.valid_up_to();
-            let col = (0..nfields).find(|&i| {
-                let f = field(i);
-                std::str::from_utf8(f).is_err()
-            });
+            let col = (0..nfields).find(|&i| std::str::from_utf8(field(i)).is_err());
             let name = col.map(|c| format!("field {}", c + 1)).unwrap_or_else(|| format!("byte {at}"));
             return RowVerdict::Rejected(Reject::new("bad_utf8", format!("invalid UTF-8 in {name}")));
         }
-        let no_code = self.resolved.kind == FileKind::Medical && get_bytes(col::HCPCS).is_none_or(|b| b.trim_ascii().is_empty());
-        let verdict = if scope == Scope::Out {
-            Ok(())
-        } else if self.spec.scan_only {
+        let verdict = if self.spec.scan_only {
             if scope != Scope::UncodedDrug {
                 self.out.stats.rows_in_scope += 1;
             }
@@ -290,20 +295,12 @@ impl<'a> RowSink<'a> {
         raw: &impl Fn() -> std::borrow::Cow<'r, [u8]>,
     ) -> Result<(), Reject> {
         let idx = &self.resolved.idx;
-        let checked = self.utf8_checked;
         let get = |slot: usize| -> Option<&str> {
-            idx[slot].and_then(|i| {
-                let f = field(i);
-                if checked {
-                    // SAFETY: the reader validated the whole piece as UTF-8,
-                    // and fields are cut from it at ASCII delimiters and
-                    // quotes, so each is valid UTF-8 too. This runs ~35 times
-                    // per in-scope row.
-                    Some(unsafe { std::str::from_utf8_unchecked(f) })
-                } else {
-                    std::str::from_utf8(f).ok()
-                }
-            })
+            // SAFETY: `check` validated the row's text (or the reader its
+            // whole source) as UTF-8, and fields are cut from it at ASCII
+            // delimiters and quotes, so each is valid UTF-8 too. This runs
+            // ~35 times per in-scope row.
+            idx[slot].map(|i| unsafe { std::str::from_utf8_unchecked(field(i)) })
         };
         let (lo, hi) = (self.spec.lo, self.spec.hi);
         let in_window = |d: Date| !(lo.is_some_and(|lo| d < lo) || hi.is_some_and(|hi| d > hi));

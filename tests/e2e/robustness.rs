@@ -68,13 +68,17 @@ fn invalid_utf8_in_one_field() {
     let t = tmp();
     let p = t.path().join("utf8.csv");
     let mut bytes = format!("{HEADER}\n{OK}\n").into_bytes();
-    bytes.extend_from_slice(b"B,1,P2,Aet\xffna,2025-11-03,11,99213,,1,,I10,90\n");
+    // In scope (a steroid line): read fully, so a reject.
+    bytes.extend_from_slice(b"B,1,P2,Aet\xffna,2025-11-03,12,J2930,,1,,G35.A,5\n");
+    // Out of scope (an office visit): counted and shape-checked only (INPUT.md).
+    bytes.extend_from_slice(b"C,1,P2,Aet\xffna,2025-11-03,11,99213,,1,,I10,90\n");
     bytes.extend_from_slice(format!("{OFFICE}\n").as_bytes());
     std::fs::write(&p, bytes).unwrap();
     let (rejects, f) = audit_one(t.path(), &p);
     assert_eq!(rejects.len(), 1);
-    assert_eq!((rejects[0].0, rejects[0].1.as_str()), (3, "bad_utf8"), "out-of-scope rows are checked too");
-    assert_eq!(f["rows_read"], 3);
+    assert_eq!((rejects[0].0, rejects[0].1.as_str()), (3, "bad_utf8"));
+    assert!(rejects[0].2.contains("Aet\u{fffd}na"), "raw text kept, invalid bytes replaced: {}", rejects[0].2);
+    assert_eq!(f["rows_read"], 4);
 }
 
 #[test]
