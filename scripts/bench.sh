@@ -29,16 +29,23 @@ gen() { # lines cohort fmt dense path [pharmacy-path]
   printf 'generated %-40s %8.2fs  %6.2fM lines/s\n' "$(basename "$5")" "$(echo "$t1 - $t0" | bc)" "$(echo "$1 / ($t1 - $t0) / 1000000" | bc -l)"
 }
 
+declare -A WALL PEAK
 measure() { # label lines args...
+  run_timed "$1" "$2" "$BIN" "${@:3}"
+}
+
+run_timed() { # label lines command...
   local label=$1 lines=$2; shift 2
   local walls=() rss=0
   for _ in $(seq "$RUNS"); do
-    /usr/bin/time -v "$BIN" "$@" >/dev/null 2>"$DIR/time.txt"
+    /usr/bin/time -v "$@" >/dev/null 2>"$DIR/time.txt"
     walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$DIR/time.txt")")
     local r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$DIR/time.txt")
     [ "$r" -gt "$rss" ] && rss=$r
   done
   local med=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  WALL[$label]=$med
+  PEAK[$label]=$(echo "$rss / 1024" | bc)
   printf '| %-34s | %8.3f | %9.2f | %8.0f |\n' "$label" "$med" "$(echo "$lines / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
 }
 
@@ -68,5 +75,32 @@ done
 for ext in csv parquet; do
   measure "audit dense 2000000 $ext" 2000000 run --quiet --out "$DIR/out" "$DIR/dense_2000000.$ext"
 done
+
+# The DuckDB peer (scripts/peer_duckdb.sql) on the 5M extracts, in this same run.
+PEER_N=5000000
+if [ -s "$DIR/payer_$PEER_N.csv" ]; then
+  if [ ! -x "$DIR/venv/bin/python" ]; then
+    python3 -m venv "$DIR/venv" && "$DIR/venv/bin/pip" install -q duckdb
+  fi
+  for ext in csv parquet; do
+    f="$DIR/payer_$PEER_N.$ext"
+    [ -s "$f" ] && run_timed "peer duckdb $PEER_N $ext" "$PEER_N" "$DIR/venv/bin/python" scripts/peer_duckdb.py "$f" "$DIR/peer.parquet"
+  done
+fi
+
+# The issue 12 targets next to what this run measured.
+ratio() { [ -n "${WALL[$1]:-}" ] && [ -n "${WALL[$2]:-}" ] && echo "scale=2; ${WALL[$1]} / ${WALL[$2]}" | bc; }
+verdict() { [ -z "$1" ] && echo "not measured" && return; [ "$(echo "$1 $2 $3" | awk '{print ($1 $2 $3) ? "yes" : "no"}')" = yes ] && echo "met" || echo "not met"; }
+echo
+echo "| target | measured | |"
+echo "|---|---|---|"
+r=$(ratio "audit payer $PEER_N parquet" "peer duckdb $PEER_N parquet"); echo "| Parquet audit <= 0.5x DuckDB peer | ${r:-?}x (${WALL[audit payer $PEER_N parquet]:-?} s vs ${WALL[peer duckdb $PEER_N parquet]:-?} s) | $(verdict "$r" "<=" 0.5) |"
+r=$(ratio "audit payer $PEER_N csv" "peer duckdb $PEER_N csv"); echo "| CSV audit <= 0.25x DuckDB peer | ${r:-?}x (${WALL[audit payer $PEER_N csv]:-?} s vs ${WALL[peer duckdb $PEER_N csv]:-?} s) | $(verdict "$r" "<=" 0.25) |"
+for ext in csv parquet; do
+  p=${PEAK[audit payer $PEER_N $ext]:-}; echo "| peak RSS <= 400 MiB at 5M $ext | ${p:-?} MiB | $(verdict "$p" "<=" 400) |"
+  p20=${PEAK[audit payer 20000000 $ext]:-}
+  [ -n "$p20" ] && [ -n "$p" ] && echo "| peak RSS at 20M <= 1.15x 5M ($ext) | $p20 vs $p MiB | $(verdict "$p20" "<=" "$(echo "$p * 1.15" | bc)") |"
+done
+d=${WALL[audit dense 2000000 csv]:-}; [ -n "$d" ] && r=$(echo "scale=2; 2 / $d" | bc) && echo "| dense >= 1M lines/s (CSV) | ${r}M lines/s | $(verdict "$r" ">=" 1) |"
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
