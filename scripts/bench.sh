@@ -90,7 +90,10 @@ fi
 
 # The issue 12 targets next to what this run measured.
 ratio() { [ -n "${WALL[$1]:-}" ] && [ -n "${WALL[$2]:-}" ] && echo "scale=2; ${WALL[$1]} / ${WALL[$2]}" | bc; }
-verdict() { [ -z "$1" ] && echo "not measured" && return; [ "$(echo "$1 $2 $3" | awk '{print ($1 $2 $3) ? "yes" : "no"}')" = yes ] && echo "met" || echo "not met"; }
+verdict() { # value op bound
+  [ -z "$1" ] && echo "not measured" && return
+  awk -v v="$1" -v op="$2" -v b="$3" 'BEGIN { ok = (op == "<=") ? (v <= b) : (v >= b); print (ok ? "met" : "not met") }'
+}
 echo
 echo "| target | measured | |"
 echo "|---|---|---|"

@@ -72,7 +72,7 @@ pub struct RunResult {
     pub tallies: Vec<Tally>,
     pub pharmacy: PharmacyCounts,
     pub lifecycle: Lifecycle,
-    /// Policy-code lines of audited persons, sorted by person and date.
+    /// Home-infusion lines of audited persons, sorted by person and date.
     pub timeline: Vec<TimelineLine>,
     pub horizon: Option<Date>,
     pub persons: usize,
@@ -81,9 +81,9 @@ pub struct RunResult {
     pub eval_seconds: f64,
 }
 
-/// A policy-code line of an audited person (drug, per diem, nursing,
-/// premedication), active after reversals: the rows of timeline.parquet, the
-/// timelines of report.html, and what `explain` shows.
+/// A home-infusion line (per diem, nursing) of an audited person, active
+/// after reversals: the rows of timeline.parquet, the lines beneath the doses
+/// on report.html's timelines, and what `explain` shows.
 #[derive(Debug, Clone)]
 pub struct TimelineLine {
     pub person_id: Text,
@@ -93,7 +93,7 @@ pub struct TimelineLine {
     pub units: f64,
     pub claim_id: Text,
     pub claim_line_number: i64,
-    /// drug, per_diem, nursing, premedication or other.
+    /// per_diem or nursing.
     pub role: &'static str,
     /// The episode the line belongs to: its administration date and the
     /// index of its drug family in the policy (`episode_id` is made when
@@ -397,7 +397,9 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
         .lines
         .iter()
         .enumerate()
-        .filter(|(_, l)| ctx.policy.policy_codes.contains(l.hcpcs.as_str()))
+        // Home-infusion lines only: doses are in episodes, and premedication
+        // lines (two per infusion) would double the rows for little.
+        .filter(|(_, l)| matches!(ctx.policy.role_of(&l.hcpcs), "per_diem" | "nursing"))
         .map(|(i, l)| TimelineLine {
             person_id: l.person_id.clone(),
             service_date: l.service_date,

@@ -54,9 +54,6 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
         let t = person_rows(&timeline_path, person).map_err(|e| bad("timeline.parquet", e))?;
         for i in 0..t.height() {
             let role = text_at(&t, "role", i).map_err(|e| bad("timeline.parquet", e))?.unwrap_or_default();
-            if role == "drug" {
-                continue;
-            }
             let get = || -> PolarsResult<LineView> {
                 Ok(LineView {
                     date: date_at(&t, "service_date", i)?.unwrap_or_default(),
@@ -121,7 +118,7 @@ pub fn render_text(p: &PersonView) -> String {
             if d.supply == "pharmacy" { "dispensed by a pharmacy" } else { "medical claim" }
         );
     }
-    let _ = writeln!(s, "\nPer diem, nursing and premedication lines ({}):", p.lines.len());
+    let _ = writeln!(s, "\nPer diem and nursing lines ({}):", p.lines.len());
     for l in &p.lines {
         let span = match l.end {
             Some(e) if e != l.date => format!("{} to {e}", l.date),

@@ -265,9 +265,8 @@ fn interval_histogram(days: &[i32], min_days: i32, max_days: i32) -> String {
 }
 
 /// One person's timeline: doses on top (size by dose, colour by phase,
-/// hollow when the pharmacy supplied them), home-infusion and premedication
-/// lines beneath (squares: per diem and nursing; dots: premedication),
-/// findings at the bottom, on one date axis.
+/// hollow when the pharmacy supplied them), home-infusion lines beneath (a
+/// per diem's span as a bar), findings at the bottom, on one date axis.
 pub fn person_timeline(p: &PersonView) -> String {
     let dates: Vec<i32> =
         p.doses.iter().map(|d| d.date.0).chain(p.lines.iter().map(|l| l.date.0)).chain(p.findings.iter().map(|f| f.date.0)).collect();
@@ -296,9 +295,8 @@ pub fn person_timeline(p: &PersonView) -> String {
             .draw()
             .map_err(e)?;
         let at = |d: Date, r: usize| (d.0 as f64, SegmentValue::CenterOf(r));
-        // Per diem spans as bars, one-day lines as squares, premedication as dots.
         chart
-            .draw_series(p.lines.iter().filter(|l| l.role != "premedication").map(|l| {
+            .draw_series(p.lines.iter().map(|l| {
                 let end = l.end.map_or(l.date.0, |d| d.0.max(l.date.0)) as f64;
                 let mut r = Rectangle::new(
                     [(l.date.0 as f64 - 1.0, SegmentValue::Exact(1)), (end + 1.0, SegmentValue::Exact(2))],
@@ -307,9 +305,6 @@ pub fn person_timeline(p: &PersonView) -> String {
                 r.set_margin(14, 14, 0, 0);
                 r
             }))
-            .map_err(e)?;
-        chart
-            .draw_series(p.lines.iter().filter(|l| l.role == "premedication").map(|l| Circle::new(at(l.date, 1), 3, INFO.filled())))
             .map_err(e)?;
         chart
             .draw_series(p.doses.iter().map(|d| {
@@ -511,7 +506,6 @@ pub fn person_view(r: &RunResult, person: &str) -> PersonView {
     let lines = r.timeline[t0..]
         .iter()
         .take_while(|l| l.person_id == person)
-        .filter(|l| l.role != "drug")
         .map(|l| LineView {
             date: l.service_date,
             end: l.end_date,

@@ -140,8 +140,8 @@ fn episodes_frame(r: &RunResult) -> PolarsResult<DataFrame> {
     ])
 }
 
-/// timeline.parquet: every policy-code line of an audited person (drug, per
-/// diem, nursing, premedication), active after reversals.
+/// timeline.parquet: every home-infusion line (per diem, nursing) of an
+/// audited person, active after reversals.
 fn timeline_frame(r: &RunResult, policy: &Policy) -> PolarsResult<DataFrame> {
     let t = &r.timeline;
     let episode =
