@@ -204,6 +204,17 @@ fn push_num(out: &mut Vec<u8>, mut v: u64, width: usize) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// `P{person},M{person},{payer},`: the ids and payer of both extracts' rows.
+fn push_person_payer(o: &mut Vec<u8>, person: u64, payer: &str) {
+    o.push(b'P');
+    push_num(o, person, 8);
+    o.extend_from_slice(b",M");
+    push_num(o, person, 8);
+    o.push(b',');
+    o.extend_from_slice(payer.as_bytes());
+    o.push(b',');
+}
+
 /// Money as cents, so no float formatting on the hot path.
 fn push_money(out: &mut Vec<u8>, v: f64) {
     let cents = (v * 100.0).round() as i64;
@@ -242,13 +253,8 @@ impl GLine {
         push_num(o, self.claim, 9);
         o.push(b',');
         push_num(o, self.line as u64, 1);
-        o.extend_from_slice(if self.bill_type.is_empty() { b",professional,P" } else { b",institutional,P" });
-        push_num(o, self.person, 8);
-        o.extend_from_slice(b",M");
-        push_num(o, self.person, 8);
-        o.push(b',');
-        o.extend_from_slice(payer.as_bytes());
-        o.push(b',');
+        o.extend_from_slice(if self.bill_type.is_empty() { b",professional," } else { b",institutional," });
+        push_person_payer(o, self.person, payer);
         if self.quirk == 5 {
             o.push(b'"');
             o.extend_from_slice(plan.as_bytes());
@@ -303,13 +309,8 @@ impl PLine {
         let (payer, plan) = PAYERS[self.payer];
         o.push(b'R');
         push_num(o, self.claim, 9);
-        o.extend_from_slice(b",1,P");
-        push_num(o, self.person, 8);
-        o.extend_from_slice(b",M");
-        push_num(o, self.person, 8);
-        o.push(b',');
-        o.extend_from_slice(payer.as_bytes());
-        o.push(b',');
+        o.extend_from_slice(b",1,");
+        push_person_payer(o, self.person, payer);
         o.extend_from_slice(plan.as_bytes());
         o.push(b',');
         o.extend_from_slice(self.date.to_string().as_bytes());
