@@ -96,7 +96,7 @@ const REQUIRED_PHARMACY: &[usize] = &[col::CLAIM_ID, col::CLAIM_LINE_NUMBER, col
 
 /// What an extract holds: medical claim lines (professional or
 /// institutional) or pharmacy claims.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileKind {
     Medical,

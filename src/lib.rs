@@ -17,7 +17,6 @@ pub mod normalize;
 pub mod pipeline;
 pub mod policy;
 pub mod progress;
-#[cfg(feature = "polars")]
 pub mod report;
 pub mod rules;
 pub mod signals;

@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::columns::{ColumnMap, FileKind};
 use crate::episodes::{DispenseUse, Patient, PharmacySide, Reversible, build_patient, net_reversals};
 use crate::error::{Error, Result};
 use crate::history::{Lifecycle, LineKey, PreviousRun, reconcile, resolved_candidates};
-use crate::ingest::{CsvEngine, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
+use crate::ingest::{CsvEngine, FileOutput, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
 use crate::model::{Date, Dispense, Line, Severity, Text, UncodedDrugDay};
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -41,7 +41,7 @@ pub struct RunOptions {
 }
 
 /// One episode row of episodes.parquet.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpisodeRow {
     pub episode_id: String,
     pub person_id: String,
@@ -49,9 +49,11 @@ pub struct EpisodeRow {
     pub drug_code: String,
     pub dose_units: f64,
     pub dose_sequence: u32,
-    pub phase: &'static str,
+    #[serde(with = "crate::util::static_str")]
+    pub phase: crate::util::StaticStr,
     /// `medical` or `pharmacy`: which benefit paid for the drug.
-    pub supply: &'static str,
+    #[serde(with = "crate::util::static_str")]
+    pub supply: crate::util::StaticStr,
     /// The pharmacy claim of the dispense that supplied the dose, or that was
     /// matched to this medical administration (a cross-benefit duplicate).
     pub dispense_claim_id: Option<String>,
@@ -81,6 +83,13 @@ pub struct RunResult {
     pub eval_seconds: f64,
 }
 
+impl RunResult {
+    /// The name of input file `i` in outputs (`source_file`).
+    pub fn source_name(&self, i: u32) -> String {
+        self.inputs.get(i as usize).map(|x| x.path.display().to_string()).unwrap_or_default()
+    }
+}
+
 /// A home-infusion line (per diem, nursing) of an audited person, active
 /// after reversals: the rows of timeline.parquet, the lines beneath the doses
 /// on report.html's timelines, and what `explain` shows.
@@ -102,7 +111,7 @@ pub struct TimelineLine {
 }
 
 /// What became of the run's dispenses (manifest `pharmacy`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PharmacyCounts {
     /// Net dispenses of policy drugs (person, date, drug).
     pub dispenses: u64,
@@ -145,126 +154,226 @@ pub fn audit(
         scan_only: opts.scan_only,
     };
     let t0 = Instant::now();
-    let total_bytes: u64 = inputs.iter().map(|i| i.bytes).sum();
-    let bar = progress.bar("read", total_bytes);
-    let mut files = Vec::with_capacity(inputs.len());
-    let mut chunks: Vec<Vec<Line>> = Vec::new();
-    let mut dispenses: Vec<Dispense> = Vec::new();
-    let mut uncoded: Vec<UncodedDrugDay> = Vec::new();
-    let mut rejects: Vec<RejectRow> = Vec::new();
-    for (k, input) in inputs.iter().enumerate() {
-        signals::check()?;
-        let before = bar.position();
-        let mut out = read_file(input, k as u32, &spec, &|n| bar.inc(n))?;
-        input.check_unchanged()?;
-        bar.set_position(before + input.bytes);
-        tracing::info!(file = %input.path.display(), rows_read = out.stats.rows_read, rows_rejected = out.stats.rows_rejected, "read");
-        files.push(std::mem::take(&mut out.stats));
-        rejects.append(&mut out.rejects);
-        dispenses.append(&mut out.dispenses);
-        uncoded.append(&mut out.uncoded);
-        chunks.extend(out.into_chunks());
-    }
-    bar.finish_and_clear();
-    // Every file once more: one appended to while a later one was read.
-    for input in &inputs {
-        input.check_unchanged()?;
-    }
-    signals::check()?;
+    let mut extract = read_inputs(&inputs, &spec, progress)?;
     let read_seconds = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
-    let horizon = opts.to.or_else(|| chunks.iter().flatten().map(|l| l.service_date).chain(dispenses.iter().map(|d| d.date)).max());
-    let pharmacy_input = files.iter().any(|f| f.kind == Some(FileKind::Pharmacy));
-    let persons = group_persons(&chunks, &dispenses, uncoded);
-    let lines_kept = persons.lines.len();
+    let horizon = opts.to.or_else(|| extract.max_date());
+    let ctx = Ctx { policy, from: opts.from, to: opts.to, horizon: horizon.unwrap_or_default(), pharmacy_input: extract.pharmacy_input() };
+    let mut ev = evaluate_extract(&mut extract, &ctx, progress);
+    ev.sort();
+    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), "merged and sorted");
+    let in_range = |d: Date| opts.from.is_none_or(|f| d >= f) && opts.to.is_none_or(|t| d <= t);
+    let candidates = previous.map(|p| resolved_candidates(p, &ev.findings, in_range)).unwrap_or_default();
+    // Which candidates' lines tonight's input still has (the lines are dropped after this).
+    let mut present: FastSet<LineKey> = FastSet::default();
+    if !candidates.is_empty() {
+        let watch: FastSet<LineKey> = candidates.iter().map(|f| LineKey::of_row(f)).collect();
+        present = extract.chunks.iter().flatten().map(LineKey::of).filter(|k| watch.contains(k)).collect();
+    }
+    drop(extract);
+    let lifecycle = reconcile(previous, &ev.findings, &candidates, &present, &ev.voided, policy, opts.run_date);
+    Ok(RunResult {
+        files: ev.files,
+        inputs,
+        findings: ev.findings,
+        episodes: ev.episodes,
+        rejects: ev.rejects,
+        tallies: ev.tallies,
+        pharmacy: ev.pharmacy,
+        lifecycle,
+        timeline: ev.timeline,
+        horizon,
+        persons: ev.persons,
+        lines_kept: ev.lines_kept,
+        read_seconds,
+        eval_seconds: t1.elapsed().as_secs_f64(),
+    })
+}
+
+/// What reading produced, before evaluation: per-file counts, kept lines,
+/// dispenses and uncoded pharmacy days, and rejects.
+#[derive(Debug, Default)]
+pub struct Extract {
+    pub files: Vec<FileStats>,
+    pub chunks: Vec<Vec<Line>>,
+    pub dispenses: Vec<Dispense>,
+    pub uncoded: Vec<UncodedDrugDay>,
+    pub rejects: Vec<RejectRow>,
+}
+
+impl Extract {
+    /// Adds the next file's output; its index is the number of files so far.
+    pub fn push(&mut self, mut out: FileOutput) {
+        self.files.push(std::mem::take(&mut out.stats));
+        self.rejects.append(&mut out.rejects);
+        self.dispenses.append(&mut out.dispenses);
+        self.uncoded.append(&mut out.uncoded);
+        self.chunks.extend(out.into_chunks());
+    }
+
+    /// The latest date kept: the run's horizon when `--to` is not given.
+    pub fn max_date(&self) -> Option<Date> {
+        self.chunks.iter().flatten().map(|l| l.service_date).chain(self.dispenses.iter().map(|d| d.date)).max()
+    }
+
+    /// Whether any pharmacy extract was read (CROSS_BENEFIT_DUPLICATE needs one).
+    pub fn pharmacy_input(&self) -> bool {
+        self.files.iter().any(|f| f.kind == Some(FileKind::Pharmacy))
+    }
+}
+
+/// Reads every input in order, checking each is unchanged by the end.
+pub fn read_inputs(inputs: &[InputFile], spec: &ScanSpec, progress: &Progress) -> Result<Extract> {
+    let total_bytes: u64 = inputs.iter().map(|i| i.bytes).sum();
+    let bar = progress.bar("read", total_bytes);
+    let mut extract = Extract::default();
+    for (k, input) in inputs.iter().enumerate() {
+        signals::check()?;
+        let before = bar.position();
+        let out = read_file(input, k as u32, spec, &|n| bar.inc(n))?;
+        input.check_unchanged()?;
+        bar.set_position(before + input.bytes);
+        tracing::info!(file = %input.path.display(), rows_read = out.stats.rows_read, rows_rejected = out.stats.rows_rejected, "read");
+        extract.push(out);
+    }
+    bar.finish_and_clear();
+    // Every file once more: one appended to while a later one was read.
+    for input in inputs {
+        input.check_unchanged()?;
+    }
+    signals::check()?;
+    Ok(extract)
+}
+
+/// The results for a set of persons: the whole run, or one partition of a
+/// distributed run, which `merge` adds up. Sorted only by `sort`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Evaluated {
+    pub files: Vec<FileStats>,
+    pub findings: Vec<Finding>,
+    pub episodes: Vec<EpisodeRow>,
+    pub rejects: Vec<RejectRow>,
+    pub tallies: Vec<Tally>,
+    pub pharmacy: PharmacyCounts,
+    pub persons: usize,
+    pub lines_kept: usize,
+    /// Lines a reversal voided (for `--previous`).
+    #[serde(skip)]
+    pub voided: FastSet<LineKey>,
+    #[serde(skip)]
+    pub timeline: Vec<TimelineLine>,
+}
+
+/// Groups the extract's lines by person and evaluates persons in parallel.
+/// Takes the extract's file counts and rejects; leaves its lines.
+pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Evaluated {
+    let persons = group_persons(&ex.chunks, &ex.dispenses, std::mem::take(&mut ex.uncoded));
     let n_persons = persons.groups.len();
-    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), persons = n_persons, "grouped by person");
-    let ctx = Ctx { policy, from: opts.from, to: opts.to, horizon: horizon.unwrap_or_default(), pharmacy_input };
     let bar = progress.bar("evaluate", n_persons as u64);
     let results: Vec<PatientResult> = persons
         .groups
         .par_iter()
         .map(|g| {
             let r =
-                evaluate_patient(&persons.lines[g.lines.clone()], &persons.dispenses[g.dispenses.clone()], persons.uncoded_days(g), &ctx);
+                evaluate_patient(&persons.lines[g.lines.clone()], &persons.dispenses[g.dispenses.clone()], persons.uncoded_days(g), ctx);
             bar.inc(1);
             r
         })
         .collect();
     bar.finish_and_clear();
-    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), "evaluated");
-
-    let mut findings = Vec::new();
-    let mut episodes = Vec::new();
-    let mut tallies = vec![Tally::default(); RULES.len()];
-    let mut pharmacy = PharmacyCounts::default();
-    let mut voided: FastSet<LineKey> = FastSet::default();
-    // Sized once: the timeline is the largest of these (a row per policy line).
-    let mut timeline = Vec::with_capacity(results.iter().map(|r| r.timeline.len()).sum());
-    for r in results {
-        voided.extend(r.voided);
-        timeline.extend(r.timeline);
-        pharmacy.dispenses += r.pharmacy.dispenses;
-        pharmacy.matched_to_medical += r.pharmacy.matched_to_medical;
-        pharmacy.supplied_administrations += r.pharmacy.supplied_administrations;
-        pharmacy.unused += r.pharmacy.unused;
-        findings.extend(r.findings);
-        episodes.extend(r.episodes);
-        for (t, p) in tallies.iter_mut().zip(r.tallies) {
-            t.evaluated += p.evaluated;
-            t.flagged += p.flagged;
-            t.not_evaluable += p.not_evaluable;
-        }
-        for (file, reject) in r.unmatched {
-            let f = &mut files[file as usize];
-            f.rows_accepted -= 1;
-            f.rows_rejected += 1;
-            f.rows_kept -= 1;
-            f.rows_in_scope -= 1;
-            rejects.push(reject);
-        }
-    }
-    findings.par_sort_unstable_by(|a, b| {
-        (&a.person_id, a.service_date, a.rule_id, &a.claim_id, a.claim_line_number, a.file, a.source_line).cmp(&(
-            &b.person_id,
-            b.service_date,
-            b.rule_id,
-            &b.claim_id,
-            b.claim_line_number,
-            b.file,
-            b.source_line,
-        ))
-    });
-    episodes
-        .sort_by(|a, b| (&a.person_id, a.administration_date, &a.episode_id).cmp(&(&b.person_id, b.administration_date, &b.episode_id)));
-    rejects.sort_by(|a, b| (a.file, a.source_line, a.code).cmp(&(b.file, b.source_line, b.code)));
-    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), "merged and sorted");
-    let in_range = |d: Date| opts.from.is_none_or(|f| d >= f) && opts.to.is_none_or(|t| d <= t);
-    let candidates = previous.map(|p| resolved_candidates(p, &findings, in_range)).unwrap_or_default();
-    // Which candidates' lines tonight's input still has (the lines are dropped after this).
-    let mut present: FastSet<LineKey> = FastSet::default();
-    if !candidates.is_empty() {
-        let watch: FastSet<LineKey> = candidates.iter().map(|f| LineKey::of_row(f)).collect();
-        present = persons.lines.iter().map(|l| LineKey::of(l)).filter(|k| watch.contains(k)).collect();
-    }
-    let lifecycle = reconcile(previous, &findings, &candidates, &present, &voided, policy, opts.run_date);
-    Ok(RunResult {
-        files,
-        inputs,
-        findings,
-        episodes,
-        rejects,
-        tallies,
-        pharmacy,
-        lifecycle,
-        timeline,
-        horizon,
+    let mut ev = Evaluated {
+        files: std::mem::take(&mut ex.files),
+        rejects: std::mem::take(&mut ex.rejects),
+        tallies: vec![Tally::default(); RULES.len()],
         persons: n_persons,
-        lines_kept,
-        read_seconds,
-        eval_seconds: t1.elapsed().as_secs_f64(),
-    })
+        lines_kept: persons.lines.len(),
+        // Sized once: the timeline is the largest of these (a row per policy line).
+        timeline: Vec::with_capacity(results.iter().map(|r| r.timeline.len()).sum()),
+        ..Default::default()
+    };
+    for r in results {
+        ev.voided.extend(r.voided);
+        ev.timeline.extend(r.timeline);
+        ev.pharmacy.add(&r.pharmacy);
+        ev.findings.extend(r.findings);
+        ev.episodes.extend(r.episodes);
+        add_tallies(&mut ev.tallies, &r.tallies);
+        for (file, reject) in r.unmatched {
+            // A reversal that voids nothing was counted as kept: it is a reject.
+            if let Some(f) = ev.files.get_mut(file as usize) {
+                f.rows_accepted -= 1;
+                f.rows_rejected += 1;
+                f.rows_kept -= 1;
+                f.rows_in_scope -= 1;
+            }
+            ev.rejects.push(reject);
+        }
+    }
+    ev
+}
+
+fn add_tallies(into: &mut [Tally], from: &[Tally]) {
+    for (t, p) in into.iter_mut().zip(from) {
+        t.evaluated += p.evaluated;
+        t.flagged += p.flagged;
+        t.not_evaluable += p.not_evaluable;
+    }
+}
+
+impl PharmacyCounts {
+    fn add(&mut self, o: &PharmacyCounts) {
+        self.dispenses += o.dispenses;
+        self.matched_to_medical += o.matched_to_medical;
+        self.supplied_administrations += o.supplied_administrations;
+        self.unused += o.unused;
+    }
+}
+
+impl Evaluated {
+    /// Adds another partition's results. File counts add up by file index;
+    /// persons never span partitions, so nothing else overlaps.
+    pub fn merge(&mut self, mut o: Evaluated) {
+        if self.files.len() < o.files.len() {
+            self.files.resize_with(o.files.len(), FileStats::default);
+        }
+        for (f, g) in self.files.iter_mut().zip(&o.files) {
+            f.add_counts(g);
+            f.kind = f.kind.or(g.kind);
+        }
+        if self.tallies.is_empty() {
+            self.tallies = vec![Tally::default(); RULES.len()];
+        }
+        add_tallies(&mut self.tallies, &o.tallies);
+        self.pharmacy.add(&o.pharmacy);
+        self.findings.append(&mut o.findings);
+        self.episodes.append(&mut o.episodes);
+        self.rejects.append(&mut o.rejects);
+        self.persons += o.persons;
+        self.lines_kept += o.lines_kept;
+        self.voided.extend(o.voided);
+        self.timeline.append(&mut o.timeline);
+    }
+
+    /// The output order: findings by person, date, rule and line; episodes
+    /// by person and date; rejects by file and line.
+    pub fn sort(&mut self) {
+        self.findings.par_sort_unstable_by(|a, b| {
+            (&a.person_id, a.service_date, a.rule_id, &a.claim_id, a.claim_line_number, a.file, a.source_line).cmp(&(
+                &b.person_id,
+                b.service_date,
+                b.rule_id,
+                &b.claim_id,
+                b.claim_line_number,
+                b.file,
+                b.source_line,
+            ))
+        });
+        self.episodes.sort_by(|a, b| {
+            (&a.person_id, a.administration_date, &a.episode_id).cmp(&(&b.person_id, b.administration_date, &b.episode_id))
+        });
+        self.rejects.sort_by(|a, b| (a.file, a.source_line, a.code).cmp(&(b.file, b.source_line, b.code)));
+    }
 }
 
 /// Every kept line and dispense grouped by person, persons in id order.

@@ -27,3 +27,36 @@ pub fn fnv1a_128(bytes: &[u8]) -> u128 {
 /// from the policy file, not from input, so DoS resistance is moot.
 pub type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 pub type FastSet<K> = rustc_hash::FxHashSet<K>;
+
+/// The one `&'static str` for a value read back from a partial result (rule
+/// ids, reject codes, phases): a handful of distinct values per run, each
+/// leaked once.
+pub fn intern(s: &str) -> &'static str {
+    static SEEN: std::sync::Mutex<Option<FastSet<&'static str>>> = std::sync::Mutex::new(None);
+    let mut g = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let set = g.get_or_insert_with(FastSet::default);
+    if let Some(&v) = set.get(s) {
+        return v;
+    }
+    let v: &'static str = Box::leak(s.to_string().into_boxed_str());
+    set.insert(v);
+    v
+}
+
+/// A `&'static str` field that serde reads through `static_str` (an alias,
+/// so serde's derive does not take it for a borrowed `&str`).
+pub type StaticStr = &'static str;
+
+/// Serde for `&'static str` fields of results that cross processes (Spark
+/// partitions): interned on the way back in.
+pub mod static_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        Ok(super::intern(&String::deserialize(d)?))
+    }
+}

@@ -3,17 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Csv,
     #[serde(rename = "csv.gz")]
     CsvGz,
     Parquet,
+    /// A table handed over in memory (Python, Spark).
+    Arrow,
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,8 @@
 //! Reading extracts: which reader a file needs. Input discovery lives in
 //! `input`, the per-row checks and accounting every reader shares in `sink`.
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 pub mod csv_fast;
 pub mod csv_plain;
 pub mod input;
@@ -12,7 +14,6 @@ pub mod sink;
 pub use input::{Format, InputFile, expand_inputs};
 pub use sink::{CsvEngine, FileOutput, FileStats, RAW_TEXT_MAX, RejectRow, ScanSpec, code_in_scope, raw_text};
 
-#[cfg(not(feature = "polars"))]
 use crate::error::Error;
 use crate::error::Result;
 
@@ -23,6 +24,7 @@ pub fn read_file(input: &InputFile, file_idx: u32, spec: &ScanSpec, progress: &(
         Format::Parquet => parquet::read(&input.path, file_idx, spec)?,
         #[cfg(not(feature = "polars"))]
         Format::Parquet => return Err(Error::input(&input.path, "built without Parquet support")),
+        Format::Arrow => return Err(Error::input(&input.path, "an in-memory table is read with ingest::arrow")),
         Format::Csv | Format::CsvGz => match spec.engine {
             CsvEngine::Fast => csv_fast::read(&input.path, input.format, file_idx, spec, progress)?,
             CsvEngine::Plain => csv_plain::read(&input.path, input.format, file_idx, spec)?,

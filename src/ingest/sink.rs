@@ -2,7 +2,7 @@
 //! settings, per-file accounting (rows read = accepted + rejected), the
 //! checks every row gets, and normalization of the rows some rule reads.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::input::Format;
 use crate::columns::{ColumnMap, FileKind, Resolved, col};
@@ -34,7 +34,7 @@ pub struct ScanSpec<'a> {
     pub scan_only: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FileStats {
     pub path: String,
     pub format: Option<Format>,
@@ -70,11 +70,12 @@ impl FileStats {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectRow {
     pub file: u32,
     pub source_line: u64,
-    pub code: &'static str,
+    #[serde(with = "crate::util::static_str")]
+    pub code: crate::util::StaticStr,
     pub reason: String,
     pub raw_text: String,
 }

@@ -117,6 +117,12 @@ impl serde::Serialize for Text {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Text::new(&String::deserialize(d)?))
+    }
+}
+
 /// A short list of codes without spaces (normalized ICD-10-CM codes), kept
 /// as one space-separated `Text`: no allocation for the usual few codes.
 #[derive(Clone, Default, PartialEq, Eq)]

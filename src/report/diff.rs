@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use polars::prelude::*;
-
 use super::previous::load_run;
 use super::summary::money;
 use crate::error::{Error, Result};
@@ -87,10 +85,9 @@ fn write_sides(out: &Path, run_a: &str, only_old: &[&FindingRow], run_b: &str, o
     let rows: Vec<&FindingRow> = only_old.iter().chain(only_new).copied().collect();
     let side: Vec<&str> = std::iter::repeat_n("old", only_old.len()).chain(std::iter::repeat_n("new", only_new.len())).collect();
     let run_ids: Vec<&str> = std::iter::repeat_n(run_a, only_old.len()).chain(std::iter::repeat_n(run_b, only_new.len())).collect();
-    let err = |e: PolarsError| Error::Internal(format!("building diff: {e}"));
-    let mut cols = super::finding_columns("", &rows).map_err(err)?;
-    cols[0] = Column::new("run_id".into(), run_ids);
-    cols.insert(1, Column::new("side".into(), side));
-    let mut df = DataFrame::new_infer_height(cols).map_err(err)?;
-    super::write_private_parquet(out, &mut df)
+    let mut t = super::table::findings("", &rows);
+    t.set("run_id", super::write::strings(run_ids));
+    t.insert(1, "side", super::write::strings(side));
+    let mut df = super::write::frame(t).map_err(|e| Error::Internal(format!("building diff: {e}")))?;
+    super::write::write_private_parquet(out, &mut df)
 }

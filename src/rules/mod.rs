@@ -6,7 +6,7 @@ mod code_set;
 mod cross_benefit;
 mod dosing;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::episodes::{Administration, Patient, Supply};
 pub use crate::model::catalogue::{CATALOGUE as RULES, RuleMeta, Severity, rule_index};
@@ -61,12 +61,14 @@ impl Ctx<'_> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable across runs (`model::finding_id`).
     pub id: String,
-    pub rule_id: &'static str,
-    pub category: &'static str,
+    #[serde(with = "crate::util::static_str")]
+    pub rule_id: crate::util::StaticStr,
+    #[serde(with = "crate::util::static_str")]
+    pub category: crate::util::StaticStr,
     pub severity: Severity,
     pub person_id: Text,
     pub claim_id: Text,
@@ -143,7 +145,7 @@ fn with_supply(p: &Patient, a: &Administration, mut evidence: serde_json::Value)
 }
 
 /// Per-rule counts for the manifest.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Tally {
     pub evaluated: u64,
     pub flagged: u64,

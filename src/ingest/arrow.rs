@@ -1,0 +1,224 @@
+//! Arrow record batches as input: a table handed over in memory (pyarrow,
+//! polars or pandas through the Python package) or one partition of a Spark
+//! job. Rows are treated like Parquet rows: the key columns (HCPCS and
+//! revenue code, or NDC) decide which rows some rule reads; only those rows'
+//! other columns are taken and cast to text for the row sink. The others are
+//! counted, as INPUT.md "Out-of-scope rows" allows.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{DataType, Schema};
+use rayon::prelude::*;
+
+use super::sink::{FileOutput, FileStats, RowSink, ScanSpec, append, code_in_scope, ndc_in_scope};
+use crate::columns::{ColumnMap, FileKind, Resolved, canonical_name, col};
+use crate::error::{Error, Result};
+
+/// How one source's columns sit in the batches: the slots it has, in slot
+/// order, each with its batch column, and the row sink's view of them.
+struct Layout {
+    kind: FileKind,
+    /// Batch column of each present slot, in slot order.
+    columns: Vec<usize>,
+    /// Slot -> position in `columns` (what the row sink indexes).
+    local: Resolved,
+    header: Vec<String>,
+    /// Positions in `columns` of the key columns.
+    code: Option<usize>,
+    revenue: Option<usize>,
+    ndc: Option<usize>,
+}
+
+impl Layout {
+    /// `resolved` maps slots to batch columns.
+    fn new(resolved: &Resolved) -> Layout {
+        let slots: Vec<usize> = (0..col::COUNT).filter(|&s| resolved.idx[s].is_some()).collect();
+        let mut idx = [None; col::COUNT];
+        for (k, &s) in slots.iter().enumerate() {
+            idx[s] = Some(k);
+        }
+        Layout {
+            kind: resolved.kind,
+            columns: slots.iter().filter_map(|&s| resolved.idx[s]).collect(),
+            local: Resolved { idx, width: slots.len(), kind: resolved.kind },
+            header: slots.iter().map(|&s| canonical_name(s)).collect(),
+            code: idx[col::HCPCS],
+            revenue: idx[col::REVENUE],
+            ndc: idx[col::NDC],
+        }
+    }
+}
+
+/// A column as text, as a CSV cell would hold it: dates as YYYY-MM-DD,
+/// numbers in decimal, null as empty.
+fn text(a: &ArrayRef, name: &str) -> Result<StringArray> {
+    let cast = match a.data_type() {
+        DataType::Utf8 => a.clone(),
+        _ => arrow_cast::cast(a, &DataType::Utf8).map_err(|e| Error::input(Path::new(name), format!("cannot read as text: {e}")))?,
+    };
+    cast.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| Error::Internal(format!("{name}: cast to text gave no strings")))
+}
+
+fn cell(a: &StringArray, i: usize) -> &str {
+    if a.is_null(i) { "" } else { a.value(i) }
+}
+
+/// The rows of `rows` (batch positions) some rule may read; every other one
+/// is counted here as read and accepted.
+fn select(l: &Layout, keys: &[Option<StringArray>; 3], rows: &[u32], spec: &ScanSpec, stats: &mut FileStats) -> Vec<u32> {
+    let [code, rev, ndc] = keys;
+    fn get(a: &Option<StringArray>, i: u32) -> &str {
+        a.as_ref().map_or("", |a| cell(a, i as usize)).trim_ascii()
+    }
+    let mut keep = Vec::new();
+    for &i in rows {
+        let wanted = match l.kind {
+            FileKind::Medical => {
+                let c = get(code, i);
+                if c.is_empty() {
+                    let r = get(rev, i);
+                    let yes = !r.is_empty() && spec.policy.is_pharmacy_revenue(r);
+                    if !yes {
+                        stats.rows_without_hcpcs += 1;
+                    }
+                    yes
+                } else {
+                    code_in_scope(spec.policy, c.as_bytes())
+                }
+            }
+            FileKind::Pharmacy => ndc_in_scope(spec.policy, get(ndc, i).as_bytes()),
+        };
+        if wanted {
+            keep.push(i);
+        } else {
+            stats.rows_read += 1;
+            stats.rows_accepted += 1;
+        }
+    }
+    keep
+}
+
+/// Feeds the rows `rows` of `batch` through `sink`; `row_no` gives each its
+/// source line (1-based row number).
+fn feed(l: &Layout, sink: &mut RowSink, batch: &RecordBatch, rows: &[u32], spec: &ScanSpec, row_no: &dyn Fn(u32) -> u64) -> Result<()> {
+    let key = |k: Option<usize>| -> Result<Option<StringArray>> {
+        k.map(|k| text(batch.column(l.columns[k]), &l.header[k])).transpose()
+    };
+    let keys = [key(l.code)?, key(l.revenue)?, key(l.ndc)?];
+    let chosen = select(l, &keys, rows, spec, &mut sink.out.stats);
+    if chosen.is_empty() {
+        return Ok(());
+    }
+    let take = UInt32Array::from(chosen.clone());
+    let mut cols = Vec::with_capacity(l.columns.len());
+    for (k, &c) in l.columns.iter().enumerate() {
+        let taken = arrow_select::take::take(batch.column(c), &take, None).map_err(|e| Error::Internal(format!("take {}: {e}", l.header[k])))?;
+        cols.push(text(&taken, &l.header[k])?);
+    }
+    let width = cols.len();
+    for (j, &i) in chosen.iter().enumerate() {
+        let field = |k: usize| cell(&cols[k], j).as_bytes();
+        let raw = || Cow::Owned(cols.iter().map(|c| cell(c, j)).collect::<Vec<_>>().join(",").into_bytes());
+        sink.row_lazy(row_no(i), width, field, raw);
+    }
+    Ok(())
+}
+
+fn new_sink<'a>(spec: &'a ScanSpec<'a>, l: &'a Layout, file: u32) -> RowSink<'a> {
+    let mut sink = RowSink::new(spec, &l.local, file, &l.header, b"\x00never-a-header\x00");
+    // Arrow strings are UTF-8.
+    sink.utf8_checked = true;
+    sink
+}
+
+/// Resolves a table's column names like a file header: aliases from the
+/// column map, then canonical names; a missing required column is an error
+/// that names it.
+pub fn resolve(columns: &ColumnMap, name: &str, schema: &Schema) -> Result<Resolved> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    columns.resolve(Path::new(name), &names)
+}
+
+/// Reads one in-memory table as input file `file_idx`. Rows are numbered
+/// from 1 in table order, as Parquet rows are.
+pub fn read_table(name: &str, file_idx: u32, schema: &Schema, batches: &[RecordBatch], spec: &ScanSpec) -> Result<FileOutput> {
+    let resolved = resolve(spec.columns, name, schema)?;
+    let l = Layout::new(&resolved);
+    let mut bases = Vec::with_capacity(batches.len());
+    let mut n = 0u64;
+    for b in batches {
+        bases.push(n);
+        n += b.num_rows() as u64;
+    }
+    let parts: Vec<Result<FileOutput>> = batches
+        .par_iter()
+        .zip(bases)
+        .map(|(b, base)| {
+            let mut sink = new_sink(spec, &l, file_idx);
+            let rows: Vec<u32> = (0..b.num_rows() as u32).collect();
+            feed(&l, &mut sink, b, &rows, spec, &|i| base + i as u64 + 1)?;
+            Ok(sink.out)
+        })
+        .collect();
+    let mut out = FileOutput::default();
+    out.stats.kind = Some(resolved.kind);
+    for p in parts {
+        append(&mut out, p?, 0);
+    }
+    Ok(out)
+}
+
+/// Column names a distributed job adds to each row: the input file's index
+/// and the row's 1-based number in that file.
+pub const FILE_COLUMN: &str = "__file";
+pub const ROW_COLUMN: &str = "__row";
+
+/// Reads one partition of a distributed job. Its batches hold rows of many
+/// files under canonical column names, with `__file` and `__row`; `files[i]`
+/// lists the canonical columns file `i` has (which decides its kind and what
+/// it can be evaluated for). Returns one output per file, in file order.
+pub fn read_partition(files: &[Vec<String>], schema: &Schema, batches: &[RecordBatch], spec: &ScanSpec) -> Result<Vec<FileOutput>> {
+    let index_of = |n: &str| schema.index_of(n).map_err(|_| Error::Internal(format!("partition has no column {n}")));
+    let (file_col, row_col) = (index_of(FILE_COLUMN)?, index_of(ROW_COLUMN)?);
+    let mut layouts = Vec::with_capacity(files.len());
+    for (i, names) in files.iter().enumerate() {
+        let own = ColumnMap::default().resolve(Path::new(&format!("input {i}")), names)?;
+        let mut idx = [None; col::COUNT];
+        for (slot, at) in own.idx.iter().enumerate() {
+            if let Some(&p) = at.as_ref() {
+                idx[slot] = Some(index_of(&names[p])?);
+            }
+        }
+        layouts.push(Layout::new(&Resolved { idx, width: names.len(), kind: own.kind }));
+    }
+    let mut sinks: Vec<RowSink> = layouts.iter().enumerate().map(|(i, l)| new_sink(spec, l, i as u32)).collect();
+    for b in batches {
+        let as_i64 = |c: usize, what: &str| -> Result<Vec<i64>> {
+            let a = arrow_cast::cast(b.column(c), &DataType::Int64).map_err(|e| Error::Internal(format!("{what}: {e}")))?;
+            let a = a.as_any().downcast_ref::<arrow_array::Int64Array>().ok_or_else(|| Error::Internal(format!("{what} is not integer")))?;
+            Ok((0..a.len()).map(|i| if a.is_null(i) { -1 } else { a.value(i) }).collect())
+        };
+        let (file, row) = (as_i64(file_col, FILE_COLUMN)?, as_i64(row_col, ROW_COLUMN)?);
+        let mut by_file: Vec<Vec<u32>> = vec![Vec::new(); files.len()];
+        for (i, &f) in file.iter().enumerate() {
+            let f = usize::try_from(f).ok().filter(|&f| f < files.len()).ok_or_else(|| Error::Internal(format!("row with file index {f}")))?;
+            by_file[f].push(i as u32);
+        }
+        for (f, rows) in by_file.iter().enumerate() {
+            if !rows.is_empty() {
+                feed(&layouts[f], &mut sinks[f], b, rows, spec, &|i| row[i as usize].max(0) as u64)?;
+            }
+        }
+    }
+    Ok(sinks
+        .into_iter()
+        .zip(&layouts)
+        .map(|(s, l)| {
+            let mut out = s.out;
+            out.stats.kind = Some(l.kind);
+            out
+        })
+        .collect())
+}

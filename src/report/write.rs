@@ -1,0 +1,124 @@
+//! Writing the run's tables as Parquet with polars, all into a staging
+//! directory that is moved into place at the end.
+
+use std::borrow::Cow;
+
+use polars::prelude::*;
+
+use super::table::{self, Table, Values};
+use super::{RunInfo, Staging, finding_rows, html, manifest_json, summary};
+use crate::error::{Error, Result};
+use crate::history::FindingRow;
+use crate::pipeline::{RunOptions, RunResult};
+use crate::policy::Policy;
+
+/// A table as a polars frame: dates as `Date`, strings as `String`.
+pub(crate) fn frame(t: Table) -> PolarsResult<DataFrame> {
+    let mut cols = Vec::with_capacity(t.columns.len());
+    for (name, v) in t.columns {
+        let name: PlSmallStr = name.into();
+        cols.push(match v {
+            Values::Str(v) => Column::new(name, v.iter().map(|x| x.as_deref()).collect::<Vec<_>>()),
+            Values::I64(v) => Column::new(name, v),
+            Values::I32(v) => Column::new(name, v),
+            Values::F64(v) => Column::new(name, v),
+            Values::Date(v) => Column::new(name, v).cast(&DataType::Date)?,
+        });
+    }
+    DataFrame::new_infer_height(cols)
+}
+
+/// A column of owned strings (the diff's extra columns).
+pub(crate) fn strings<'a>(v: impl IntoIterator<Item = &'a str>) -> Values<'a> {
+    Values::Str(v.into_iter().map(|s| Some(Cow::Borrowed(s))).collect())
+}
+
+/// Writes every output into a staging directory and moves it into place.
+pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut RunInfo, bar: &indicatif::ProgressBar) -> Result<()> {
+    let st = Staging::new(&opts.out)?;
+    // The Parquet files are independent: the timeline (the largest) is
+    // written on a second thread while the others are written here.
+    let (timeline, rest) = std::thread::scope(|scope| {
+        let timeline = scope.spawn(|| write_parquet(&st, "timeline.parquet", table::timeline(&r.timeline, policy)));
+        let rest = (|| -> Result<(usize, usize, usize, usize)> {
+            let rows = finding_rows(r, policy);
+            let refs: Vec<&FindingRow> = rows.iter().collect();
+            let n_findings = write_parquet(&st, "findings.parquet", table::findings(&info.run_id, &refs))?;
+            crate::signals::check()?;
+            bar.inc(1);
+            let res = &r.lifecycle.resolved;
+            let resolved: Vec<&FindingRow> = res.iter().map(|x| &x.row).collect();
+            let reasons = res.iter().map(|x| x.reason.as_str()).collect();
+            let n_resolved = write_parquet(&st, "resolved.parquet", table::resolved(&info.run_id, &resolved, reasons, opts.run_date))?;
+            let n_episodes = write_parquet(&st, "episodes.parquet", table::episodes(&r.episodes))?;
+            crate::signals::check()?;
+            bar.inc(1);
+            let n_rejects = write_parquet(&st, "rejects.parquet", table::rejects(&r.rejects, |i| r.source_name(i)))?;
+            crate::signals::check()?;
+            bar.inc(1);
+            Ok((n_findings, n_resolved, n_episodes, n_rejects))
+        })();
+        (timeline.join().unwrap_or_else(|_| Err(Error::Internal("timeline writer panicked".into()))), rest)
+    });
+    let n_timeline = timeline?;
+    let (n_findings, n_resolved, n_episodes, n_rejects) = rest?;
+    info.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let outputs = [
+        ("findings.parquet", Some(n_findings)),
+        ("episodes.parquet", Some(n_episodes)),
+        ("rejects.parquet", Some(n_rejects)),
+        ("resolved.parquet", Some(n_resolved)),
+        ("timeline.parquet", Some(n_timeline)),
+        ("report.html", None),
+        ("summary.md", None),
+        ("_SUCCESS", None),
+    ];
+    let json = manifest_json(opts, policy, r, info, &outputs)?;
+    st.write("manifest.json", &json)?;
+    st.write("summary.md", summary::render(opts, policy, r, &info.run_id).as_bytes())?;
+    let t_report = std::time::Instant::now();
+    st.write("report.html", html::render(opts, policy, r, &info.run_id)?.as_bytes())?;
+    tracing::debug!(seconds = t_report.elapsed().as_secs_f64(), "report.html");
+    bar.inc(1);
+    crate::signals::check()?;
+    st.commit()
+}
+
+fn write_parquet(st: &Staging, name: &str, t: Table) -> Result<usize> {
+    let t0 = std::time::Instant::now();
+    let path = st.dir.join(name);
+    let mut df = frame(t).map_err(|e| Error::Internal(format!("building {name}: {e}")))?;
+    let file = st.create(name)?;
+    ParquetWriter::new(&file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(&mut df)
+        .map_err(|e| Error::output(&path, format!("write failed: {e}")))?;
+    file.sync_all().map_err(|e| Error::output(&path, format!("sync failed: {e}")))?;
+    tracing::debug!(file = name, rows = df.height(), seconds = t0.elapsed().as_secs_f64(), "written");
+    Ok(df.height())
+}
+
+/// Writes one Parquet file outside a run's directory (the `diff` output):
+/// owner-only, complete or absent.
+pub(crate) fn write_private_parquet(path: &std::path::Path, df: &mut DataFrame) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::output(path, format!("cannot create: {e}")))?;
+    let written = ParquetWriter::new(&file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(df)
+        .map_err(|e| e.to_string())
+        .and_then(|_| file.sync_all().map_err(|e| e.to_string()))
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::output(path, format!("write failed: {e}")));
+    }
+    Ok(())
+}
