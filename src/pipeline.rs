@@ -154,9 +154,22 @@ pub fn audit(
         scan_only: opts.scan_only,
     };
     let t0 = Instant::now();
-    let mut extract = read_inputs(&inputs, &spec, progress)?;
+    let extract = read_inputs(&inputs, &spec, progress)?;
     let read_seconds = t0.elapsed().as_secs_f64();
+    audit_extract(extract, inputs, opts, policy, progress, previous, read_seconds)
+}
 
+/// Evaluates what was read (from files, or from tables in memory) and
+/// reconciles it with the previous run, if one is given.
+pub fn audit_extract(
+    mut extract: Extract,
+    inputs: Vec<InputFile>,
+    opts: &RunOptions,
+    policy: &Policy,
+    progress: &Progress,
+    previous: Option<&PreviousRun>,
+    read_seconds: f64,
+) -> Result<RunResult> {
     let t1 = Instant::now();
     let horizon = opts.to.or_else(|| extract.max_date());
     let ctx = Ctx { policy, from: opts.from, to: opts.to, horizon: horizon.unwrap_or_default(), pharmacy_input: extract.pharmacy_input() };

@@ -265,6 +265,8 @@ pub struct Policy {
     /// sha-less fingerprint of the policy text, for the run id.
     pub fingerprint: u64,
     pub source: String,
+    /// The policy as written (what a distributed job ships to its workers).
+    pub text: String,
 }
 
 impl Policy {
@@ -380,6 +382,7 @@ impl Policy {
         policy_codes_upper.sort();
         Ok(Policy {
             fingerprint: crate::util::fnv1a(text.as_bytes()),
+            text: text.to_string(),
             source: source.to_string(),
             file,
             drugs,

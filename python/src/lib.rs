@@ -1,0 +1,361 @@
+//! `claims_audit._core`: the audit core for Python. Tables cross as Arrow
+//! (the C data interface), never as text. The Python modules around it are
+//! the public API (`claims_audit.audit`, `claims_audit.spark`).
+
+use std::path::{Path, PathBuf};
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_array::ffi_stream::RecordBatchStreamReader;
+use arrow_pyarrow::{FromPyArrow, IntoPyArrow, Table as PaTable};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use serde::Deserialize;
+
+use claims_audit::columns::ColumnMap;
+use claims_audit::error::Error;
+use claims_audit::ingest::{CsvEngine, FileStats, Format, InputFile, ScanSpec, arrow as arrow_in};
+use claims_audit::model::Date;
+use claims_audit::pipeline::{Evaluated, Extract, RunOptions, RunResult, audit_extract, evaluate_extract};
+use claims_audit::policy::Policy;
+use claims_audit::progress::Progress;
+use claims_audit::report::{self, RunInfo, table};
+use claims_audit::rules::{Ctx, RULES};
+
+/// The command line's one-line messages, as Python exceptions: bad input or
+/// configuration is a ValueError, a failed write an OSError.
+fn py_err(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Config(_) | Error::Input { .. } => PyValueError::new_err(msg),
+        Error::Output { .. } => PyOSError::new_err(msg),
+        _ => PyRuntimeError::new_err(msg),
+    }
+}
+
+fn date_arg(v: Option<&str>, what: &str) -> PyResult<Option<Date>> {
+    v.map(|s| Date::parse(s).ok_or_else(|| PyValueError::new_err(format!("{what}: invalid date {s:?}, expected YYYY-MM-DD")))).transpose()
+}
+
+fn today() -> Date {
+    use chrono::Datelike;
+    let t = chrono::Utc::now().date_naive();
+    Date::from_ymd(t.year(), t.month(), t.day()).unwrap_or_default()
+}
+
+/// Every batch of an Arrow stream (a pyarrow Table, a polars DataFrame,
+/// anything with `__arrow_c_stream__`).
+fn batches(obj: &Bound<PyAny>) -> PyResult<(arrow_schema::SchemaRef, Vec<RecordBatch>)> {
+    let reader = RecordBatchStreamReader::from_pyarrow_bound(obj)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| PyValueError::new_err(format!("reading the table: {e}")))?;
+    Ok((schema, batches))
+}
+
+fn to_py<'py>(py: Python<'py>, t: &table::Table) -> PyResult<Bound<'py, PyAny>> {
+    let b = table::to_record_batch(t).map_err(py_err)?;
+    let schema = b.schema();
+    PaTable::try_new(vec![b], schema).map_err(|e| PyRuntimeError::new_err(e.to_string()))?.into_pyarrow(py)
+}
+
+fn load_policy(path: Option<&str>) -> PyResult<Policy> {
+    match path {
+        Some(p) => Policy::load(Path::new(p)),
+        None => Policy::default_policy(),
+    }
+    .map_err(py_err)
+}
+
+fn options(from: Option<Date>, to: Option<Date>, lookback_days: i32, policy_path: Option<&str>, inputs: Vec<String>) -> RunOptions {
+    RunOptions {
+        inputs,
+        out: PathBuf::new(),
+        from,
+        to,
+        lookback_days,
+        delimiter: b',',
+        engine: CsvEngine::Fast,
+        quiet: true,
+        scan_only: false,
+        policy_path: policy_path.map(PathBuf::from),
+        columns_path: None,
+        threads: None,
+        run_date: today(),
+        previous: None,
+    }
+}
+
+fn in_memory(name: &str) -> InputFile {
+    InputFile { path: PathBuf::from(name), format: Format::Arrow, bytes: 0, mtime: None }
+}
+
+/// The result tables of a run as pyarrow Tables, plus its id and counts.
+fn results<'py>(py: Python<'py>, r: &RunResult, policy: &Policy, run_id: &str) -> PyResult<Bound<'py, PyDict>> {
+    let rows = report::finding_rows(r, policy);
+    let refs: Vec<_> = rows.iter().collect();
+    let d = PyDict::new(py);
+    d.set_item("findings", to_py(py, &table::findings(run_id, &refs))?)?;
+    d.set_item("episodes", to_py(py, &table::episodes(&r.episodes))?)?;
+    d.set_item("rejects", to_py(py, &table::rejects(&r.rejects, |i| r.source_name(i)))?)?;
+    d.set_item("tallies", to_py(py, &table::tallies(policy, &r.tallies))?)?;
+    d.set_item("run_id", run_id)?;
+    let totals = report::totals(r);
+    d.set_item("totals", serde_json::to_string(&totals).map_err(|e| PyRuntimeError::new_err(e.to_string()))?)?;
+    Ok(d)
+}
+
+/// Audits named tables (medical and pharmacy, told apart by their columns
+/// as files are), each read as one input.
+#[pyfunction]
+#[pyo3(signature = (tables, policy=None, date_from=None, date_to=None, lookback_days=400))]
+fn audit<'py>(
+    py: Python<'py>,
+    tables: Vec<(String, Bound<'py, PyAny>)>,
+    policy: Option<&str>,
+    date_from: Option<&str>,
+    date_to: Option<&str>,
+    lookback_days: i32,
+) -> PyResult<Bound<'py, PyDict>> {
+    let pol = load_policy(policy)?;
+    let (from, to) = (date_arg(date_from, "date_from")?, date_arg(date_to, "date_to")?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(py_err(Error::Config(format!("--from {f} is after --to {t}"))));
+    }
+    let tables = tables.iter().map(|(name, t)| Ok((name.clone(), batches(t)?))).collect::<PyResult<Vec<_>>>()?;
+    let names: Vec<String> = tables.iter().map(|t| t.0.to_string()).collect();
+    let opts = options(from, to, lookback_days, policy, names);
+    let columns = ColumnMap::default();
+    let r = py.detach(|| -> Result<RunResult, Error> {
+        let spec = ScanSpec {
+            policy: &pol,
+            columns: &columns,
+            lo: opts.read_from(),
+            hi: opts.to,
+            delimiter: b',',
+            engine: CsvEngine::Fast,
+            scan_only: false,
+        };
+        let mut extract = Extract::default();
+        let mut inputs = Vec::new();
+        for (k, (name, (schema, b))) in tables.iter().enumerate() {
+            extract.push(arrow_in::read_table(name, k as u32, schema, b, &spec)?);
+            inputs.push(in_memory(name));
+        }
+        audit_extract(extract, inputs, &opts, &pol, &Progress::new(true), None, 0.0)
+    });
+    let r = r.map_err(py_err)?;
+    let run_id = report::run_id(&opts, &pol, &r);
+    results(py, &r, &pol, &run_id)
+}
+
+/// The rule catalogue: id, category, default severity and what it flags.
+#[pyfunction]
+fn rules(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    RULES
+        .iter()
+        .map(|r| {
+            let d = PyDict::new(py);
+            d.set_item("rule_id", r.id)?;
+            d.set_item("category", r.category)?;
+            d.set_item("severity", r.severity.as_str())?;
+            d.set_item("summary", r.summary)?;
+            Ok(d)
+        })
+        .collect()
+}
+
+/// What a Spark scan may keep: policy codes (upper case; J-codes are all
+/// kept), policy NDCs, pharmacy revenue code ranges.
+#[pyfunction]
+#[pyo3(signature = (policy=None))]
+fn scope<'py>(py: Python<'py>, policy: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+    let pol = load_policy(policy)?;
+    let d = PyDict::new(py);
+    let mut codes: Vec<String> = pol.policy_codes.iter().map(|c| c.to_ascii_uppercase()).collect();
+    codes.sort();
+    d.set_item("codes", codes)?;
+    let mut ndcs: Vec<String> = pol.ndc_products.keys().cloned().collect();
+    ndcs.sort();
+    d.set_item("ndcs", ndcs)?;
+    d.set_item("toml", pol.text.clone())?;
+    d.set_item("source", pol.source.clone())?;
+    Ok(d)
+}
+
+/// Resolves column names as the command line resolves a header: the kind
+/// (`medical` or `pharmacy`) and, per canonical column, the name it has.
+#[pyfunction]
+fn resolve_columns<'py>(py: Python<'py>, names: Vec<String>, source: &str) -> PyResult<Bound<'py, PyDict>> {
+    let r = ColumnMap::default().resolve(Path::new(source), &names).map_err(py_err)?;
+    let d = PyDict::new(py);
+    d.set_item("kind", r.kind.as_str())?;
+    let map = PyDict::new(py);
+    for (slot, at) in r.idx.iter().enumerate() {
+        if let Some(i) = at {
+            map.set_item(claims_audit::columns::canonical_name(slot), &names[*i])?;
+        }
+    }
+    d.set_item("columns", map)?;
+    Ok(d)
+}
+
+/// What every partition of a Spark job is told.
+#[derive(Deserialize)]
+struct PartitionArgs {
+    /// Canonical columns of each input file, by file index.
+    files: Vec<Vec<String>>,
+    policy_toml: String,
+    policy_source: String,
+    from: Option<Date>,
+    to: Option<Date>,
+    lookback_days: i32,
+    /// Set for the evaluation pass: `--to`, else the latest date of the run.
+    horizon: Option<Date>,
+    pharmacy_input: bool,
+}
+
+fn read_partition(args: &PartitionArgs, pol: &Policy, data: &Bound<PyAny>) -> PyResult<Extract> {
+    let (schema, b) = batches(data)?;
+    let columns = ColumnMap::default();
+    let opts = options(args.from, args.to, args.lookback_days, None, Vec::new());
+    let spec =
+        ScanSpec { policy: pol, columns: &columns, lo: opts.read_from(), hi: opts.to, delimiter: b',', engine: CsvEngine::Fast, scan_only: false };
+    let outs = arrow_in::read_partition(&args.files, &schema, &b, &spec).map_err(py_err)?;
+    let mut extract = Extract::default();
+    for o in outs {
+        extract.push(o);
+    }
+    Ok(extract)
+}
+
+fn partition_args(args: &str) -> PyResult<(PartitionArgs, Policy)> {
+    let a: PartitionArgs = serde_json::from_str(args).map_err(|e| PyValueError::new_err(format!("partition arguments: {e}")))?;
+    let pol = Policy::from_toml(&a.policy_toml, &a.policy_source).map_err(py_err)?;
+    Ok((a, pol))
+}
+
+/// First pass of a Spark job: the latest date this partition keeps (the
+/// run's horizon is the latest over all partitions).
+#[pyfunction]
+fn partition_horizon(data: &Bound<PyAny>, args: &str) -> PyResult<Option<String>> {
+    let (a, pol) = partition_args(args)?;
+    let extract = read_partition(&a, &pol, data)?;
+    Ok(extract.max_date().map(|d| d.to_string()))
+}
+
+/// Second pass: this partition's persons evaluated, serialized for `finish`.
+#[pyfunction]
+fn partition_audit<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, args: &str) -> PyResult<Bound<'py, PyBytes>> {
+    let (a, pol) = partition_args(args)?;
+    let mut extract = read_partition(&a, &pol, data)?;
+    let ctx = Ctx { policy: &pol, from: a.from, to: a.to, horizon: a.horizon.unwrap_or_default(), pharmacy_input: a.pharmacy_input };
+    let ev = py.detach(|| evaluate_extract(&mut extract, &ctx, &Progress::new(true)));
+    let bytes = serde_json::to_vec(&ev).map_err(|e| PyRuntimeError::new_err(format!("partition result: {e}")))?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// One input file of a Spark job, as the driver saw it.
+#[derive(Deserialize)]
+struct SparkFile {
+    path: String,
+    format: Format,
+    bytes: u64,
+    /// Rows in the file, and rows with an empty HCPCS code (medical).
+    rows: u64,
+}
+
+#[derive(Deserialize)]
+struct FinishArgs {
+    files: Vec<SparkFile>,
+    inputs: Vec<String>,
+    policy_path: Option<String>,
+    from: Option<Date>,
+    to: Option<Date>,
+    lookback_days: i32,
+    horizon: Option<Date>,
+    argv: Vec<String>,
+    started_at: String,
+    read_seconds: f64,
+    eval_seconds: f64,
+}
+
+/// Last step of a Spark job, on the driver: merges the partitions' results
+/// in the command line's order and builds the output tables, manifest and
+/// summary.
+#[pyfunction]
+fn finish<'py>(py: Python<'py>, partials: Vec<Vec<u8>>, args: &str) -> PyResult<Bound<'py, PyDict>> {
+    let a: FinishArgs = serde_json::from_str(args).map_err(|e| PyValueError::new_err(format!("finish arguments: {e}")))?;
+    let pol = load_policy(a.policy_path.as_deref())?;
+    let mut ev = Evaluated::default();
+    for p in &partials {
+        let part: Evaluated = serde_json::from_slice(p).map_err(|e| PyRuntimeError::new_err(format!("partition result: {e}")))?;
+        ev.merge(part);
+    }
+    ev.sort();
+    let mut files = std::mem::take(&mut ev.files);
+    files.resize_with(a.files.len(), FileStats::default);
+    for (f, s) in files.iter_mut().zip(&a.files) {
+        // Rows the scan filtered out were read and accepted, out of scope.
+        let unseen = s.rows.saturating_sub(f.rows_read);
+        f.rows_read += unseen;
+        f.rows_accepted += unseen;
+        f.path = s.path.clone();
+        f.format = Some(s.format);
+        f.bytes = s.bytes;
+    }
+    let inputs: Vec<InputFile> =
+        a.files.iter().map(|s| InputFile { path: PathBuf::from(&s.path), format: s.format, bytes: s.bytes, mtime: None }).collect();
+    let opts = options(a.from, a.to, a.lookback_days, a.policy_path.as_deref(), a.inputs.clone());
+    let lifecycle = claims_audit::history::reconcile(None, &ev.findings, &[], &Default::default(), &Default::default(), &pol, opts.run_date);
+    let r = RunResult {
+        files,
+        inputs,
+        findings: ev.findings,
+        episodes: ev.episodes,
+        rejects: ev.rejects,
+        tallies: ev.tallies,
+        pharmacy: ev.pharmacy,
+        lifecycle,
+        timeline: Vec::new(),
+        horizon: a.horizon,
+        persons: ev.persons,
+        lines_kept: ev.lines_kept,
+        read_seconds: a.read_seconds,
+        eval_seconds: a.eval_seconds,
+    };
+    let run_id = report::run_id(&opts, &pol, &r);
+    let d = results(py, &r, &pol, &run_id)?;
+    let info = RunInfo {
+        run_id: run_id.clone(),
+        started_at: a.started_at.clone(),
+        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        argv: a.argv.clone(),
+    };
+    let n = |k: &str| -> PyResult<usize> { d.get_item(k)?.map_or(Ok(0), |t| t.getattr("num_rows")?.extract::<usize>()) };
+    let outputs = [
+        ("findings.parquet", Some(n("findings")?)),
+        ("episodes.parquet", Some(n("episodes")?)),
+        ("rejects.parquet", Some(n("rejects")?)),
+        ("summary.md", None),
+        ("_SUCCESS", None),
+    ];
+    let manifest = report::manifest_json(&opts, &pol, &r, &info, &outputs).map_err(py_err)?;
+    d.set_item("manifest", String::from_utf8_lossy(&manifest).into_owned())?;
+    d.set_item("summary", report::summary::render(&opts, &pol, &r, &run_id))?;
+    Ok(d)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(audit, m)?)?;
+    m.add_function(wrap_pyfunction!(rules, m)?)?;
+    m.add_function(wrap_pyfunction!(scope, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(partition_horizon, m)?)?;
+    m.add_function(wrap_pyfunction!(partition_audit, m)?)?;
+    m.add_function(wrap_pyfunction!(finish, m)?)?;
+    m.add("VERSION", claims_audit::VERSION)?;
+    Ok(())
+}
