@@ -347,6 +347,19 @@ fn finish<'py>(py: Python<'py>, partials: Vec<Vec<u8>>, args: &str) -> PyResult<
     Ok(d)
 }
 
+/// Writes a run's output files the way the command line does: under its
+/// lock, into a private staging directory, `_SUCCESS` last, moved into place.
+#[pyfunction]
+fn write_outputs(out: &str, files: Vec<(String, Vec<u8>)>) -> PyResult<()> {
+    let target = Path::new(out);
+    let _lock = report::OutputLock::acquire(target).map_err(py_err)?;
+    let st = report::Staging::new(target).map_err(py_err)?;
+    for (name, bytes) in &files {
+        st.write(name, bytes).map_err(py_err)?;
+    }
+    st.commit().map_err(py_err)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(audit, m)?)?;
@@ -356,6 +369,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition_horizon, m)?)?;
     m.add_function(wrap_pyfunction!(partition_audit, m)?)?;
     m.add_function(wrap_pyfunction!(finish, m)?)?;
+    m.add_function(wrap_pyfunction!(write_outputs, m)?)?;
     m.add("VERSION", claims_audit::VERSION)?;
     Ok(())
 }
