@@ -28,7 +28,8 @@ from typing import Iterator, List, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import _core
+# Absolute, so spark-submit can run this file as the application.
+from claims_audit import _core
 
 FILE, ROW, PERSON = "__file", "__row", "__person"
 
@@ -42,6 +43,15 @@ def _ndc_variants(ndc11: str) -> List[str]:
         if ndc11[at] == "0":
             out.add(ndc11[:at] + ndc11[at + 1 :])
     return sorted(out)
+
+
+def _date_arg(v: Optional[str], what: str) -> Optional[str]:
+    if v is None:
+        return None
+    try:
+        return dt.date.fromisoformat(str(v)).isoformat()
+    except ValueError:
+        raise ValueError(f"{what}: invalid date {v!r}, expected YYYY-MM-DD") from None
 
 
 def _norm(uri: str) -> str:
@@ -183,6 +193,9 @@ def run(
     """Runs the audit on `spark` and writes `out`. Returns the manifest."""
     from pyspark.sql import functions as F
 
+    date_from, date_to = _date_arg(date_from, "--from"), _date_arg(date_to, "--to")
+    if date_from and date_to and date_from > date_to:
+        raise ValueError(f"--from {date_from} is after --to {date_to}")
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     t0 = time.monotonic()
     scope = _core.scope(policy)
