@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_array::ffi_stream::RecordBatchStreamReader;
+use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_pyarrow::{FromPyArrow, IntoPyArrow, Table as PaTable};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -220,8 +220,15 @@ fn read_partition(args: &PartitionArgs, pol: &Policy, data: &Bound<PyAny>) -> Py
     let (schema, b) = batches(data)?;
     let columns = ColumnMap::default();
     let opts = options(args.from, args.to, args.lookback_days, None, Vec::new());
-    let spec =
-        ScanSpec { policy: pol, columns: &columns, lo: opts.read_from(), hi: opts.to, delimiter: b',', engine: CsvEngine::Fast, scan_only: false };
+    let spec = ScanSpec {
+        policy: pol,
+        columns: &columns,
+        lo: opts.read_from(),
+        hi: opts.to,
+        delimiter: b',',
+        engine: CsvEngine::Fast,
+        scan_only: false,
+    };
     let outs = arrow_in::read_partition(&args.files, &schema, &b, &spec).map_err(py_err)?;
     let mut extract = Extract::default();
     for o in outs {
@@ -308,7 +315,8 @@ fn finish<'py>(py: Python<'py>, partials: Vec<Vec<u8>>, args: &str) -> PyResult<
     let inputs: Vec<InputFile> =
         a.files.iter().map(|s| InputFile { path: PathBuf::from(&s.path), format: s.format, bytes: s.bytes, mtime: None }).collect();
     let opts = options(a.from, a.to, a.lookback_days, a.policy_path.as_deref(), a.inputs.clone());
-    let lifecycle = claims_audit::history::reconcile(None, &ev.findings, &[], &Default::default(), &Default::default(), &pol, opts.run_date);
+    let lifecycle =
+        claims_audit::history::reconcile(None, &ev.findings, &[], &Default::default(), &Default::default(), &pol, opts.run_date);
     let r = RunResult {
         files,
         inputs,

@@ -103,9 +103,7 @@ fn select(l: &Layout, keys: &[Option<StringArray>; 3], rows: &[u32], spec: &Scan
 /// Feeds the rows `rows` of `batch` through `sink`; `row_no` gives each its
 /// source line (1-based row number).
 fn feed(l: &Layout, sink: &mut RowSink, batch: &RecordBatch, rows: &[u32], spec: &ScanSpec, row_no: &dyn Fn(u32) -> u64) -> Result<()> {
-    let key = |k: Option<usize>| -> Result<Option<StringArray>> {
-        k.map(|k| text(batch.column(l.columns[k]), &l.header[k])).transpose()
-    };
+    let key = |k: Option<usize>| -> Result<Option<StringArray>> { k.map(|k| text(batch.column(l.columns[k]), &l.header[k])).transpose() };
     let keys = [key(l.code)?, key(l.revenue)?, key(l.ndc)?];
     let chosen = select(l, &keys, rows, spec, &mut sink.out.stats);
     if chosen.is_empty() {
@@ -114,7 +112,8 @@ fn feed(l: &Layout, sink: &mut RowSink, batch: &RecordBatch, rows: &[u32], spec:
     let take = UInt32Array::from(chosen.clone());
     let mut cols = Vec::with_capacity(l.columns.len());
     for (k, &c) in l.columns.iter().enumerate() {
-        let taken = arrow_select::take::take(batch.column(c), &take, None).map_err(|e| Error::Internal(format!("take {}: {e}", l.header[k])))?;
+        let taken =
+            arrow_select::take::take(batch.column(c), &take, None).map_err(|e| Error::Internal(format!("take {}: {e}", l.header[k])))?;
         cols.push(text(&taken, &l.header[k])?);
     }
     let width = cols.len();
@@ -197,13 +196,15 @@ pub fn read_partition(files: &[Vec<String>], schema: &Schema, batches: &[RecordB
     for b in batches {
         let as_i64 = |c: usize, what: &str| -> Result<Vec<i64>> {
             let a = arrow_cast::cast(b.column(c), &DataType::Int64).map_err(|e| Error::Internal(format!("{what}: {e}")))?;
-            let a = a.as_any().downcast_ref::<arrow_array::Int64Array>().ok_or_else(|| Error::Internal(format!("{what} is not integer")))?;
+            let a =
+                a.as_any().downcast_ref::<arrow_array::Int64Array>().ok_or_else(|| Error::Internal(format!("{what} is not integer")))?;
             Ok((0..a.len()).map(|i| if a.is_null(i) { -1 } else { a.value(i) }).collect())
         };
         let (file, row) = (as_i64(file_col, FILE_COLUMN)?, as_i64(row_col, ROW_COLUMN)?);
         let mut by_file: Vec<Vec<u32>> = vec![Vec::new(); files.len()];
         for (i, &f) in file.iter().enumerate() {
-            let f = usize::try_from(f).ok().filter(|&f| f < files.len()).ok_or_else(|| Error::Internal(format!("row with file index {f}")))?;
+            let f =
+                usize::try_from(f).ok().filter(|&f| f < files.len()).ok_or_else(|| Error::Internal(format!("row with file index {f}")))?;
             by_file[f].push(i as u32);
         }
         for (f, rows) in by_file.iter().enumerate() {
