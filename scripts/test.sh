@@ -17,8 +17,8 @@ VENV="${CLAIMS_AUDIT_VENV:-$CARGO_TARGET_DIR/venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import maturin, pyarrow, pyspark, polars, pandas, pytest" >/dev/null 2>&1; then
-  "$VENV/bin/pip" install -q --disable-pip-version-check maturin pyarrow "pyspark>=3.5" polars "pandas<3" pytest
+if ! "$VENV/bin/python" -c "import maturin, pyarrow, pyspark, polars, pandas, duckdb, pytest" >/dev/null 2>&1; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check maturin pyarrow "pyspark>=3.5" polars "pandas<3" duckdb pytest
 fi
 # The package's own build cache (no polars: a few minutes cold, seconds warm).
 CARGO_TARGET_DIR="$CARGO_TARGET_DIR/python" "$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps ./python

@@ -895,16 +895,19 @@ impl ParquetSink {
 pub fn csv_to_parquet(input: &std::path::Path, output: &std::path::Path) -> Result<()> {
     use polars::prelude::*;
     let perr = |e: PolarsError| Error::input(input, e.to_string().lines().next().unwrap_or("").to_string());
-    let df = LazyCsvReader::new(PlRefPath::new(input.to_string_lossy().to_string()))
-        .with_infer_schema_length(Some(0))
-        .finish()
-        .and_then(|lf| lf.collect())
-        .map_err(perr)?;
+    let cerr = |e: csv::Error| Error::input(input, e.to_string());
+    let mut rd = csv::Reader::from_path(input).map_err(cerr)?;
+    let header: Vec<String> = rd.headers().map_err(cerr)?.iter().map(str::to_string).collect();
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    for rec in rd.records() {
+        let rec = rec.map_err(cerr)?;
+        for (k, c) in cells.iter_mut().enumerate() {
+            c.push(rec.get(k).unwrap_or("").to_string());
+        }
+    }
     let mut cols = Vec::new();
-    for c in df.columns() {
-        let name = c.name().to_string();
-        let s = c.str().map_err(perr)?;
-        let vals: Vec<Option<&str>> = s.iter().map(|v| v.filter(|x| !x.trim().is_empty())).collect();
+    for (name, c) in header.into_iter().zip(&cells) {
+        let vals: Vec<Option<&str>> = c.iter().map(|v| Some(v.as_str()).filter(|x| !x.trim().is_empty())).collect();
         let lname = name.to_ascii_lowercase();
         if lname.ends_with("_date") {
             let parsed: Vec<Option<i32>> = vals.iter().map(|v| v.and_then(crate::model::Date::parse).map(|d| d.0)).collect();

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use claims_audit::columns::ColumnMap;
 use claims_audit::error::{Error, Result};
 use claims_audit::generate::{GenFormat, GenOptions};
-use claims_audit::ingest::CsvEngine;
+use claims_audit::ingest::Engine;
 use claims_audit::model::Date;
 use claims_audit::pipeline::{RunOptions, audit};
 use claims_audit::policy::Policy;
@@ -98,9 +98,10 @@ struct RunArgs {
     /// No progress output; errors only.
     #[arg(long)]
     quiet: bool,
-    /// CSV reader: fast (default) or plain (the csv crate, for cross-checks).
-    #[arg(long, value_enum, default_value_t = CsvEngine::Fast, hide = true)]
-    csv_engine: CsvEngine,
+    /// Readers: fast (default) or plain, the reference readers the fast ones
+    /// are tested against (the csv crate for CSV, polars for Parquet).
+    #[arg(long, alias = "csv-engine", value_enum, default_value_t = Engine::Fast, hide = true)]
+    engine: Engine,
     /// Only scan and count in-scope rows; write nothing (benchmark floor).
     #[arg(long, hide = true)]
     scan_only: bool,
@@ -251,7 +252,7 @@ fn run(a: RunArgs) -> Result<()> {
             "tab" => b'\t',
             _ => b',',
         },
-        engine: a.csv_engine,
+        engine: a.engine,
         quiet: a.quiet,
         scan_only: a.scan_only,
         policy_path: a.policy,

@@ -12,7 +12,7 @@ use crate::columns::{ColumnMap, FileKind};
 use crate::episodes::{DispenseUse, Patient, PharmacySide, Reversible, build_patient, net_reversals};
 use crate::error::{Error, Result};
 use crate::history::{Lifecycle, LineKey, PreviousRun, reconcile, resolved_candidates};
-use crate::ingest::{CsvEngine, FileOutput, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
+use crate::ingest::{Engine, FileOutput, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
 use crate::model::{Date, Dispense, Line, Severity, Text, UncodedDrugDay};
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -28,7 +28,7 @@ pub struct RunOptions {
     pub to: Option<Date>,
     pub lookback_days: i32,
     pub delimiter: u8,
-    pub engine: CsvEngine,
+    pub engine: Engine,
     pub quiet: bool,
     pub scan_only: bool,
     pub policy_path: Option<PathBuf>,

@@ -118,7 +118,8 @@ class _Input:
         elif fmt == "csv":
             # Every column as text. Each file is its own scan, and multiLine
             # keeps it in one split: its rows are numbered in file order.
-            reader = spark.read.option("header", True).option("multiLine", True).option("inferSchema", False)
+            # RFC 4180 quoting: a quote inside a quoted field is doubled.
+            reader = spark.read.option("header", True).option("multiLine", True).option("escape", '"').option("inferSchema", False)
             parts = [reader.csv(f) for f in sorted(reader.csv(paths).inputFiles())]
             df = parts[0]
             for p in parts[1:]:

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use claims_audit::columns::ColumnMap;
 use claims_audit::error::Error;
-use claims_audit::ingest::{CsvEngine, FileStats, Format, InputFile, ScanSpec, arrow as arrow_in};
+use claims_audit::ingest::{Engine, FileStats, Format, InputFile, ScanSpec, arrow as arrow_in};
 use claims_audit::model::Date;
 use claims_audit::pipeline::{Evaluated, Extract, RunOptions, RunResult, audit_extract, evaluate_extract};
 use claims_audit::policy::Policy;
@@ -74,7 +74,7 @@ fn options(from: Option<Date>, to: Option<Date>, lookback_days: i32, policy_path
         to,
         lookback_days,
         delimiter: b',',
-        engine: CsvEngine::Fast,
+        engine: Engine::Fast,
         quiet: true,
         scan_only: false,
         policy_path: policy_path.map(PathBuf::from),
@@ -134,7 +134,7 @@ fn audit<'py>(
             lo: opts.read_from(),
             hi: opts.to,
             delimiter: b',',
-            engine: CsvEngine::Fast,
+            engine: Engine::Fast,
             scan_only: false,
         };
         let mut extract = Extract::default();
@@ -226,7 +226,7 @@ fn read_partition(args: &PartitionArgs, pol: &Policy, data: &Bound<PyAny>) -> Py
         lo: opts.read_from(),
         hi: opts.to,
         delimiter: b',',
-        engine: CsvEngine::Fast,
+        engine: Engine::Fast,
         scan_only: false,
     };
     let outs = arrow_in::read_partition(&args.files, &schema, &b, &spec).map_err(py_err)?;

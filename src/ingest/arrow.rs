@@ -18,22 +18,22 @@ use crate::error::{Error, Result};
 
 /// How one source's columns sit in the batches: the slots it has, in slot
 /// order, each with its batch column, and the row sink's view of them.
-struct Layout {
-    kind: FileKind,
-    /// Batch column of each present slot, in slot order.
-    columns: Vec<usize>,
+pub(crate) struct Layout {
+    pub kind: FileKind,
+    /// Batch column (by name) of each present slot, in slot order.
+    pub names: Vec<String>,
     /// Slot -> position in `columns` (what the row sink indexes).
     local: Resolved,
     header: Vec<String>,
-    /// Positions in `columns` of the key columns.
+    /// Positions in `names` of the key columns.
     code: Option<usize>,
     revenue: Option<usize>,
     ndc: Option<usize>,
 }
 
 impl Layout {
-    /// `resolved` maps slots to batch columns.
-    fn new(resolved: &Resolved) -> Layout {
+    /// `resolved` maps slots to columns of `schema`.
+    pub fn new(resolved: &Resolved, schema: &Schema) -> Layout {
         let slots: Vec<usize> = (0..col::COUNT).filter(|&s| resolved.idx[s].is_some()).collect();
         let mut idx = [None; col::COUNT];
         for (k, &s) in slots.iter().enumerate() {
@@ -41,7 +41,7 @@ impl Layout {
         }
         Layout {
             kind: resolved.kind,
-            columns: slots.iter().filter_map(|&s| resolved.idx[s]).collect(),
+            names: slots.iter().filter_map(|&s| resolved.idx[s]).map(|i| schema.field(i).name().clone()).collect(),
             local: Resolved { idx, width: slots.len(), kind: resolved.kind },
             header: slots.iter().map(|&s| canonical_name(s)).collect(),
             code: idx[col::HCPCS],
@@ -53,7 +53,7 @@ impl Layout {
 
 /// A column as text, as a CSV cell would hold it: dates as YYYY-MM-DD,
 /// numbers in decimal, null as empty.
-fn text(a: &ArrayRef, name: &str) -> Result<StringArray> {
+pub(crate) fn text(a: &ArrayRef, name: &str) -> Result<StringArray> {
     let cast = match a.data_type() {
         DataType::Utf8 => a.clone(),
         _ => arrow_cast::cast(a, &DataType::Utf8).map_err(|e| Error::input(Path::new(name), format!("cannot read as text: {e}")))?,
@@ -67,7 +67,7 @@ fn cell(a: &StringArray, i: usize) -> &str {
 
 /// The rows of `rows` (batch positions) some rule may read; every other one
 /// is counted here as read and accepted.
-fn select(l: &Layout, keys: &[Option<StringArray>; 3], rows: &[u32], spec: &ScanSpec, stats: &mut FileStats) -> Vec<u32> {
+pub(crate) fn select(l: &Layout, keys: &[Option<StringArray>; 3], rows: &[u32], spec: &ScanSpec, stats: &mut FileStats) -> Vec<u32> {
     let [code, rev, ndc] = keys;
     fn get(a: &Option<StringArray>, i: u32) -> &str {
         a.as_ref().map_or("", |a| cell(a, i as usize)).trim_ascii()
@@ -100,32 +100,56 @@ fn select(l: &Layout, keys: &[Option<StringArray>; 3], rows: &[u32], spec: &Scan
     keep
 }
 
-/// Feeds the rows `rows` of `batch` through `sink`; `row_no` gives each its
-/// source line (1-based row number).
+/// Feeds the rows `rows` of `batch` that some rule may read through `sink`;
+/// `row_no` gives each its source line (1-based row number).
 fn feed(l: &Layout, sink: &mut RowSink, batch: &RecordBatch, rows: &[u32], spec: &ScanSpec, row_no: &dyn Fn(u32) -> u64) -> Result<()> {
-    let key = |k: Option<usize>| -> Result<Option<StringArray>> { k.map(|k| text(batch.column(l.columns[k]), &l.header[k])).transpose() };
-    let keys = [key(l.code)?, key(l.revenue)?, key(l.ndc)?];
+    let keys = l.keys(batch)?;
     let chosen = select(l, &keys, rows, spec, &mut sink.out.stats);
-    if chosen.is_empty() {
-        return Ok(());
-    }
-    let take = UInt32Array::from(chosen.clone());
-    let mut cols = Vec::with_capacity(l.columns.len());
-    for (k, &c) in l.columns.iter().enumerate() {
-        let taken =
-            arrow_select::take::take(batch.column(c), &take, None).map_err(|e| Error::Internal(format!("take {}: {e}", l.header[k])))?;
-        cols.push(text(&taken, &l.header[k])?);
-    }
-    let width = cols.len();
-    for (j, &i) in chosen.iter().enumerate() {
-        let field = |k: usize| cell(&cols[k], j).as_bytes();
-        let raw = || Cow::Owned(cols.iter().map(|c| cell(c, j)).collect::<Vec<_>>().join(",").into_bytes());
-        sink.row_lazy(row_no(i), width, field, raw);
-    }
-    Ok(())
+    l.feed_rows(sink, batch, Some(&chosen), &|j| row_no(chosen[j]))
 }
 
-fn new_sink<'a>(spec: &'a ScanSpec<'a>, l: &'a Layout, file: u32) -> RowSink<'a> {
+impl Layout {
+    fn column<'b>(&self, batch: &'b RecordBatch, k: usize) -> Result<&'b ArrayRef> {
+        batch.column_by_name(&self.names[k]).ok_or_else(|| Error::Internal(format!("batch has no column {}", self.names[k])))
+    }
+
+    /// The key columns of a batch as text (absent ones as None).
+    pub fn keys(&self, batch: &RecordBatch) -> Result<[Option<StringArray>; 3]> {
+        let key = |k: Option<usize>| -> Result<Option<StringArray>> { k.map(|k| text(self.column(batch, k)?, &self.header[k])).transpose() };
+        Ok([key(self.code)?, key(self.revenue)?, key(self.ndc)?])
+    }
+
+    /// Feeds rows of `batch` through `sink`: the rows `take` lists, or every
+    /// row. `row_no(j)` is the source line of the j-th row fed.
+    pub fn feed_rows(&self, sink: &mut RowSink, batch: &RecordBatch, take: Option<&[u32]>, row_no: &dyn Fn(usize) -> u64) -> Result<()> {
+        if take.is_some_and(|t| t.is_empty()) || batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let take = take.map(|t| UInt32Array::from(t.to_vec()));
+        let mut cols = Vec::with_capacity(self.names.len());
+        for k in 0..self.names.len() {
+            let c = self.column(batch, k)?;
+            let taken;
+            let c = match &take {
+                Some(t) => {
+                    taken = arrow_select::take::take(c, t, None).map_err(|e| Error::Internal(format!("take {}: {e}", self.header[k])))?;
+                    &taken
+                }
+                None => c,
+            };
+            cols.push(text(c, &self.header[k])?);
+        }
+        let width = cols.len();
+        for j in 0..cols.first().map_or(0, |c| c.len()) {
+            let field = |k: usize| cell(&cols[k], j).as_bytes();
+            let raw = || Cow::Owned(cols.iter().map(|c| cell(c, j)).collect::<Vec<_>>().join(",").into_bytes());
+            sink.row_lazy(row_no(j), width, field, raw);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn new_sink<'a>(spec: &'a ScanSpec<'a>, l: &'a Layout, file: u32) -> RowSink<'a> {
     let mut sink = RowSink::new(spec, &l.local, file, &l.header, b"\x00never-a-header\x00");
     // Arrow strings are UTF-8.
     sink.utf8_checked = true;
@@ -144,7 +168,7 @@ pub fn resolve(columns: &ColumnMap, name: &str, schema: &Schema) -> Result<Resol
 /// from 1 in table order, as Parquet rows are.
 pub fn read_table(name: &str, file_idx: u32, schema: &Schema, batches: &[RecordBatch], spec: &ScanSpec) -> Result<FileOutput> {
     let resolved = resolve(spec.columns, name, schema)?;
-    let l = Layout::new(&resolved);
+    let l = Layout::new(&resolved, schema);
     let mut bases = Vec::with_capacity(batches.len());
     let mut n = 0u64;
     for b in batches {
@@ -190,7 +214,7 @@ pub fn read_partition(files: &[Vec<String>], schema: &Schema, batches: &[RecordB
                 idx[slot] = Some(index_of(&names[p])?);
             }
         }
-        layouts.push(Layout::new(&Resolved { idx, width: names.len(), kind: own.kind }));
+        layouts.push(Layout::new(&Resolved { idx, width: names.len(), kind: own.kind }, schema));
     }
     let mut sinks: Vec<RowSink> = layouts.iter().enumerate().map(|(i, l)| new_sink(spec, l, i as u32)).collect();
     for b in batches {

@@ -1,6 +1,6 @@
 //! The plain CSV reader: the csv crate, one record at a time. Slower; kept as
 //! the reference the fast reader must agree with (tests/fast_vs_plain.rs) and
-//! selectable with `--csv-engine plain`.
+//! selectable with `--engine plain`.
 
 use std::path::Path;
 
@@ -72,7 +72,7 @@ mod tests {
     use std::path::Path;
 
     use crate::columns::ColumnMap;
-    use crate::ingest::{CsvEngine, ScanSpec, csv_fast};
+    use crate::ingest::{Engine, ScanSpec, csv_fast};
     use crate::policy::Policy;
 
     /// Inputs the fuzzer found the two readers disagreeing on, plus kin.
@@ -81,7 +81,7 @@ mod tests {
         let policy = Policy::default_policy().unwrap();
         let columns = ColumnMap::default();
         let spec =
-            ScanSpec { policy: &policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: CsvEngine::Fast, scan_only: false };
+            ScanSpec { policy: &policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: Engine::Fast, scan_only: false };
         let h = "claim_id,claim_line_number,person_id,claim_line_start_date,hcpcs_code,service_unit_quantity,diagnosis_code_1\n";
         let cases = [
             format!("{h}A,1,P1,2025-11-03,J2350,600,G35.A\n\n\n\nB,1,P1,2025-11-03,J2350,x\n"),

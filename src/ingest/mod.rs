@@ -8,11 +8,13 @@ pub mod csv_plain;
 pub mod input;
 #[cfg(feature = "polars")]
 pub mod parquet;
+#[cfg(feature = "parquet")]
+pub mod parquet_fast;
 mod record;
 pub mod sink;
 
 pub use input::{Format, InputFile, expand_inputs};
-pub use sink::{CsvEngine, FileOutput, FileStats, RAW_TEXT_MAX, RejectRow, ScanSpec, code_in_scope, raw_text};
+pub use sink::{Engine, FileOutput, FileStats, RAW_TEXT_MAX, RejectRow, ScanSpec, code_in_scope, raw_text};
 
 use crate::error::Error;
 use crate::error::Result;
@@ -20,14 +22,16 @@ use crate::error::Result;
 /// Reads one file with the reader its format calls for.
 pub fn read_file(input: &InputFile, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
     let mut out = match input.format {
+        #[cfg(feature = "parquet")]
+        Format::Parquet if spec.engine == Engine::Fast => parquet_fast::read(&input.path, file_idx, spec)?,
         #[cfg(feature = "polars")]
         Format::Parquet => parquet::read(&input.path, file_idx, spec)?,
         #[cfg(not(feature = "polars"))]
         Format::Parquet => return Err(Error::input(&input.path, "built without Parquet support")),
         Format::Arrow => return Err(Error::input(&input.path, "an in-memory table is read with ingest::arrow")),
         Format::Csv | Format::CsvGz => match spec.engine {
-            CsvEngine::Fast => csv_fast::read(&input.path, input.format, file_idx, spec, progress)?,
-            CsvEngine::Plain => csv_plain::read(&input.path, input.format, file_idx, spec)?,
+            Engine::Fast => csv_fast::read(&input.path, input.format, file_idx, spec, progress)?,
+            Engine::Plain => csv_plain::read(&input.path, input.format, file_idx, spec)?,
         },
     };
     out.stats.path = input.path.display().to_string();

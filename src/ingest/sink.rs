@@ -13,10 +13,11 @@ use crate::policy::Policy;
 
 pub const RAW_TEXT_MAX: usize = 64 * 1024;
 
-/// Which CSV reader to use. `Plain` is the straightforward csv-crate reader
-/// kept as the reference the fast path is tested against.
+/// Which readers to use. `Plain` are the straightforward readers kept as the
+/// reference the fast ones are tested against: the csv crate for CSV, a
+/// polars scan for Parquet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CsvEngine {
+pub enum Engine {
     Fast,
     Plain,
 }
@@ -29,7 +30,7 @@ pub struct ScanSpec<'a> {
     pub lo: Option<Date>,
     pub hi: Option<Date>,
     pub delimiter: u8,
-    pub engine: CsvEngine,
+    pub engine: Engine,
     /// Count in-scope rows only; keep no lines (the bench floor).
     pub scan_only: bool,
 }

@@ -79,8 +79,10 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
 
 /// Rows of one person from an output Parquet file.
 fn person_rows(path: &Path, person: &str) -> PolarsResult<DataFrame> {
-    let lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().to_string()), ScanArgsParquet::default())?;
-    lf.filter(col("person_id").eq(lit(person))).collect()
+    let file = std::fs::File::open(path)?;
+    let df = ParquetReader::new(file).finish()?;
+    let mask: BooleanChunked = df.column("person_id")?.str()?.iter().map(|v| v == Some(person)).collect();
+    df.filter(&mask)
 }
 
 fn text_at(df: &DataFrame, name: &str, i: usize) -> PolarsResult<Option<String>> {

@@ -1,0 +1,207 @@
+//! Parquet input on the `parquet` crate (arrow-rs), in passes per row group:
+//! the key column (HCPCS, or NDC) first, as a dictionary so each distinct
+//! value is decided once; the revenue code of rows without a code; then every
+//! other column the run uses, decoded for the chosen rows only (a row
+//! selection). Other rows are counted, never decoded further (INPUT.md,
+//! "Out-of-scope rows"). Row groups are read in parallel, each with its own
+//! file handle, the footer parsed once.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
+use rayon::prelude::*;
+
+use super::arrow::{Layout, new_sink, resolve, text};
+use super::sink::{FileOutput, ScanSpec, append, code_in_scope, ndc_in_scope};
+use crate::columns::{FileKind, col};
+use crate::error::{Error, Result};
+
+fn perr(path: &Path, e: impl std::fmt::Display) -> Error {
+    let msg = e.to_string();
+    Error::input(path, format!("cannot read as Parquet: {}", msg.lines().next().unwrap_or("unreadable")))
+}
+
+/// Top-level columns of the file by name, as a projection.
+fn mask(meta: &ArrowReaderMetadata, names: &[&str]) -> ProjectionMask {
+    let schema = meta.schema();
+    let roots: Vec<usize> = names.iter().filter_map(|n| schema.index_of(n).ok()).collect();
+    ProjectionMask::roots(meta.parquet_schema(), roots)
+}
+
+/// What the first pass makes of a key value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// Read by no rule: counted only.
+    Out,
+    /// A policy code or J-code (an NDC of a policy product).
+    In,
+    /// No HCPCS code: kept only with a pharmacy revenue code.
+    Blank,
+}
+
+/// Decides every row of a key column. A dictionary column (the usual case:
+/// a few hundred distinct codes) is decided once per dictionary value.
+fn decide_rows(a: &ArrayRef, name: &str, decide: &dyn Fn(&str) -> Key) -> Result<Vec<Key>> {
+    if let Some(d) = a.as_any_dictionary_opt() {
+        let values = text(d.values(), name)?;
+        let per_value: Vec<Key> = (0..values.len()).map(|i| decide(if values.is_null(i) { "" } else { values.value(i) })).collect();
+        let null = decide("");
+        let keys = d.keys();
+        return Ok(d.normalized_keys().into_iter().enumerate().map(|(i, k)| if keys.is_null(i) { null } else { per_value[k] }).collect());
+    }
+    let t = text(a, name)?;
+    Ok((0..t.len()).map(|i| decide(if t.is_null(i) { "" } else { t.value(i) })).collect())
+}
+
+/// The file's schema with the key columns read as dictionaries, when they
+/// hold strings.
+fn dictionary_hint(schema: &Schema, keys: &[&str]) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if keys.contains(&f.name().as_str()) => {
+                Field::new(f.name(), DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true)
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
+    let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
+    let schema = Arc::clone(meta.schema());
+    let name = path.display().to_string();
+    let resolved = resolve(spec.columns, &name, &schema)?;
+    let l = Layout::new(&resolved, &schema);
+    let medical = resolved.kind == FileKind::Medical;
+    let col_name = |slot: usize| resolved.idx[slot].map(|i| schema.field(i).name().clone());
+    let key_name = col_name(if medical { col::HCPCS } else { col::NDC }).unwrap_or_default();
+    let rev_name = if medical { col_name(col::REVENUE) } else { None };
+    // Key columns as dictionaries when the file allows it; as stored when not.
+    let hinted = ArrowReaderMetadata::try_new(
+        Arc::clone(meta.metadata()),
+        ArrowReaderOptions::new().with_schema(dictionary_hint(&schema, &[key_name.as_str()])),
+    )
+    .unwrap_or_else(|_| meta.clone());
+    let key_mask = mask(&hinted, &[key_name.as_str()]);
+    let rev_mask = rev_name.as_deref().map(|r| mask(&meta, &[r]));
+    let all: Vec<&str> = l.names.iter().map(String::as_str).collect();
+    let all = mask(&meta, &all);
+    let decide = |v: &str| -> Key {
+        let v = v.trim_ascii();
+        if medical {
+            if v.is_empty() {
+                Key::Blank
+            } else if code_in_scope(spec.policy, v.as_bytes()) {
+                Key::In
+            } else {
+                Key::Out
+            }
+        } else if ndc_in_scope(spec.policy, v.as_bytes()) {
+            Key::In
+        } else {
+            Key::Out
+        }
+    };
+    let groups = meta.metadata().row_groups();
+    let mut starts = Vec::with_capacity(groups.len());
+    let mut n = 0u64;
+    for g in groups {
+        starts.push(n);
+        n += g.num_rows().max(0) as u64;
+    }
+    let parts: Vec<Result<FileOutput>> = (0..groups.len())
+        .into_par_iter()
+        .map(|g| {
+            let builder = |m: &ArrowReaderMetadata, mask: ProjectionMask| -> Result<ParquetRecordBatchReaderBuilder<File>> {
+                let f = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+                Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(f, m.clone())
+                    .with_row_groups(vec![g])
+                    .with_projection(mask)
+                    .with_batch_size(BATCH))
+            };
+            let rows = groups[g].num_rows().max(0) as usize;
+            let mut sink = new_sink(spec, &l, file_idx);
+            let stats = &mut sink.out.stats;
+            // Pass one: the key column alone.
+            let mut keys: Vec<Key> = Vec::with_capacity(rows);
+            for batch in builder(&hinted, key_mask.clone())?.build().map_err(|e| perr(path, e))? {
+                let batch = batch.map_err(|e| perr(path, e))?;
+                keys.extend(decide_rows(batch.column(0), &key_name, &decide)?);
+            }
+            // Rows without a code: their revenue code, for those rows only.
+            let blank: Vec<usize> = (0..keys.len()).filter(|&i| keys[i] == Key::Blank).collect();
+            if !blank.is_empty() {
+                let mut pharmacy_rev = vec![false; blank.len()];
+                if let Some(rm) = &rev_mask {
+                    let sel = selection(&blank, keys.len());
+                    let mut j = 0;
+                    for batch in builder(&meta, rm.clone())?.with_row_selection(sel).build().map_err(|e| perr(path, e))? {
+                        let batch = batch.map_err(|e| perr(path, e))?;
+                        let t = text(batch.column(0), "revenue_center_code")?;
+                        for i in 0..t.len() {
+                            let r = if t.is_null(i) { "" } else { t.value(i).trim_ascii() };
+                            pharmacy_rev[j] = !r.is_empty() && spec.policy.is_pharmacy_revenue(r);
+                            j += 1;
+                        }
+                    }
+                }
+                for (k, &i) in blank.iter().enumerate() {
+                    if pharmacy_rev[k] {
+                        keys[i] = Key::In;
+                    } else {
+                        stats.rows_without_hcpcs += 1;
+                    }
+                }
+            }
+            let chosen: Vec<usize> = (0..keys.len()).filter(|&i| keys[i] == Key::In).collect();
+            let counted = (keys.len() - chosen.len()) as u64;
+            stats.rows_read += counted;
+            stats.rows_accepted += counted;
+            if chosen.is_empty() {
+                return Ok(sink.out);
+            }
+            // Pass two: every column the run uses, for the chosen rows only.
+            let start = starts[g];
+            let mut fed = 0usize;
+            let sel = selection(&chosen, keys.len());
+            for batch in builder(&meta, all.clone())?.with_row_selection(sel).build().map_err(|e| perr(path, e))? {
+                let batch = batch.map_err(|e| perr(path, e))?;
+                let base = fed;
+                l.feed_rows(&mut sink, &batch, None, &|j| start + chosen[base + j] as u64 + 1)?;
+                fed += batch.num_rows();
+            }
+            Ok(sink.out)
+        })
+        .collect();
+    let mut out = FileOutput::default();
+    out.stats.kind = Some(resolved.kind);
+    for p in parts {
+        append(&mut out, p?, 0);
+    }
+    Ok(out)
+}
+
+/// Rows per decoded batch.
+const BATCH: usize = 8192;
+
+/// A row selection of the sorted row positions `rows` out of `total`.
+fn selection(rows: &[usize], total: usize) -> RowSelection {
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+    for &r in rows {
+        match ranges.last_mut() {
+            Some(last) if last.end == r => last.end = r + 1,
+            _ => ranges.push(r..r + 1),
+        }
+    }
+    RowSelection::from_consecutive_ranges(ranges.into_iter(), total)
+}
