@@ -156,6 +156,7 @@ pub fn audit(
     let t0 = Instant::now();
     let extract = read_inputs(&inputs, &spec, progress)?;
     let read_seconds = t0.elapsed().as_secs_f64();
+    tracing::debug!(seconds = read_seconds, "read");
     audit_extract(extract, inputs, opts, policy, progress, previous, read_seconds)
 }
 
@@ -281,8 +282,10 @@ pub struct Evaluated {
 /// Groups the extract's lines by person and evaluates persons in parallel.
 /// Takes the extract's file counts and rejects; leaves its lines.
 pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Evaluated {
+    let t0 = Instant::now();
     let persons = group_persons(&ex.chunks, &ex.dispenses, std::mem::take(&mut ex.uncoded));
     let n_persons = persons.groups.len();
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), persons = n_persons, "grouped by person");
     let bar = progress.bar("evaluate", n_persons as u64);
     let results: Vec<PatientResult> = persons
         .groups
@@ -295,6 +298,7 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
         })
         .collect();
     bar.finish_and_clear();
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "evaluated");
     let mut ev = Evaluated {
         files: std::mem::take(&mut ex.files),
         rejects: std::mem::take(&mut ex.rejects),
