@@ -115,7 +115,8 @@ impl Layout {
 
     /// The key columns of a batch as text (absent ones as None).
     pub fn keys(&self, batch: &RecordBatch) -> Result<[Option<StringArray>; 3]> {
-        let key = |k: Option<usize>| -> Result<Option<StringArray>> { k.map(|k| text(self.column(batch, k)?, &self.header[k])).transpose() };
+        let key =
+            |k: Option<usize>| -> Result<Option<StringArray>> { k.map(|k| text(self.column(batch, k)?, &self.header[k])).transpose() };
         Ok([key(self.code)?, key(self.revenue)?, key(self.ndc)?])
     }
 
