@@ -128,6 +128,19 @@ impl RunOptions {
     pub fn read_from(&self) -> Option<Date> {
         self.from.map(|f| f.add_days(-self.lookback_days))
     }
+
+    /// What the readers need from these options.
+    pub fn scan_spec<'a>(&self, policy: &'a Policy, columns: &'a ColumnMap) -> ScanSpec<'a> {
+        ScanSpec {
+            policy,
+            columns,
+            lo: self.read_from(),
+            hi: self.to,
+            delimiter: self.delimiter,
+            engine: self.engine,
+            scan_only: self.scan_only,
+        }
+    }
 }
 
 /// Reads, evaluates and reconciles with the previous run, if one is given.
@@ -144,15 +157,7 @@ pub fn audit(
         return Err(Error::Config(format!("--from {f} is after --to {t}")));
     }
     let inputs = expand_inputs(&opts.inputs)?;
-    let spec = ScanSpec {
-        policy,
-        columns,
-        lo: opts.read_from(),
-        hi: opts.to,
-        delimiter: opts.delimiter,
-        engine: opts.engine,
-        scan_only: opts.scan_only,
-    };
+    let spec = opts.scan_spec(policy, columns);
     let t0 = Instant::now();
     let extract = read_inputs(&inputs, &spec, progress)?;
     let read_seconds = t0.elapsed().as_secs_f64();
@@ -187,22 +192,7 @@ pub fn audit_extract(
     }
     drop(extract);
     let lifecycle = reconcile(previous, &ev.findings, &candidates, &present, &ev.voided, policy, opts.run_date);
-    Ok(RunResult {
-        files: ev.files,
-        inputs,
-        findings: ev.findings,
-        episodes: ev.episodes,
-        rejects: ev.rejects,
-        tallies: ev.tallies,
-        pharmacy: ev.pharmacy,
-        lifecycle,
-        timeline: ev.timeline,
-        horizon,
-        persons: ev.persons,
-        lines_kept: ev.lines_kept,
-        read_seconds,
-        eval_seconds: t1.elapsed().as_secs_f64(),
-    })
+    Ok(ev.into_run(inputs, lifecycle, horizon, read_seconds, t1.elapsed().as_secs_f64()))
 }
 
 /// What reading produced, before evaluation: per-file counts, kept lines,
@@ -348,6 +338,33 @@ impl PharmacyCounts {
 }
 
 impl Evaluated {
+    /// The run's result, with what evaluation does not know.
+    pub fn into_run(
+        self,
+        inputs: Vec<InputFile>,
+        lifecycle: Lifecycle,
+        horizon: Option<Date>,
+        read_seconds: f64,
+        eval_seconds: f64,
+    ) -> RunResult {
+        RunResult {
+            files: self.files,
+            inputs,
+            findings: self.findings,
+            episodes: self.episodes,
+            rejects: self.rejects,
+            tallies: self.tallies,
+            pharmacy: self.pharmacy,
+            lifecycle,
+            timeline: self.timeline,
+            horizon,
+            persons: self.persons,
+            lines_kept: self.lines_kept,
+            read_seconds,
+            eval_seconds,
+        }
+    }
+
     /// Adds another partition's results. File counts add up by file index;
     /// persons never span partitions, so nothing else overlaps.
     pub fn merge(&mut self, mut o: Evaluated) {

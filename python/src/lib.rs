@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use claims_audit::columns::ColumnMap;
 use claims_audit::error::Error;
-use claims_audit::ingest::{Engine, FileStats, Format, InputFile, ScanSpec, arrow as arrow_in};
+use claims_audit::ingest::{Engine, FileStats, Format, InputFile, arrow as arrow_in};
 use claims_audit::model::Date;
 use claims_audit::pipeline::{Evaluated, Extract, RunOptions, RunResult, audit_extract, evaluate_extract};
 use claims_audit::policy::Policy;
@@ -128,15 +128,7 @@ fn audit<'py>(
     let opts = options(from, to, lookback_days, policy, names);
     let columns = ColumnMap::default();
     let r = py.detach(|| -> Result<RunResult, Error> {
-        let spec = ScanSpec {
-            policy: &pol,
-            columns: &columns,
-            lo: opts.read_from(),
-            hi: opts.to,
-            delimiter: b',',
-            engine: Engine::Fast,
-            scan_only: false,
-        };
+        let spec = opts.scan_spec(&pol, &columns);
         let mut extract = Extract::default();
         let mut inputs = Vec::new();
         for (k, (name, (schema, b))) in tables.iter().enumerate() {
@@ -220,15 +212,7 @@ fn read_partition(args: &PartitionArgs, pol: &Policy, data: &Bound<PyAny>) -> Py
     let (schema, b) = batches(data)?;
     let columns = ColumnMap::default();
     let opts = options(args.from, args.to, args.lookback_days, None, Vec::new());
-    let spec = ScanSpec {
-        policy: pol,
-        columns: &columns,
-        lo: opts.read_from(),
-        hi: opts.to,
-        delimiter: b',',
-        engine: Engine::Fast,
-        scan_only: false,
-    };
+    let spec = opts.scan_spec(pol, &columns);
     let outs = arrow_in::read_partition(&args.files, &schema, &b, &spec).map_err(py_err)?;
     let mut extract = Extract::default();
     for o in outs {
@@ -317,22 +301,8 @@ fn finish<'py>(py: Python<'py>, partials: Vec<Vec<u8>>, args: &str) -> PyResult<
     let opts = options(a.from, a.to, a.lookback_days, a.policy_path.as_deref(), a.inputs.clone());
     let lifecycle =
         claims_audit::history::reconcile(None, &ev.findings, &[], &Default::default(), &Default::default(), &pol, opts.run_date);
-    let r = RunResult {
-        files,
-        inputs,
-        findings: ev.findings,
-        episodes: ev.episodes,
-        rejects: ev.rejects,
-        tallies: ev.tallies,
-        pharmacy: ev.pharmacy,
-        lifecycle,
-        timeline: Vec::new(),
-        horizon: a.horizon,
-        persons: ev.persons,
-        lines_kept: ev.lines_kept,
-        read_seconds: a.read_seconds,
-        eval_seconds: a.eval_seconds,
-    };
+    ev.files = files;
+    let r = ev.into_run(inputs, lifecycle, a.horizon, a.read_seconds, a.eval_seconds);
     let run_id = report::run_id(&opts, &pol, &r);
     let d = results(py, &r, &pol, &run_id)?;
     let info = RunInfo {

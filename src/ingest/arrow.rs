@@ -12,7 +12,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Schema};
 use rayon::prelude::*;
 
-use super::sink::{FileOutput, FileStats, RowSink, ScanSpec, append, code_in_scope, ndc_in_scope};
+use super::sink::{FileOutput, FileStats, RowSink, ScanSpec, code_in_scope, join, ndc_in_scope};
 use crate::columns::{ColumnMap, FileKind, Resolved, canonical_name, col};
 use crate::error::{Error, Result};
 
@@ -186,12 +186,7 @@ pub fn read_table(name: &str, file_idx: u32, schema: &Schema, batches: &[RecordB
             Ok(sink.out)
         })
         .collect();
-    let mut out = FileOutput::default();
-    out.stats.kind = Some(resolved.kind);
-    for p in parts {
-        append(&mut out, p?, 0);
-    }
-    Ok(out)
+    join(resolved.kind, parts)
 }
 
 /// Column names a distributed job adds to each row: the input file's index

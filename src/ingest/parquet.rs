@@ -9,7 +9,7 @@ use std::path::Path;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::sink::{FileOutput, RowSink, ScanSpec, append};
+use super::sink::{FileOutput, RowSink, ScanSpec, join};
 use crate::error::{Error, Result};
 
 /// Rows per parallel normalization task.
@@ -64,10 +64,5 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             sink.out
         })
         .collect();
-    let mut out = FileOutput::default();
-    out.stats.kind = Some(resolved.kind);
-    for part in parts {
-        append(&mut out, part, 0);
-    }
-    Ok(out)
+    join(resolved.kind, parts.into_iter().map(Ok))
 }

@@ -18,7 +18,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 use rayon::prelude::*;
 
 use super::arrow::{Layout, new_sink, resolve, text};
-use super::sink::{FileOutput, ScanSpec, append, code_in_scope, ndc_in_scope};
+use super::sink::{FileOutput, ScanSpec, code_in_scope, join, ndc_in_scope};
 use crate::columns::{FileKind, col};
 use crate::error::{Error, Result};
 
@@ -183,12 +183,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             Ok(sink.out)
         })
         .collect();
-    let mut out = FileOutput::default();
-    out.stats.kind = Some(resolved.kind);
-    for p in parts {
-        append(&mut out, p?, 0);
-    }
-    Ok(out)
+    join(resolved.kind, parts)
 }
 
 /// Rows per decoded batch.

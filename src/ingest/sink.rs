@@ -349,6 +349,18 @@ pub fn raw_text(raw: &[u8]) -> String {
     String::from_utf8_lossy(cut).into_owned()
 }
 
+/// One file's output from pieces read in parallel, in order (line numbers
+/// already absolute).
+#[cfg(any(feature = "arrow", feature = "polars"))]
+pub(crate) fn join(kind: FileKind, parts: impl IntoIterator<Item = crate::error::Result<FileOutput>>) -> crate::error::Result<FileOutput> {
+    let mut out = FileOutput::default();
+    out.stats.kind = Some(kind);
+    for p in parts {
+        append(&mut out, p?, 0);
+    }
+    Ok(out)
+}
+
 /// Merges per-chunk outputs in order, shifting line numbers by each chunk's base.
 pub(crate) fn append(into: &mut FileOutput, mut part: FileOutput, line_base: u64) {
     for l in part.chunks.iter_mut().flatten().chain(&mut part.lines) {
