@@ -75,6 +75,40 @@ fn fast_path_equals_plain_path() {
     assert_eq!(mf["rules"], mp["rules"]);
 }
 
+/// The arrow-rs Parquet reader against the polars one (`--engine plain`);
+/// python/tests/test_parquet_writers.py covers other writers' files.
+#[test]
+fn fast_parquet_reader_equals_plain_reader() {
+    let t = tmp();
+    let (pq, rx) = (t.path().join("g.parquet"), t.path().join("g_rx.parquet"));
+    generate_with(&pq, Some(&rx), 100_000, 800, "parquet");
+    let (fast, plain) = (t.path().join("fast"), t.path().join("plain"));
+    run_ok(&fast, &[pq.to_str().unwrap(), rx.to_str().unwrap()]);
+    run_ok(&plain, &["--engine", "plain", pq.to_str().unwrap(), rx.to_str().unwrap()]);
+    let (names, rows) = read_table(&fast.join("findings.parquet"));
+    assert!(rows.len() > 20);
+    let run_id = col(&names, "run_id");
+    let strip = |rows: Vec<Vec<String>>| {
+        rows.into_iter()
+            .map(|mut r| {
+                r.remove(run_id);
+                r
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(rows), strip(read_table(&plain.join("findings.parquet")).1));
+    for f in ["episodes.parquet", "rejects.parquet"] {
+        assert_eq!(read_table(&fast.join(f)), read_table(&plain.join(f)), "{f} differs between the Parquet readers");
+    }
+    let (mf, mp) = (manifest(&fast), manifest(&plain));
+    for k in ["rows_read", "rows_accepted", "rows_rejected", "rows_in_scope", "rows_kept", "rows_without_hcpcs", "rows_uncoded_drug"] {
+        for i in 0..2 {
+            assert_eq!(mf["inputs"][i][k], mp["inputs"][i][k], "{k} of input {i}");
+        }
+    }
+    assert_eq!(mf["rules"], mp["rules"]);
+}
+
 #[test]
 fn csv_and_parquet_generated_extracts_agree() {
     let t = tmp();
