@@ -264,8 +264,8 @@ fn run(a: RunArgs) -> Result<()> {
     let progress = Progress::new(opts.quiet);
     let result = audit(&opts, &policy, &columns, &progress, previous.as_ref())?;
     if opts.scan_only {
-        let in_scope: u64 = result.files.iter().map(|f| f.rows_in_scope).sum();
-        let read: u64 = result.files.iter().map(|f| f.rows_read).sum();
+        let in_scope: u64 = result.files.iter().map(|f| f.counts.rows_in_scope).sum();
+        let read: u64 = result.files.iter().map(|f| f.counts.rows_read).sum();
         println!("rows_read={read} rows_in_scope={in_scope}");
         return Ok(());
     }
@@ -300,7 +300,7 @@ fn run_summary(opts: &RunOptions, r: &claims_audit::pipeline::RunResult) -> Stri
     };
     let mut s = format!(
         "claims-audit: {} rows read from {} file(s), {} rejected; {} persons, {} administrations in range\n",
-        t.rows_read, t.files, t.rows_rejected, t.persons, t.episodes
+        t.counts.rows_read, t.files, t.counts.rows_rejected, t.persons, t.episodes
     );
     s.push_str(&format!(
         "claims-audit: {} findings: {} error, {} warning, {} info{since}\n",

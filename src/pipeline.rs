@@ -238,7 +238,7 @@ pub fn read_inputs(inputs: &[InputFile], spec: &ScanSpec, progress: &Progress) -
         let out = read_file(input, k as u32, spec, &|n| bar.inc(n))?;
         input.check_unchanged()?;
         bar.set_position(before + input.bytes);
-        tracing::info!(file = %input.path.display(), rows_read = out.stats.rows_read, rows_rejected = out.stats.rows_rejected, "read");
+        tracing::info!(file = %input.path.display(), rows_read = out.stats.counts.rows_read, rows_rejected = out.stats.counts.rows_rejected, "read");
         extract.push(out);
     }
     bar.finish_and_clear();
@@ -309,10 +309,10 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
         for (file, reject) in r.unmatched {
             // A reversal that voids nothing was counted as kept: it is a reject.
             if let Some(f) = ev.files.get_mut(file as usize) {
-                f.rows_accepted -= 1;
-                f.rows_rejected += 1;
-                f.rows_kept -= 1;
-                f.rows_in_scope -= 1;
+                f.counts.rows_accepted -= 1;
+                f.counts.rows_rejected += 1;
+                f.counts.rows_kept -= 1;
+                f.counts.rows_in_scope -= 1;
             }
             ev.rejects.push(reject);
         }

@@ -36,8 +36,8 @@ fuzz_target!(|data: &[u8]| {
         let plain = csv_plain::read_bytes(&input, path, 0, &spec);
         match (fast, plain) {
             (Ok(a), Ok(b)) => {
-                assert_eq!(a.stats.rows_read, b.stats.rows_read, "rows read");
-                assert_eq!(a.stats.rows_rejected, b.stats.rows_rejected, "rows rejected");
+                assert_eq!(a.stats.counts.rows_read, b.stats.counts.rows_read, "rows read");
+                assert_eq!(a.stats.counts.rows_rejected, b.stats.counts.rows_rejected, "rows rejected");
                 for (x, y) in a.rejects.iter().zip(&b.rejects) {
                     assert_eq!(x, y, "reject");
                 }

@@ -289,9 +289,9 @@ fn finish<'py>(py: Python<'py>, partials: Vec<Vec<u8>>, args: &str) -> PyResult<
     files.resize_with(a.files.len(), FileStats::default);
     for (f, s) in files.iter_mut().zip(&a.files) {
         // Rows the scan filtered out were read and accepted, out of scope.
-        let unseen = s.rows.saturating_sub(f.rows_read);
-        f.rows_read += unseen;
-        f.rows_accepted += unseen;
+        let unseen = s.rows.saturating_sub(f.counts.rows_read);
+        f.counts.rows_read += unseen;
+        f.counts.rows_accepted += unseen;
         f.path = s.path.clone();
         f.format = Some(s.format);
         f.bytes = s.bytes;

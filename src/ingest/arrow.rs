@@ -12,7 +12,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Schema};
 use rayon::prelude::*;
 
-use super::sink::{FileOutput, FileStats, RowSink, ScanSpec, code_in_scope, join, ndc_in_scope};
+use super::sink::{FileOutput, FileStats, Key, RowSink, ScanSpec, join, key_scope, revenue_in_scope};
 use crate::columns::{ColumnMap, FileKind, Resolved, canonical_name, col};
 use crate::error::{Error, Result};
 
@@ -69,32 +69,16 @@ fn cell(a: &StringArray, i: usize) -> &str {
 /// is counted here as read and accepted.
 pub(crate) fn select(l: &Layout, keys: &[Option<StringArray>; 3], rows: &[u32], spec: &ScanSpec, stats: &mut FileStats) -> Vec<u32> {
     let [code, rev, ndc] = keys;
-    fn get(a: &Option<StringArray>, i: u32) -> &str {
-        a.as_ref().map_or("", |a| cell(a, i as usize)).trim_ascii()
+    fn get(a: &Option<StringArray>, i: u32) -> &[u8] {
+        a.as_ref().map_or("", |a| cell(a, i as usize)).as_bytes()
     }
+    let key = if l.kind == FileKind::Medical { code } else { ndc };
     let mut keep = Vec::new();
     for &i in rows {
-        let wanted = match l.kind {
-            FileKind::Medical => {
-                let c = get(code, i);
-                if c.is_empty() {
-                    let r = get(rev, i);
-                    let yes = !r.is_empty() && spec.policy.is_pharmacy_revenue(r);
-                    if !yes {
-                        stats.rows_without_hcpcs += 1;
-                    }
-                    yes
-                } else {
-                    code_in_scope(spec.policy, c.as_bytes())
-                }
-            }
-            FileKind::Pharmacy => ndc_in_scope(spec.policy, get(ndc, i).as_bytes()),
-        };
-        if wanted {
-            keep.push(i);
-        } else {
-            stats.rows_read += 1;
-            stats.rows_accepted += 1;
+        match key_scope(spec.policy, l.kind, get(key, i)) {
+            Key::In => keep.push(i),
+            Key::Blank if revenue_in_scope(spec.policy, get(rev, i)) => keep.push(i),
+            k => stats.count_out_of_scope(k == Key::Blank),
         }
     }
     keep

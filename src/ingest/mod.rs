@@ -14,7 +14,7 @@ mod record;
 pub mod sink;
 
 pub use input::{Format, InputFile, expand_inputs};
-pub use sink::{Engine, FileOutput, FileStats, RAW_TEXT_MAX, RejectRow, ScanSpec, code_in_scope, raw_text};
+pub use sink::{Engine, FileOutput, FileStats, RAW_TEXT_MAX, RejectRow, RowCounts, ScanSpec, code_in_scope, raw_text};
 
 use crate::error::Error;
 use crate::error::Result;

@@ -18,7 +18,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 use rayon::prelude::*;
 
 use super::arrow::{Layout, new_sink, resolve, text};
-use super::sink::{FileOutput, ScanSpec, code_in_scope, join, ndc_in_scope};
+use super::sink::{FileOutput, Key, ScanSpec, join, key_scope, revenue_in_scope};
 use crate::columns::{FileKind, col};
 use crate::error::{Error, Result};
 
@@ -32,17 +32,6 @@ fn mask(meta: &ArrowReaderMetadata, names: &[&str]) -> ProjectionMask {
     let schema = meta.schema();
     let roots: Vec<usize> = names.iter().filter_map(|n| schema.index_of(n).ok()).collect();
     ProjectionMask::roots(meta.parquet_schema(), roots)
-}
-
-/// What the first pass makes of a key value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Key {
-    /// Read by no rule: counted only.
-    Out,
-    /// A policy code or J-code (an NDC of a policy product).
-    In,
-    /// No HCPCS code: kept only with a pharmacy revenue code.
-    Blank,
 }
 
 /// Decides every row of a key column. A dictionary column (the usual case:
@@ -96,22 +85,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     let rev_mask = rev_name.as_deref().map(|r| mask(&meta, &[r]));
     let all: Vec<&str> = l.names.iter().map(String::as_str).collect();
     let all = mask(&meta, &all);
-    let decide = |v: &str| -> Key {
-        let v = v.trim_ascii();
-        if medical {
-            if v.is_empty() {
-                Key::Blank
-            } else if code_in_scope(spec.policy, v.as_bytes()) {
-                Key::In
-            } else {
-                Key::Out
-            }
-        } else if ndc_in_scope(spec.policy, v.as_bytes()) {
-            Key::In
-        } else {
-            Key::Out
-        }
-    };
+    let decide = |v: &str| key_scope(spec.policy, resolved.kind, v.as_bytes());
     let groups = meta.metadata().row_groups();
     let mut starts = Vec::with_capacity(groups.len());
     let mut n = 0u64;
@@ -147,10 +121,9 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
                     let mut j = 0;
                     for batch in builder(&meta, rm.clone())?.with_row_selection(sel).build().map_err(|e| perr(path, e))? {
                         let batch = batch.map_err(|e| perr(path, e))?;
-                        let t = text(batch.column(0), "revenue_center_code")?;
+                        let t = text(batch.column(0), rev_name.as_deref().unwrap_or_default())?;
                         for i in 0..t.len() {
-                            let r = if t.is_null(i) { "" } else { t.value(i).trim_ascii() };
-                            pharmacy_rev[j] = !r.is_empty() && spec.policy.is_pharmacy_revenue(r);
+                            pharmacy_rev[j] = !t.is_null(i) && revenue_in_scope(spec.policy, t.value(i).as_bytes());
                             j += 1;
                         }
                     }
@@ -158,15 +131,16 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
                 for (k, &i) in blank.iter().enumerate() {
                     if pharmacy_rev[k] {
                         keys[i] = Key::In;
-                    } else {
-                        stats.rows_without_hcpcs += 1;
                     }
                 }
             }
-            let chosen: Vec<usize> = (0..keys.len()).filter(|&i| keys[i] == Key::In).collect();
-            let counted = (keys.len() - chosen.len()) as u64;
-            stats.rows_read += counted;
-            stats.rows_accepted += counted;
+            let mut chosen: Vec<usize> = Vec::new();
+            for (i, &k) in keys.iter().enumerate() {
+                match k {
+                    Key::In => chosen.push(i),
+                    k => stats.count_out_of_scope(k == Key::Blank),
+                }
+            }
             if chosen.is_empty() {
                 return Ok(sink.out);
             }

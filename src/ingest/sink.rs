@@ -42,6 +42,14 @@ pub struct FileStats {
     /// `medical` or `pharmacy`, from the header.
     pub kind: Option<FileKind>,
     pub bytes: u64,
+    #[serde(flatten)]
+    pub counts: RowCounts,
+}
+
+/// What became of a file's rows (or a run's): the manifest's per-input and
+/// total counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowCounts {
     pub rows_read: u64,
     pub rows_accepted: u64,
     pub rows_rejected: u64,
@@ -59,8 +67,23 @@ pub struct FileStats {
 }
 
 impl FileStats {
+    /// Counts a row no rule reads that a reader skipped by its key alone:
+    /// read and accepted; `blank` when it has no HCPCS code.
+    #[cfg(feature = "arrow")]
+    pub(crate) fn count_out_of_scope(&mut self, blank: bool) {
+        self.counts.rows_read += 1;
+        self.counts.rows_accepted += 1;
+        self.counts.rows_without_hcpcs += u64::from(blank);
+    }
+
     /// Adds another piece's (or file's) row counts to these.
     pub fn add_counts(&mut self, o: &FileStats) {
+        self.counts.add(&o.counts);
+    }
+}
+
+impl RowCounts {
+    pub fn add(&mut self, o: &RowCounts) {
         self.rows_read += o.rows_read;
         self.rows_accepted += o.rows_accepted;
         self.rows_rejected += o.rows_rejected;
@@ -127,6 +150,36 @@ pub fn ndc_in_scope(policy: &Policy, ndc: &[u8]) -> bool {
     normalize_ndc_bytes(ndc).is_some_and(|n| std::str::from_utf8(&n).is_ok_and(|n| policy.ndc_products.contains_key(n)))
 }
 
+/// What a row's key value (a medical row's HCPCS code, a pharmacy row's
+/// NDC) makes it, before anything else of the row is read. Every reader
+/// decides scope with this and `revenue_in_scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// Read by no rule: counted only.
+    Out,
+    /// A policy code or J-code; a policy NDC.
+    In,
+    /// A medical row without a code: kept only with a pharmacy revenue code.
+    Blank,
+}
+
+pub(crate) fn key_scope(policy: &Policy, kind: FileKind, key: &[u8]) -> Key {
+    let key = key.trim_ascii();
+    match kind {
+        FileKind::Medical if key.is_empty() => Key::Blank,
+        FileKind::Medical if code_in_scope(policy, key) => Key::In,
+        FileKind::Pharmacy if ndc_in_scope(policy, key) => Key::In,
+        _ => Key::Out,
+    }
+}
+
+/// Whether a medical row without a code is kept (for PREMED_NOT_BILLED):
+/// its revenue code is a pharmacy one.
+pub(crate) fn revenue_in_scope(policy: &Policy, revenue: &[u8]) -> bool {
+    let r = revenue.trim_ascii();
+    !r.is_empty() && std::str::from_utf8(r).is_ok_and(|r| policy.is_pharmacy_revenue(r))
+}
+
 /// What a row is to the rules, decided from its raw bytes before any value
 /// is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,11 +243,11 @@ impl<'a> RowSink<'a> {
         field: impl Fn(usize) -> &'f [u8],
         raw: impl Fn() -> std::borrow::Cow<'r, [u8]>,
     ) {
-        self.out.stats.rows_read += 1;
+        self.out.stats.counts.rows_read += 1;
         match self.check(line, nfields, &field, &raw) {
-            RowVerdict::Accepted => self.out.stats.rows_accepted += 1,
+            RowVerdict::Accepted => self.out.stats.counts.rows_accepted += 1,
             RowVerdict::Rejected(r) => {
-                self.out.stats.rows_rejected += 1;
+                self.out.stats.counts.rows_rejected += 1;
                 self.out.rejects.push(RejectRow {
                     file: self.ctx.file,
                     source_line: line,
@@ -225,31 +278,20 @@ impl<'a> RowSink<'a> {
         if field(0) == self.header_first.as_slice() && trim_cr(&raw()) == trim_cr(&self.header_raw) {
             return RowVerdict::Rejected(Reject::new("repeated_header", "a repeated header row"));
         }
-        let scope = match self.resolved.kind {
-            FileKind::Medical => {
-                let code = get_bytes(col::HCPCS).map(|b| b.trim_ascii()).unwrap_or(b"");
-                if !code.is_empty() {
-                    if code_in_scope(self.spec.policy, code) { Scope::Line } else { Scope::Out }
-                } else {
-                    let rev = get_bytes(col::REVENUE).map(|b| b.trim_ascii()).unwrap_or(b"");
-                    let pharmacy_rev = !rev.is_empty() && std::str::from_utf8(rev).is_ok_and(|r| self.spec.policy.is_pharmacy_revenue(r));
-                    if pharmacy_rev { Scope::UncodedDrug } else { Scope::Out }
-                }
-            }
-            FileKind::Pharmacy => {
-                if get_bytes(col::NDC).is_some_and(|b| ndc_in_scope(self.spec.policy, b)) {
-                    Scope::Dispense
-                } else {
-                    Scope::Out
-                }
-            }
+        let (kind, policy) = (self.resolved.kind, self.spec.policy);
+        let key_slot = if kind == FileKind::Medical { col::HCPCS } else { col::NDC };
+        let scope = match key_scope(policy, kind, get_bytes(key_slot).unwrap_or(b"")) {
+            Key::In if kind == FileKind::Medical => Scope::Line,
+            Key::In => Scope::Dispense,
+            Key::Blank if revenue_in_scope(policy, get_bytes(col::REVENUE).unwrap_or(b"")) => Scope::UncodedDrug,
+            _ => Scope::Out,
         };
         let no_code = self.resolved.kind == FileKind::Medical && get_bytes(col::HCPCS).is_none_or(|b| b.trim_ascii().is_empty());
         if scope == Scope::Out {
             // INPUT.md "Out-of-scope rows": counted, boundaries and field
             // count exact; no value is parsed or validated (UTF-8 included).
             if no_code {
-                self.out.stats.rows_without_hcpcs += 1;
+                self.out.stats.counts.rows_without_hcpcs += 1;
             }
             return RowVerdict::Accepted;
         }
@@ -270,7 +312,7 @@ impl<'a> RowSink<'a> {
         }
         let verdict = if self.spec.scan_only {
             if scope != Scope::UncodedDrug {
-                self.out.stats.rows_in_scope += 1;
+                self.out.stats.counts.rows_in_scope += 1;
             }
             Ok(())
         } else {
@@ -279,7 +321,7 @@ impl<'a> RowSink<'a> {
         match verdict {
             Ok(()) => {
                 if no_code {
-                    self.out.stats.rows_without_hcpcs += 1;
+                    self.out.stats.counts.rows_without_hcpcs += 1;
                 }
                 RowVerdict::Accepted
             }
@@ -310,27 +352,27 @@ impl<'a> RowSink<'a> {
             Scope::Out => Ok(()),
             Scope::UncodedDrug => normalize_uncoded_drug(get).map(|u| {
                 if in_window(u.date) {
-                    self.out.stats.rows_uncoded_drug += 1;
+                    self.out.stats.counts.rows_uncoded_drug += 1;
                     self.out.uncoded.push(u);
                 }
             }),
             Scope::Line => normalize_row(&mut self.ctx, line, get).map(|mut l| {
-                self.out.stats.rows_in_scope += 1;
+                self.out.stats.counts.rows_in_scope += 1;
                 if in_window(l.service_date) {
                     if l.raw.is_some() {
                         l.raw = Some(raw_text(&raw()).into_boxed_str());
                     }
-                    self.out.stats.rows_kept += 1;
+                    self.out.stats.counts.rows_kept += 1;
                     self.out.lines.push(l);
                 }
             }),
             Scope::Dispense => normalize_dispense(&mut self.ctx, line, get).map(|mut d| {
-                self.out.stats.rows_in_scope += 1;
+                self.out.stats.counts.rows_in_scope += 1;
                 if in_window(d.date) {
                     if d.raw.is_some() {
                         d.raw = Some(raw_text(&raw()).into_boxed_str());
                     }
-                    self.out.stats.rows_kept += 1;
+                    self.out.stats.counts.rows_kept += 1;
                     self.out.dispenses.push(d);
                 }
             }),

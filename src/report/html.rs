@@ -405,7 +405,7 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
         catalogue => policy.file.policy.catalogue_version.clone(),
         range => range_text(opts),
         run_date => opts.run_date.to_string(),
-        inputs => r.files.iter().map(|f| InputRow { path: f.path.clone(), kind: f.kind.map_or("", |k| k.as_str()).into(), rows_read: f.rows_read, rows_rejected: f.rows_rejected }).collect::<Vec<_>>(),
+        inputs => r.files.iter().map(|f| InputRow { path: f.path.clone(), kind: f.kind.map_or("", |k| k.as_str()).into(), rows_read: f.counts.rows_read, rows_rejected: f.counts.rows_rejected }).collect::<Vec<_>>(),
         totals => &totals,
         findings => r.findings.len(),
         has_previous => r.lifecycle.previous_run_id.is_some(),

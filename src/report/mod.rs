@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::history::FindingRow;
-use crate::ingest::FileStats;
+use crate::ingest::{FileStats, RowCounts};
 use crate::model::Date;
 use crate::model::Severity;
 use crate::pipeline::PharmacyCounts;
@@ -144,13 +144,8 @@ struct Arguments<'a> {
 #[derive(Serialize, Default)]
 pub struct Totals {
     pub files: usize,
-    pub rows_read: u64,
-    pub rows_accepted: u64,
-    pub rows_rejected: u64,
-    pub rows_in_scope: u64,
-    pub rows_kept: u64,
-    pub rows_without_hcpcs: u64,
-    pub rows_uncoded_drug: u64,
+    #[serde(flatten)]
+    pub counts: RowCounts,
     pub persons: usize,
     pub episodes: usize,
     pub findings: usize,
@@ -174,23 +169,11 @@ struct RuleInfo {
 }
 
 pub fn totals(r: &RunResult) -> Totals {
-    let mut sum = FileStats::default();
+    let mut counts = RowCounts::default();
     for f in &r.files {
-        sum.add_counts(f);
+        counts.add(&f.counts);
     }
-    Totals {
-        files: r.files.len(),
-        rows_read: sum.rows_read,
-        rows_accepted: sum.rows_accepted,
-        rows_rejected: sum.rows_rejected,
-        rows_in_scope: sum.rows_in_scope,
-        rows_kept: sum.rows_kept,
-        rows_without_hcpcs: sum.rows_without_hcpcs,
-        rows_uncoded_drug: sum.rows_uncoded_drug,
-        persons: r.persons,
-        episodes: r.episodes.len(),
-        findings: r.findings.len(),
-    }
+    Totals { files: r.files.len(), counts, persons: r.persons, episodes: r.episodes.len(), findings: r.findings.len() }
 }
 
 /// manifest.json. `outputs` lists the files written beside it, with row

@@ -85,13 +85,13 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
     let _ = writeln!(s, "| measure | count |\n|---|---:|");
     for (k, v) in [
         ("input files", t.files as u64),
-        ("rows read", t.rows_read),
-        ("rows accepted", t.rows_accepted),
-        ("rows rejected", t.rows_rejected),
-        ("rows in scope (policy codes, J-codes, policy NDCs)", t.rows_in_scope),
-        ("rows without a HCPCS code (institutional revenue lines, out of scope)", t.rows_without_hcpcs),
-        ("  of which pharmacy revenue lines kept for PREMED_NOT_BILLED", t.rows_uncoded_drug),
-        ("lines audited (in the read window)", t.rows_kept),
+        ("rows read", t.counts.rows_read),
+        ("rows accepted", t.counts.rows_accepted),
+        ("rows rejected", t.counts.rows_rejected),
+        ("rows in scope (policy codes, J-codes, policy NDCs)", t.counts.rows_in_scope),
+        ("rows without a HCPCS code (institutional revenue lines, out of scope)", t.counts.rows_without_hcpcs),
+        ("  of which pharmacy revenue lines kept for PREMED_NOT_BILLED", t.counts.rows_uncoded_drug),
+        ("lines audited (in the read window)", t.counts.rows_kept),
         ("persons audited", t.persons as u64),
         ("administration episodes in range", t.episodes as u64),
         ("findings", t.findings as u64),
@@ -208,7 +208,7 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
         let _ = writeln!(
             s,
             "| {} | {kind} | {} | {} | {} | {} | {} |",
-            f.path, fmt, f.rows_read, f.rows_accepted, f.rows_rejected, f.rows_in_scope
+            f.path, fmt, f.counts.rows_read, f.counts.rows_accepted, f.counts.rows_rejected, f.counts.rows_in_scope
         );
     }
     s
