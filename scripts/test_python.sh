@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Every test: the Rust tests, then the Python package and Spark job (pytest in
-# a virtual environment this script creates). `.ci/run` calls this script.
+# The Python package and Spark job's tests (pytest in a virtual environment
+# this script creates), after `cargo test --release`: the README's test
+# command runs both, and `.ci/run` runs that command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
-cargo test --release --locked
-# The command line the Python tests compare with (built by the tests already).
-cargo build --release --locked --quiet
+# The command line the Python tests compare with (`cargo test` built it).
+cargo build --release --quiet
 
 # PySpark runs on Java 17; Debian's package when the machine has no java.
 if ! command -v java >/dev/null 2>&1; then
