@@ -26,7 +26,16 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = Policy::default_policy().expect("policy");
     let columns = ColumnMap::default();
-    let spec = ScanSpec { policy: &policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: Engine::Fast, scan_only: false };
+    let spec = ScanSpec {
+        policy: &policy,
+        columns: &columns,
+        lo: None,
+        hi: None,
+        delimiter: b',',
+        engine: Engine::Fast,
+        scan_only: false,
+        store: None,
+    };
     let csv = make(dir.path(), "g.csv", GenFormat::Csv, false);
     let pq = make(dir.path(), "g.parquet", GenFormat::Parquet, false);
     let dense = make(dir.path(), "d.csv", GenFormat::Csv, true);

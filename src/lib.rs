@@ -2,7 +2,7 @@
 //! coding and dosing problems. Data flows ingest -> normalize -> episodes ->
 //! rules -> report; `pipeline` runs the stages and `main.rs` is a thin CLI.
 //! Imports run downward: `model` (domain types) at the bottom; `policy`,
-//! `columns`, `normalize`, `ingest`, `episodes` and `rules` above it;
+//! `columns`, `normalize`, `spill`, `ingest`, `episodes` and `rules` above it;
 //! `pipeline` and `report` on top.
 
 pub mod columns;
@@ -18,8 +18,11 @@ pub mod pipeline;
 pub mod policy;
 pub mod progress;
 pub mod report;
+pub mod results;
 pub mod rules;
+pub mod scratch;
 pub mod signals;
+pub mod spill;
 pub mod util;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

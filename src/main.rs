@@ -92,6 +92,10 @@ struct RunArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Memory for kept rows before they spill to temporary partitions beside
+    /// the output (K, M, G suffixes, powers of 1024); `none` never spills.
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    memory_limit: Size,
     /// CSV field delimiter: comma, pipe or tab.
     #[arg(long, default_value = "comma", value_parser = ["comma", "pipe", "tab"])]
     delimiter: String,
@@ -128,6 +132,34 @@ struct GenArgs {
     /// Also write the cohort's pharmacy claims (Tuva pharmacy_claim) here.
     #[arg(long)]
     pharmacy: Option<PathBuf>,
+}
+
+/// A byte count, or none.
+#[derive(Clone, Copy, Debug)]
+struct Size(Option<u64>);
+
+fn parse_size(s: &str) -> std::result::Result<Size, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("none") {
+        return Ok(Size(None));
+    }
+    let bad = || format!("{s:?} is not a size (for example 512M, 2G, none)");
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..digits].parse().map_err(|_| bad())?;
+    let unit = t[digits..].trim().trim_end_matches(['B', 'b']).trim_end_matches(['i', 'I']);
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = n.checked_mul(1u64 << shift).ok_or_else(bad)?;
+    if bytes < 1 << 20 {
+        return Err(format!("{s:?}: the memory limit must be at least 1M"));
+    }
+    Ok(Size(Some(bytes)))
 }
 
 fn parse_date(s: &str) -> std::result::Result<Date, String> {
@@ -260,6 +292,7 @@ fn run(a: RunArgs) -> Result<()> {
         threads: a.threads,
         run_date,
         previous: a.previous,
+        memory_limit: a.memory_limit.0,
     };
     let progress = Progress::new(opts.quiet);
     let result = audit(&opts, &policy, &columns, &progress, previous.as_ref())?;

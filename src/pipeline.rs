@@ -2,6 +2,7 @@
 //! parallel, and hand the results to `report`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -13,11 +14,15 @@ use crate::episodes::{DispenseUse, Patient, PharmacySide, Reversible, build_pati
 use crate::error::{Error, Result};
 use crate::history::{Lifecycle, LineKey, PreviousRun, reconcile, resolved_candidates};
 use crate::ingest::{Engine, FileOutput, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
-use crate::model::{Date, Dispense, Line, Severity, Text, UncodedDrugDay};
+use crate::model::{Date, Dispense, Line, Text, UncodedDrugDay};
 use crate::policy::Policy;
 use crate::progress::Progress;
+pub use crate::results::{EpisodeRow, TimelineLine};
 use crate::rules::{Ctx, Finding, RULES, Tally, evaluate};
+use crate::scratch::PrivateDir;
 use crate::signals;
+use crate::spill::Record;
+use crate::spill::{Batch, Held, KeptStore, Spool};
 use crate::util::FastSet;
 
 #[derive(Debug, Clone)]
@@ -38,49 +43,42 @@ pub struct RunOptions {
     pub run_date: Date,
     /// `--previous DIR`, for the manifest.
     pub previous: Option<PathBuf>,
-}
-
-/// One episode row of episodes.parquet.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpisodeRow {
-    pub episode_id: String,
-    pub person_id: String,
-    pub administration_date: Date,
-    pub drug_code: String,
-    pub dose_units: f64,
-    pub dose_sequence: u32,
-    #[serde(with = "crate::util::static_str")]
-    pub phase: crate::util::StaticStr,
-    /// `medical` or `pharmacy`: which benefit paid for the drug.
-    #[serde(with = "crate::util::static_str")]
-    pub supply: crate::util::StaticStr,
-    /// The pharmacy claim of the dispense that supplied the dose, or that was
-    /// matched to this medical administration (a cross-benefit duplicate).
-    pub dispense_claim_id: Option<String>,
-    pub days_since_previous: Option<i32>,
-    pub previous_administration_date: Option<Date>,
-    pub line_count: u32,
-    pub claim_ids: String,
-    pub finding_count: u32,
-    pub max_severity: Option<Severity>,
+    /// Bytes kept rows may use in memory before they spill to disk
+    /// (`--memory-limit`); `None`: never spill.
+    pub memory_limit: Option<u64>,
 }
 
 pub struct RunResult {
     pub files: Vec<FileStats>,
     pub inputs: Vec<InputFile>,
     pub findings: Vec<Finding>,
-    pub episodes: Vec<EpisodeRow>,
+    /// In output order (by person, date); on disk when the run spilled.
+    pub episodes: Spool<EpisodeRow>,
     pub rejects: Vec<RejectRow>,
     pub tallies: Vec<Tally>,
     pub pharmacy: PharmacyCounts,
     pub lifecycle: Lifecycle,
-    /// Home-infusion lines of audited persons, sorted by person and date.
-    pub timeline: Vec<TimelineLine>,
+    /// Home-infusion lines of audited persons, by person (each person's in
+    /// the order evaluation gave them); on disk when the run spilled.
+    pub timeline: Spool<TimelineLine>,
     pub horizon: Option<Date>,
     pub persons: usize,
     pub lines_kept: usize,
     pub read_seconds: f64,
     pub eval_seconds: f64,
+    /// Set when kept rows passed `--memory-limit` and were spilled.
+    pub spill: Option<SpillInfo>,
+}
+
+/// How a run that passed its memory limit used the disk (manifest `spill`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SpillInfo {
+    pub memory_limit_bytes: u64,
+    pub rows: u64,
+    pub bytes_written: u64,
+    pub partitions: usize,
+    /// Groups of partitions audited one after another.
+    pub groups: usize,
 }
 
 impl RunResult {
@@ -88,26 +86,6 @@ impl RunResult {
     pub fn source_name(&self, i: u32) -> String {
         self.inputs.get(i as usize).map(|x| x.path.display().to_string()).unwrap_or_default()
     }
-}
-
-/// A home-infusion line (per diem, nursing) of an audited person, active
-/// after reversals: the rows of timeline.parquet, the lines beneath the doses
-/// on report.html's timelines, and what `explain` shows.
-#[derive(Debug, Clone)]
-pub struct TimelineLine {
-    pub person_id: Text,
-    pub service_date: Date,
-    pub end_date: Option<Date>,
-    pub hcpcs_code: Text,
-    pub units: f64,
-    pub claim_id: Text,
-    pub claim_line_number: i64,
-    /// per_diem or nursing.
-    pub role: &'static str,
-    /// The episode the line belongs to: its administration date and the
-    /// index of its drug family in the policy (`episode_id` is made when
-    /// written, not held per line).
-    pub episode: Option<(Date, u16)>,
 }
 
 /// What became of the run's dispenses (manifest `pharmacy`).
@@ -139,6 +117,7 @@ impl RunOptions {
             delimiter: self.delimiter,
             engine: self.engine,
             scan_only: self.scan_only,
+            store: None,
         }
     }
 }
@@ -157,12 +136,40 @@ pub fn audit(
         return Err(Error::Config(format!("--from {f} is after --to {t}")));
     }
     let inputs = expand_inputs(&opts.inputs)?;
-    let spec = opts.scan_spec(policy, columns);
+    let store = KeptStore::new(opts.memory_limit, &opts.out, inputs.iter().map(|i| i.bytes).sum());
+    let spec = ScanSpec { store: Some(&store), ..opts.scan_spec(policy, columns) };
     let t0 = Instant::now();
-    let extract = read_inputs(&inputs, &spec, progress)?;
+    let mut extract = read_inputs(&inputs, &spec, progress)?;
+    let kept = store.finish()?;
     let read_seconds = t0.elapsed().as_secs_f64();
-    tracing::debug!(seconds = read_seconds, "read");
-    audit_extract(extract, inputs, opts, policy, progress, previous, read_seconds)
+    tracing::debug!(seconds = read_seconds, peak_rss_mib = crate::util::peak_rss_mib(), "read");
+    match kept.rows {
+        Held::Memory(b) => {
+            extract.chunks = b.chunks;
+            extract.dispenses = b.dispenses;
+            extract.uncoded = b.uncoded;
+            audit_extract(extract, inputs, opts, policy, progress, previous, read_seconds)
+        }
+        Held::Spilled(spilled) => {
+            let horizon = opts.to.or(kept.max_date);
+            let groups = (0..spilled.groups()).map(|k| {
+                let rows = spilled.load(k)?;
+                Ok(Batch { chunks: vec![rows.lines], dispenses: rows.dispenses, uncoded: rows.uncoded })
+            });
+            let info = SpillInfo {
+                memory_limit_bytes: opts.memory_limit.unwrap_or_default(),
+                rows: spilled.rows,
+                bytes_written: spilled.written,
+                partitions: spilled.partitions,
+                groups: spilled.groups(),
+            };
+            tracing::info!(groups = info.groups, rows = info.rows, bytes = info.bytes_written, "auditing spilled partitions");
+            let spool = Some(spilled.dir());
+            let mut r = audit_groups(extract, groups, spool, horizon, inputs, opts, policy, progress, previous, read_seconds)?;
+            r.spill = Some(info);
+            Ok(r)
+        }
+    }
 }
 
 /// Evaluates what was read (from files, or from tables in memory) and
@@ -176,23 +183,82 @@ pub fn audit_extract(
     previous: Option<&PreviousRun>,
     read_seconds: f64,
 ) -> Result<RunResult> {
-    let t1 = Instant::now();
     let horizon = opts.to.or_else(|| extract.max_date());
+    let rows = Batch {
+        chunks: std::mem::take(&mut extract.chunks),
+        dispenses: std::mem::take(&mut extract.dispenses),
+        uncoded: std::mem::take(&mut extract.uncoded),
+    };
+    audit_groups(extract, std::iter::once(Ok(rows)), None, horizon, inputs, opts, policy, progress, previous, read_seconds)
+}
+
+/// Evaluates groups of persons one after another (all of them at once, or
+/// one group of spill partitions at a time: persons never span groups), then
+/// sorts and reconciles. `extract` holds the file counts and rejects. With
+/// `spool`, each group's episodes and timeline go to sorted runs there.
+#[allow(clippy::too_many_arguments)]
+fn audit_groups(
+    mut extract: Extract,
+    groups: impl Iterator<Item = Result<Batch>>,
+    spool: Option<Arc<PrivateDir>>,
+    horizon: Option<Date>,
+    inputs: Vec<InputFile>,
+    opts: &RunOptions,
+    policy: &Policy,
+    progress: &Progress,
+    previous: Option<&PreviousRun>,
+    read_seconds: f64,
+) -> Result<RunResult> {
+    let t1 = Instant::now();
     let ctx = Ctx { policy, from: opts.from, to: opts.to, horizon: horizon.unwrap_or_default(), pharmacy_input: extract.pharmacy_input() };
-    let mut ev = evaluate_extract(&mut extract, &ctx, progress);
+    // Lines of previous findings: which tonight's input still has, and which
+    // a reversal voided (read while each group's lines are at hand).
+    let watch: FastSet<LineKey> = previous.map(|p| p.findings.iter().map(LineKey::of_row).collect()).unwrap_or_default();
+    let mut present: FastSet<LineKey> = FastSet::default();
+    let mut ev = Evaluated {
+        files: std::mem::take(&mut extract.files),
+        rejects: std::mem::take(&mut extract.rejects),
+        tallies: vec![Tally::default(); RULES.len()],
+        ..Default::default()
+    };
+    let (mut episodes, mut timeline) = match &spool {
+        Some(dir) => (Spool::on_disk(Arc::clone(dir), "episodes"), Spool::on_disk(Arc::clone(dir), "timeline")),
+        None => (Spool::default(), Spool::default()),
+    };
+    for rows in groups {
+        signals::check()?;
+        let rows = rows?;
+        let mut part = Extract {
+            files: std::mem::take(&mut ev.files),
+            chunks: rows.chunks,
+            dispenses: rows.dispenses,
+            uncoded: rows.uncoded,
+            rejects: Vec::new(),
+        };
+        let mut e = evaluate_extract(&mut part, &ctx, progress);
+        if !watch.is_empty() {
+            present.extend(part.chunks.iter().flatten().map(LineKey::of).filter(|k| watch.contains(k)));
+        }
+        e.voided.retain(|k| watch.contains(k));
+        if spool.is_some() {
+            episodes.push_run(std::mem::take(&mut e.episodes))?;
+            timeline.push_run(std::mem::take(&mut e.timeline))?;
+        }
+        ev.files = std::mem::take(&mut e.files);
+        ev.merge(e);
+    }
     ev.sort();
-    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), "merged and sorted");
+    if spool.is_none() {
+        episodes = Spool::in_memory(std::mem::take(&mut ev.episodes));
+        timeline = Spool::in_memory(std::mem::take(&mut ev.timeline));
+    }
+    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), peak_rss_mib = crate::util::peak_rss_mib(), "merged and sorted");
     let in_range = |d: Date| opts.from.is_none_or(|f| d >= f) && opts.to.is_none_or(|t| d <= t);
     let candidates = previous.map(|p| resolved_candidates(p, &ev.findings, in_range)).unwrap_or_default();
-    // Which candidates' lines tonight's input still has (the lines are dropped after this).
-    let mut present: FastSet<LineKey> = FastSet::default();
-    if !candidates.is_empty() {
-        let watch: FastSet<LineKey> = candidates.iter().map(|f| LineKey::of_row(f)).collect();
-        present = extract.chunks.iter().flatten().map(LineKey::of).filter(|k| watch.contains(k)).collect();
-    }
-    drop(extract);
     let lifecycle = reconcile(previous, &ev.findings, &candidates, &present, &ev.voided, policy, opts.run_date);
-    Ok(ev.into_run(inputs, lifecycle, horizon, read_seconds, t1.elapsed().as_secs_f64()))
+    let mut r = ev.into_run(inputs, lifecycle, horizon, read_seconds, t1.elapsed().as_secs_f64());
+    (r.episodes, r.timeline) = (episodes, timeline);
+    Ok(r)
 }
 
 /// What reading produced, before evaluation: per-file counts, kept lines,
@@ -235,7 +301,14 @@ pub fn read_inputs(inputs: &[InputFile], spec: &ScanSpec, progress: &Progress) -
     for (k, input) in inputs.iter().enumerate() {
         signals::check()?;
         let before = bar.position();
-        let out = read_file(input, k as u32, spec, &|n| bar.inc(n))?;
+        let mut out = read_file(input, k as u32, spec, &|n| {
+            bar.inc(n);
+            if let Some(s) = spec.store {
+                s.progressed(n);
+            }
+        })?;
+        // What the reader kept and did not hand over itself (plain readers).
+        spec.hand_over(&mut out)?;
         input.check_unchanged()?;
         bar.set_position(before + input.bytes);
         tracing::info!(file = %input.path.display(), rows_read = out.stats.counts.rows_read, rows_rejected = out.stats.counts.rows_rejected, "read");
@@ -288,7 +361,7 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
         })
         .collect();
     bar.finish_and_clear();
-    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "evaluated");
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), peak_rss_mib = crate::util::peak_rss_mib(), "evaluated");
     let mut ev = Evaluated {
         files: std::mem::take(&mut ex.files),
         rejects: std::mem::take(&mut ex.rejects),
@@ -351,17 +424,18 @@ impl Evaluated {
             files: self.files,
             inputs,
             findings: self.findings,
-            episodes: self.episodes,
+            episodes: Spool::in_memory(self.episodes),
             rejects: self.rejects,
             tallies: self.tallies,
             pharmacy: self.pharmacy,
             lifecycle,
-            timeline: self.timeline,
+            timeline: Spool::in_memory(self.timeline),
             horizon,
             persons: self.persons,
             lines_kept: self.lines_kept,
             read_seconds,
             eval_seconds,
+            spill: None,
         }
     }
 
@@ -403,10 +477,10 @@ impl Evaluated {
                 b.source_line,
             ))
         });
-        self.episodes.sort_by(|a, b| {
-            (&a.person_id, a.administration_date, &a.episode_id).cmp(&(&b.person_id, b.administration_date, &b.episode_id))
-        });
+        self.episodes.sort_by(EpisodeRow::order);
         self.rejects.sort_by(|a, b| (a.file, a.source_line, a.code).cmp(&(b.file, b.source_line, b.code)));
+        // Stable: each person's lines stay in the order evaluation gave them.
+        self.timeline.par_sort_by(TimelineLine::order);
     }
 }
 
@@ -583,18 +657,18 @@ fn episode_rows(p: &Patient, findings: &[Finding], ctx: &Ctx) -> Vec<EpisodeRow>
             claims.dedup();
             EpisodeRow {
                 episode_id: a.episode_id.clone(),
-                person_id: p.person_id.to_string(),
+                person_id: p.person_id.clone(),
                 administration_date: a.date,
-                drug_code: a.drug.clone(),
+                drug_code: Text::new(&a.drug),
                 dose_units: a.dose,
                 dose_sequence: a.sequence,
                 phase: a.phase.as_str(),
                 supply: a.supply.as_str(),
-                dispense_claim_id: a.dispense.and_then(|j| p.dispenses.get(j)).map(|d| d.rows[0].claim_id.to_string()),
+                dispense_claim_id: a.dispense.and_then(|j| p.dispenses.get(j)).map(|d| d.rows[0].claim_id.clone()),
                 days_since_previous: a.days_since_previous(),
                 previous_administration_date: a.previous,
                 line_count: a.line_idx.len() as u32,
-                claim_ids: claims.join(","),
+                claim_ids: Text::from(claims.join(",")),
                 finding_count: mine.len() as u32,
                 max_severity: mine.iter().map(|f| f.severity).max(),
             }

@@ -4,7 +4,7 @@
 //! and in its loops, and a watchdog thread finishes the job (removes the
 //! staging directory, exits) if the run has not stopped in time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
-static STAGING: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// Private directories of the run (staging, spill) the watchdog removes.
+static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // Async-signal-safe: one atomic store.
@@ -41,12 +42,12 @@ fn watchdog() {
     // The run stops at its next check and exits by itself; this is the backstop.
     std::thread::sleep(Duration::from_millis(700));
     let sig = SIGNAL.load(Ordering::SeqCst);
-    if let Ok(g) = STAGING.lock()
-        && let Some(dir) = g.as_ref()
-    {
-        for _ in 0..3 {
-            if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
-                break;
+    if let Ok(g) = TEMPS.lock() {
+        for dir in g.iter() {
+            for _ in 0..3 {
+                if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
+                    break;
+                }
             }
         }
     }
@@ -71,9 +72,16 @@ pub fn check() -> Result<()> {
     }
 }
 
-/// The staging directory the watchdog removes if it has to end the run.
-pub fn set_staging(dir: Option<PathBuf>) {
-    if let Ok(mut g) = STAGING.lock() {
-        *g = dir;
+/// A private directory the watchdog removes if it has to end the run.
+pub fn register_temp(dir: &Path) {
+    if let Ok(mut g) = TEMPS.lock() {
+        g.push(dir.to_path_buf());
+    }
+}
+
+/// The directory is gone (or committed): nothing for the watchdog to remove.
+pub fn unregister_temp(dir: &Path) {
+    if let Ok(mut g) = TEMPS.lock() {
+        g.retain(|d| d != dir);
     }
 }

@@ -60,3 +60,12 @@ pub mod static_str {
         Ok(super::intern(&String::deserialize(d)?))
     }
 }
+
+/// The process's peak resident memory so far, in MiB (Linux; 0 elsewhere),
+/// for the phase timings logged at debug level.
+pub fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    kib.unwrap_or(0) / 1024
+}

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
     let policy = POLICY.get_or_init(|| Policy::default_policy().expect("policy"));
     let columns = ColumnMap::default();
-    let spec = ScanSpec { policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: Engine::Fast, scan_only: false };
+    let spec = ScanSpec { policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: Engine::Fast, scan_only: false, store: None };
     // With a fixed header (so rows are reached) and as a whole file.
     for input in [[HEADER, data].concat(), data.to_vec()] {
         let path = Path::new("fuzz.csv");

@@ -82,6 +82,7 @@ fn options(from: Option<Date>, to: Option<Date>, lookback_days: i32, policy_path
         threads: None,
         run_date: today(),
         previous: None,
+        memory_limit: None,
     }
 }
 
@@ -95,7 +96,9 @@ fn results<'py>(py: Python<'py>, r: &RunResult, policy: &Policy, run_id: &str) -
     let refs: Vec<_> = rows.iter().collect();
     let d = PyDict::new(py);
     d.set_item("findings", to_py(py, &table::findings(run_id, &refs))?)?;
-    d.set_item("episodes", to_py(py, &table::episodes(&r.episodes))?)?;
+    // The Python package keeps results in memory (it never spills).
+    let episodes = r.episodes.in_memory_rows().ok_or_else(|| PyRuntimeError::new_err("episodes were spilled to disk"))?;
+    d.set_item("episodes", to_py(py, &table::episodes(episodes))?)?;
     d.set_item("rejects", to_py(py, &table::rejects(&r.rejects, |i| r.source_name(i)))?)?;
     d.set_item("tallies", to_py(py, &table::tallies(policy, &r.tallies))?)?;
     d.set_item("run_id", run_id)?;

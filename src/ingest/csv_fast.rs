@@ -159,6 +159,7 @@ pub fn read_from(
                 append(&mut total, part, line_base);
                 line_base += lines;
             }
+            spec.hand_over(&mut total)?;
             progress(block.bytes);
             let _ = back_tx.send(block.buf);
         }

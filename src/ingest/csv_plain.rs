@@ -80,8 +80,16 @@ mod tests {
     fn fast_and_plain_readers_agree_on_edge_cases() {
         let policy = Policy::default_policy().unwrap();
         let columns = ColumnMap::default();
-        let spec =
-            ScanSpec { policy: &policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: Engine::Fast, scan_only: false };
+        let spec = ScanSpec {
+            policy: &policy,
+            columns: &columns,
+            lo: None,
+            hi: None,
+            delimiter: b',',
+            engine: Engine::Fast,
+            scan_only: false,
+            store: None,
+        };
         let h = "claim_id,claim_line_number,person_id,claim_line_start_date,hcpcs_code,service_unit_quantity,diagnosis_code_1\n";
         let cases = [
             format!("{h}A,1,P1,2025-11-03,J2350,600,G35.A\n\n\n\nB,1,P1,2025-11-03,J2350,x\n"),

@@ -154,6 +154,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
                 l.feed_rows(&mut sink, &batch, None, &|j| start + chosen[base + j] as u64 + 1)?;
                 fed += batch.num_rows();
             }
+            spec.hand_over(&mut sink.out)?;
             Ok(sink.out)
         })
         .collect();

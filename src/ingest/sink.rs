@@ -10,6 +10,7 @@ use crate::model::codes::normalize_ndc_bytes;
 use crate::model::{Date, Dispense, Line, UncodedDrugDay};
 use crate::normalize::{Reject, RowContext, normalize_dispense, normalize_row, normalize_uncoded_drug};
 use crate::policy::Policy;
+use crate::spill::{Batch, KeptStore};
 
 pub const RAW_TEXT_MAX: usize = 64 * 1024;
 
@@ -33,6 +34,19 @@ pub struct ScanSpec<'a> {
     pub engine: Engine,
     /// Count in-scope rows only; keep no lines (the bench floor).
     pub scan_only: bool,
+    /// Where fast readers hand kept rows as they go (a run's store, which
+    /// spills past its budget). Without one, rows stay in the output.
+    pub store: Option<&'a KeptStore>,
+}
+
+impl ScanSpec<'_> {
+    /// Hands the kept rows of `out` to the run's store, if there is one.
+    pub(crate) fn hand_over(&self, out: &mut FileOutput) -> crate::error::Result<()> {
+        match self.store {
+            Some(store) => store.put(out.take_kept()),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -126,6 +140,16 @@ impl FileOutput {
             self.chunks.push(std::mem::take(&mut self.lines));
         }
         self.chunks
+    }
+
+    /// The kept rows (lines, dispenses, uncoded days), leaving counts and rejects.
+    pub fn take_kept(&mut self) -> Batch {
+        let lines = std::mem::take(&mut self.lines);
+        let mut chunks = std::mem::take(&mut self.chunks);
+        if !lines.is_empty() {
+            chunks.push(lines);
+        }
+        Batch { chunks, dispenses: std::mem::take(&mut self.dispenses), uncoded: std::mem::take(&mut self.uncoded) }
     }
 
     /// All kept lines in file order (tests and the fuzz target).

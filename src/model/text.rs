@@ -190,6 +190,16 @@ impl Codes {
     pub fn len(&self) -> usize {
         self.iter().count()
     }
+
+    /// The codes as stored: space-separated (spill files write this).
+    pub fn joined(&self) -> &str {
+        &self.0
+    }
+
+    /// Codes from `joined` text, as written by this type (no re-checking).
+    pub fn from_joined(s: &str) -> Codes {
+        Codes(Text::new(s))
+    }
 }
 
 impl fmt::Debug for Codes {

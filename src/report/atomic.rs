@@ -2,35 +2,20 @@
 //! beside the target, `_SUCCESS` last, then swapped into place. One run at a
 //! time per target: an exclusive lock on a file beside it.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::scratch::{PrivateDir, beside};
 
 pub struct Staging {
     pub dir: PathBuf,
     target: PathBuf,
-}
-
-/// The directory that holds the target, created when missing, and the
-/// target's name.
-fn parent_and_name(target: &Path) -> Result<(PathBuf, String)> {
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !parent.is_dir() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&parent)
-            .map_err(|e| Error::output(&parent, format!("cannot create output parent directory: {e}")))?;
-    }
-    let name = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-    Ok((parent, name))
+    /// Removes the directory on failure; after commit it is gone already.
+    _private: PrivateDir,
 }
 
 /// An exclusive lock on `.NAME.lock` beside the target, held for the whole
@@ -41,7 +26,7 @@ pub struct OutputLock {
 
 impl OutputLock {
     pub fn acquire(target: &Path) -> Result<OutputLock> {
-        let (parent, name) = parent_and_name(target)?;
+        let (parent, name) = beside(target)?;
         let path = parent.join(format!(".{name}.lock"));
         let mut f = OpenOptions::new()
             .read(true)
@@ -68,13 +53,8 @@ impl OutputLock {
 
 impl Staging {
     pub fn new(target: &Path) -> Result<Staging> {
-        let (parent, name) = parent_and_name(target)?;
-        clean_stale(&parent, &name);
-        let dir = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        DirBuilder::new().mode(0o700).create(&dir).map_err(|e| Error::output(&dir, format!("cannot create output directory: {e}")))?;
-        crate::signals::set_staging(Some(dir.clone()));
-        Ok(Staging { dir, target: target.to_path_buf() })
+        let private = PrivateDir::create(target, "tmp")?;
+        Ok(Staging { dir: private.path.clone(), target: target.to_path_buf(), _private: private })
     }
 
     /// Creates a file readable by the owner only.
@@ -114,14 +94,6 @@ impl Staging {
     }
 }
 
-impl Drop for Staging {
-    fn drop(&mut self) {
-        // On failure the half-written directory goes; after commit it is gone already.
-        let _ = std::fs::remove_dir_all(&self.dir);
-        crate::signals::set_staging(None);
-    }
-}
-
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
@@ -130,18 +102,4 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     // SAFETY: both are valid NUL-terminated paths; renameat2 does not keep them.
     let rc = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
     if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-}
-
-/// Removes temporary directories left by killed runs (their pid is gone).
-fn clean_stale(parent: &Path, name: &str) {
-    let prefix = format!(".{name}.tmp-");
-    let Ok(rd) = std::fs::read_dir(parent) else { return };
-    for e in rd.flatten() {
-        let fname = e.file_name().to_string_lossy().to_string();
-        let Some(rest) = fname.strip_prefix(&prefix) else { continue };
-        let pid = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
 }

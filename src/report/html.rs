@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::model::Date;
 use crate::pipeline::{RunOptions, RunResult};
 use crate::policy::Policy;
+use crate::results::{EpisodeRow, TimelineLine};
 use crate::rules::RULES;
 
 const REPORT_TEMPLATE: &str = include_str!("templates/report.html");
@@ -379,7 +380,8 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
 
     let dosing = policy.file.dosing.values().next();
     let (min_days, max_days) = dosing.map_or((140, 210), |d| (d.min_interval_days, d.max_interval_days));
-    let intervals: Vec<i32> = r.episodes.iter().filter_map(|e| e.days_since_previous).collect();
+    let mut intervals: Vec<i32> = Vec::new();
+    r.episodes.for_each(|e| intervals.extend(e.days_since_previous))?;
     let chart_intervals = interval_histogram(&intervals, min_days, max_days);
 
     let mut by_month: BTreeMap<String, f64> = BTreeMap::new();
@@ -395,7 +397,7 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
     let programs: Vec<(String, f64)> = by_program.into_iter().collect();
     let chart_programs = vbars("Findings by payer program", &programs, MAINTENANCE, "findings");
 
-    let (persons, persons_with_findings) = top_persons(r, MAX_PERSONS);
+    let (persons, persons_with_findings) = top_persons(r, MAX_PERSONS)?;
 
     let ctx = minijinja::context! {
         css => CSS,
@@ -447,7 +449,7 @@ fn range_text(opts: &RunOptions) -> String {
 
 /// The persons with the most error findings (then findings), with their
 /// timelines; and how many persons have findings at all.
-fn top_persons(r: &RunResult, cap: usize) -> (Vec<PersonSection>, usize) {
+fn top_persons(r: &RunResult, cap: usize) -> Result<(Vec<PersonSection>, usize)> {
     let mut score: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for f in &r.findings {
         let s = score.entry(&f.person_id).or_default();
@@ -458,20 +460,33 @@ fn top_persons(r: &RunResult, cap: usize) -> (Vec<PersonSection>, usize) {
     let mut ranked: Vec<(&str, (usize, usize))> = score.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     ranked.truncate(cap);
+    // Their episodes and lines, in one pass over each (a spilled run's are on disk).
+    let top: crate::util::FastSet<&str> = ranked.iter().map(|r| r.0).collect();
+    let (mut episodes, mut timeline) = (Vec::new(), Vec::new());
+    r.episodes.for_each(|e| {
+        if top.contains(e.person_id.as_str()) {
+            episodes.push(e.clone());
+        }
+    })?;
+    r.timeline.for_each(|l| {
+        if top.contains(l.person_id.as_str()) {
+            timeline.push(l.clone());
+        }
+    })?;
     let sections = ranked
         .into_iter()
         .map(|(person, (errors, _))| {
-            let view = person_view(r, person);
+            let view = person_view(r, &episodes, &timeline, person);
             let svg = person_timeline(&view);
             PersonSection { person: view, svg, errors }
         })
         .collect();
-    (sections, with_findings)
+    Ok((sections, with_findings))
 }
 
-/// A person's view from a run in memory. Findings and timeline lines are
-/// sorted by person, so each is a binary search away.
-pub fn person_view(r: &RunResult, person: &str) -> PersonView {
+/// A person's view from a run's findings and some of its episodes and
+/// timeline lines. All are sorted by person, so each is a binary search away.
+pub fn person_view(r: &RunResult, episodes: &[EpisodeRow], timeline: &[TimelineLine], person: &str) -> PersonView {
     let f0 = r.findings.partition_point(|f| f.person_id.as_str() < person);
     let findings = r.findings[f0..]
         .iter()
@@ -489,21 +504,21 @@ pub fn person_view(r: &RunResult, person: &str) -> PersonView {
             short: short_message(&f.message),
         })
         .collect();
-    let e0 = r.episodes.partition_point(|e| e.person_id.as_str() < person);
-    let doses = r.episodes[e0..]
+    let e0 = episodes.partition_point(|e| e.person_id.as_str() < person);
+    let doses = episodes[e0..]
         .iter()
         .take_while(|e| e.person_id == person)
         .map(|e| DoseView {
             date: e.administration_date,
-            drug: e.drug_code.clone(),
+            drug: e.drug_code.to_string(),
             dose: e.dose_units,
             phase: e.phase.into(),
             days_since_previous: e.days_since_previous,
             supply: e.supply.into(),
         })
         .collect();
-    let t0 = r.timeline.partition_point(|l| l.person_id.as_str() < person);
-    let lines = r.timeline[t0..]
+    let t0 = timeline.partition_point(|l| l.person_id.as_str() < person);
+    let lines = timeline[t0..]
         .iter()
         .take_while(|l| l.person_id == person)
         .map(|l| LineView {

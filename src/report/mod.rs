@@ -98,6 +98,9 @@ struct Manifest<'a> {
     lifecycle: LifecycleCounts,
     findings_by_severity: BTreeMap<&'static str, u64>,
     timings_seconds: BTreeMap<&'static str, f64>,
+    /// Present when kept rows passed `--memory-limit` and went to disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spill: Option<&'a crate::pipeline::SpillInfo>,
 }
 
 #[derive(Serialize)]
@@ -234,6 +237,7 @@ pub fn manifest_json(
         lifecycle: LifecycleCounts { new: r.lifecycle.new_count(), open: r.lifecycle.open_count(), resolved: r.lifecycle.resolved.len() },
         findings_by_severity: by_sev,
         timings_seconds: [("read", r.read_seconds), ("evaluate", r.eval_seconds)].into_iter().collect(),
+        spill: r.spill.as_ref(),
     };
     serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(format!("manifest: {e}")))
 }

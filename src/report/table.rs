@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use crate::history::FindingRow;
 use crate::ingest::RejectRow;
 use crate::model::{Date, Severity};
-use crate::pipeline::{EpisodeRow, TimelineLine};
 use crate::policy::Policy;
+use crate::results::{EpisodeRow, TimelineLine};
 use crate::rules::{RULES, Tally};
 
 /// One column's values. Strings borrow from the results where they can.
@@ -129,16 +129,16 @@ pub fn resolved<'a>(run_id: &'a str, rows: &'a [&'a FindingRow], reasons: Vec<&'
 pub fn episodes(e: &[EpisodeRow]) -> Table<'_> {
     Table::default()
         .col("episode_id", s(e, |x| &x.episode_id))
-        .col("person_id", s(e, |x| &x.person_id))
+        .col("person_id", s(e, |x| x.person_id.as_str()))
         .col("administration_date", date(e, |x| Some(x.administration_date)))
-        .col("drug_code", s(e, |x| &x.drug_code))
+        .col("drug_code", s(e, |x| x.drug_code.as_str()))
         .col("dose_units", Values::F64(e.iter().map(|x| Some(x.dose_units)).collect()))
         .col("dose_sequence", Values::I32(e.iter().map(|x| Some(x.dose_sequence as i32)).collect()))
         .col("phase", s(e, |x| x.phase))
         .col("days_since_previous", Values::I32(e.iter().map(|x| x.days_since_previous).collect()))
         .col("previous_administration_date", date(e, |x| x.previous_administration_date))
         .col("line_count", Values::I32(e.iter().map(|x| Some(x.line_count as i32)).collect()))
-        .col("claim_ids", s(e, |x| &x.claim_ids))
+        .col("claim_ids", s(e, |x| x.claim_ids.as_str()))
         .col("finding_count", Values::I32(e.iter().map(|x| Some(x.finding_count as i32)).collect()))
         .col("max_severity", opt_s(e, |x| x.max_severity.map(Severity::as_str)))
         .col("supply", s(e, |x| x.supply))

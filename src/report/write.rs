@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::history::FindingRow;
 use crate::pipeline::{RunOptions, RunResult};
 use crate::policy::Policy;
+use crate::spill::{Record, Spool};
 
 /// A table as a polars frame: dates as `Date`, strings as `String`.
 pub(crate) fn frame(t: Table) -> PolarsResult<DataFrame> {
@@ -33,27 +34,33 @@ pub(crate) fn strings<'a>(v: impl IntoIterator<Item = &'a str>) -> Values<'a> {
     Values::Str(v.into_iter().map(|s| Some(Cow::Borrowed(s))).collect())
 }
 
+/// Rows per row group of the run's tables. Each batch's frame is built,
+/// written and dropped before the next, so writing holds one batch of
+/// strings at a time, whatever the table's size.
+const BATCH_ROWS: usize = 64 * 1024;
+
 /// Writes every output into a staging directory and moves it into place.
 pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut RunInfo, bar: &indicatif::ProgressBar) -> Result<()> {
     let st = Staging::new(&opts.out)?;
     // The Parquet files are independent: the timeline (the largest) is
     // written on a second thread while the others are written here.
     let (timeline, rest) = std::thread::scope(|scope| {
-        let timeline = scope.spawn(|| write_parquet(&st, "timeline.parquet", table::timeline(&r.timeline, policy)));
+        let timeline = scope.spawn(|| write_parquet(&st, "timeline.parquet", &r.timeline, |t| frame(table::timeline(t, policy))));
         let rest = (|| -> Result<(usize, usize, usize, usize)> {
             let rows = finding_rows(r, policy);
-            let refs: Vec<&FindingRow> = rows.iter().collect();
-            let n_findings = write_parquet(&st, "findings.parquet", table::findings(&info.run_id, &refs))?;
+            let refs: Vec<&FindingRow> = rows.iter().collect::<Vec<_>>();
+            let n_findings = write_parquet(&st, "findings.parquet", &refs, |f| frame(table::findings(&info.run_id, f)))?;
             crate::signals::check()?;
             bar.inc(1);
-            let res = &r.lifecycle.resolved;
-            let resolved: Vec<&FindingRow> = res.iter().map(|x| &x.row).collect();
-            let reasons = res.iter().map(|x| x.reason.as_str()).collect();
-            let n_resolved = write_parquet(&st, "resolved.parquet", table::resolved(&info.run_id, &resolved, reasons, opts.run_date))?;
-            let n_episodes = write_parquet(&st, "episodes.parquet", table::episodes(&r.episodes))?;
+            let n_resolved = write_parquet(&st, "resolved.parquet", &r.lifecycle.resolved, |res| {
+                let rows: Vec<&FindingRow> = res.iter().map(|x| &x.row).collect();
+                let reasons = res.iter().map(|x| x.reason.as_str()).collect();
+                frame(table::resolved(&info.run_id, &rows, reasons, opts.run_date))
+            })?;
+            let n_episodes = write_parquet(&st, "episodes.parquet", &r.episodes, |e| frame(table::episodes(e)))?;
             crate::signals::check()?;
             bar.inc(1);
-            let n_rejects = write_parquet(&st, "rejects.parquet", table::rejects(&r.rejects, |i| r.source_name(i)))?;
+            let n_rejects = write_parquet(&st, "rejects.parquet", &r.rejects, |j| frame(table::rejects(j, |i| r.source_name(i))))?;
             crate::signals::check()?;
             bar.inc(1);
             Ok((n_findings, n_resolved, n_episodes, n_rejects))
@@ -78,24 +85,53 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
     st.write("summary.md", summary::render(opts, policy, r, &info.run_id).as_bytes())?;
     let t_report = std::time::Instant::now();
     st.write("report.html", html::render(opts, policy, r, &info.run_id)?.as_bytes())?;
-    tracing::debug!(seconds = t_report.elapsed().as_secs_f64(), "report.html");
+    tracing::debug!(seconds = t_report.elapsed().as_secs_f64(), peak_rss_mib = crate::util::peak_rss_mib(), "report.html");
     bar.inc(1);
     crate::signals::check()?;
     st.commit()
 }
 
-fn write_parquet(st: &Staging, name: &str, t: Table) -> Result<usize> {
+/// Rows to write, in output order, a batch at a time: in memory, or merged
+/// from a spilled run's files.
+trait Batches<T> {
+    fn count(&self) -> usize;
+    fn each(&self, n: usize, f: &mut dyn FnMut(&[T]) -> Result<()>) -> Result<()>;
+}
+
+impl<T> Batches<T> for Vec<T> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn each(&self, n: usize, f: &mut dyn FnMut(&[T]) -> Result<()>) -> Result<()> {
+        self.chunks(n).try_for_each(f)
+    }
+}
+
+impl<T: Record> Batches<T> for Spool<T> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn each(&self, n: usize, f: &mut dyn FnMut(&[T]) -> Result<()>) -> Result<()> {
+        self.batches(n, f)
+    }
+}
+
+/// Writes `rows` as one Parquet file of `BATCH_ROWS`-row row groups; `batch`
+/// makes the frame of a slice of rows (its schema from the empty slice).
+fn write_parquet<T>(st: &Staging, name: &str, rows: &impl Batches<T>, batch: impl Fn(&[T]) -> PolarsResult<DataFrame>) -> Result<usize> {
     let t0 = std::time::Instant::now();
     let path = st.dir.join(name);
-    let mut df = frame(t).map_err(|e| Error::Internal(format!("building {name}: {e}")))?;
+    let building = |e: PolarsError| Error::Internal(format!("building {name}: {e}"));
+    let failed = |e: PolarsError| Error::output(&path, format!("write failed: {e}"));
+    let schema = batch(&[]).map_err(building)?.schema().as_ref().clone();
     let file = st.create(name)?;
-    ParquetWriter::new(&file)
-        .with_compression(ParquetCompression::Zstd(None))
-        .finish(&mut df)
-        .map_err(|e| Error::output(&path, format!("write failed: {e}")))?;
+    let mut w = ParquetWriter::new(&file).with_compression(ParquetCompression::Zstd(None)).batched(&schema).map_err(failed)?;
+    rows.each(BATCH_ROWS, &mut |chunk| w.write_batch(&batch(chunk).map_err(building)?).map_err(failed))?;
+    w.finish().map_err(failed)?;
     file.sync_all().map_err(|e| Error::output(&path, format!("sync failed: {e}")))?;
-    tracing::debug!(file = name, rows = df.height(), seconds = t0.elapsed().as_secs_f64(), "written");
-    Ok(df.height())
+    let n = rows.count();
+    tracing::debug!(file = name, rows = n, seconds = t0.elapsed().as_secs_f64(), peak_rss_mib = crate::util::peak_rss_mib(), "written");
+    Ok(n)
 }
 
 /// Writes one Parquet file outside a run's directory (the `diff` output):

@@ -10,3 +10,4 @@ mod payer;
 mod report;
 mod robustness;
 mod scale;
+mod spill;
