@@ -94,7 +94,7 @@ struct RunArgs {
     threads: Option<usize>,
     /// Memory for kept rows before they spill to temporary partitions beside
     /// the output (K, M, G suffixes, powers of 1024); `none` never spills.
-    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    #[arg(long, default_value = "128M", value_parser = parse_size)]
     memory_limit: Size,
     /// CSV field delimiter: comma, pipe or tab.
     #[arg(long, default_value = "comma", value_parser = ["comma", "pipe", "tab"])]

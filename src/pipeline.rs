@@ -152,10 +152,7 @@ pub fn audit(
         }
         Held::Spilled(spilled) => {
             let horizon = opts.to.or(kept.max_date);
-            let groups = (0..spilled.groups()).map(|k| {
-                let rows = spilled.load(k)?;
-                Ok(Batch { chunks: vec![rows.lines], dispenses: rows.dispenses, uncoded: rows.uncoded })
-            });
+            let groups = (0..spilled.groups()).map(|k| spilled.load(k));
             let info = SpillInfo {
                 memory_limit_bytes: opts.memory_limit.unwrap_or_default(),
                 rows: spilled.rows,

@@ -23,7 +23,7 @@ use crate::error::Result;
 pub fn read_file(input: &InputFile, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
     let mut out = match input.format {
         #[cfg(feature = "parquet")]
-        Format::Parquet if spec.engine == Engine::Fast => parquet_fast::read(&input.path, file_idx, spec)?,
+        Format::Parquet if spec.engine == Engine::Fast => parquet_fast::read(&input.path, file_idx, spec, progress)?,
         #[cfg(feature = "polars")]
         Format::Parquet => parquet::read(&input.path, file_idx, spec)?,
         #[cfg(not(feature = "polars"))]

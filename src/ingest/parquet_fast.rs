@@ -64,7 +64,8 @@ fn dictionary_hint(schema: &Schema, keys: &[&str]) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
+/// Reads one file; `progress` gets each row group's compressed bytes when it is done.
+pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
     let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
     let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
     let schema = Arc::clone(meta.schema());
@@ -142,6 +143,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
                 }
             }
             if chosen.is_empty() {
+                progress(groups[g].compressed_size().max(0) as u64);
                 return Ok(sink.out);
             }
             // Pass two: every column the run uses, for the chosen rows only.
@@ -155,6 +157,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
                 fed += batch.num_rows();
             }
             spec.hand_over(&mut sink.out)?;
+            progress(groups[g].compressed_size().max(0) as u64);
             Ok(sink.out)
         })
         .collect();

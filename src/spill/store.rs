@@ -5,12 +5,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::hash::{Hash, Hasher};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
 
 use super::codec::{self, Rows};
 use crate::error::{Error, Result};
@@ -91,8 +93,10 @@ struct Spill {
 }
 
 impl Spill {
-    fn create(target: &Path, parts: usize) -> Result<Spill> {
+    fn create(target: &Path, parts: usize, budget: u64) -> Result<Spill> {
         let dir = PrivateDir::create(target, "spill")?;
+        // The write buffers of all partitions together: a 16th of the budget.
+        let cap = ((budget / 16) as usize / parts).clamp(4 << 10, 64 << 10);
         let files = (0..parts)
             .map(|p| {
                 let path = part_path(&dir.path, p);
@@ -101,43 +105,64 @@ impl Spill {
                     .create_new(true)
                     .mode(0o600)
                     .open(&path)
-                    .map(|f| BufWriter::with_capacity(64 << 10, f))
+                    .map(|f| BufWriter::with_capacity(cap, f))
                     .map_err(|e| Error::output(&path, format!("cannot create spill file: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Spill { dir, files, bytes: vec![0; parts], rows: 0, written: 0 })
     }
 
-    /// Encodes the batch into per-partition buffers, then appends them.
+    /// Encodes the batch's pieces in parallel into per-partition buffers,
+    /// then appends them piece by piece (a partition's rows keep read order).
     fn put(&mut self, b: Batch) -> Result<()> {
         let parts = self.files.len();
-        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); parts];
-        for l in b.chunks.iter().flatten() {
-            let p = partition_of(&l.person_id, parts);
-            codec::put_line(&mut bufs[p], l);
-            self.bytes[p] += line_bytes(l);
+        let rows = (b.chunks.iter().map(Vec::len).sum::<usize>() + b.dispenses.len() + b.uncoded.len()) as u64;
+        let mut encoded: Vec<Encoded> = b.chunks.par_iter().map(|c| encode(c, &[], &[], parts)).collect();
+        if !b.dispenses.is_empty() || !b.uncoded.is_empty() {
+            encoded.push(encode(&[], &b.dispenses, &b.uncoded, parts));
         }
-        for d in &b.dispenses {
-            let p = partition_of(&d.person_id, parts);
-            codec::put_dispense(&mut bufs[p], d);
-            self.bytes[p] += dispense_bytes(d);
-        }
-        for u in &b.uncoded {
-            let p = partition_of(&u.person_id, parts);
-            codec::put_uncoded(&mut bufs[p], u);
-            self.bytes[p] += UNCODED_BYTES;
-        }
-        self.rows += (b.chunks.iter().map(Vec::len).sum::<usize>() + b.dispenses.len() + b.uncoded.len()) as u64;
         drop(b);
-        for (p, buf) in bufs.iter().enumerate() {
-            if buf.is_empty() {
-                continue;
+        for e in encoded {
+            for (p, buf) in e.bufs.iter().enumerate() {
+                if buf.is_empty() {
+                    continue;
+                }
+                self.bytes[p] += e.bytes[p];
+                self.written += buf.len() as u64;
+                self.files[p]
+                    .write_all(buf)
+                    .map_err(|e| Error::output(part_path(&self.dir.path, p), format!("spill write failed: {e}")))?;
             }
-            self.written += buf.len() as u64;
-            self.files[p].write_all(buf).map_err(|e| Error::output(part_path(&self.dir.path, p), format!("spill write failed: {e}")))?;
         }
+        self.rows += rows;
         Ok(())
     }
+}
+
+/// One piece's rows encoded per partition, with what they cost loaded.
+struct Encoded {
+    bufs: Vec<Vec<u8>>,
+    bytes: Vec<u64>,
+}
+
+fn encode(lines: &[Line], dispenses: &[Dispense], uncoded: &[UncodedDrugDay], parts: usize) -> Encoded {
+    let mut e = Encoded { bufs: vec![Vec::new(); parts], bytes: vec![0; parts] };
+    for l in lines {
+        let p = partition_of(&l.person_id, parts);
+        codec::put_line(&mut e.bufs[p], l);
+        e.bytes[p] += line_bytes(l);
+    }
+    for d in dispenses {
+        let p = partition_of(&d.person_id, parts);
+        codec::put_dispense(&mut e.bufs[p], d);
+        e.bytes[p] += dispense_bytes(d);
+    }
+    for u in uncoded {
+        let p = partition_of(&u.person_id, parts);
+        codec::put_uncoded(&mut e.bufs[p], u);
+        e.bytes[p] += UNCODED_BYTES;
+    }
+    e
 }
 
 fn part_path(dir: &Path, p: usize) -> PathBuf {
@@ -193,19 +218,21 @@ impl KeptStore {
         }
         let parts = self.partitions(g.mem_bytes, budget);
         tracing::info!(partitions = parts, kept_bytes = g.mem_bytes, budget, "kept rows pass the memory limit: spilling");
-        let mut spill = Spill::create(&self.target, parts)?;
+        let mut spill = Spill::create(&self.target, parts, budget)?;
         spill.put(std::mem::take(&mut g.mem))?;
         g.mem_bytes = 0;
         g.spill = Some(spill);
         Ok(())
     }
 
-    /// Enough partitions that each holds about half the budget when the
-    /// whole input is read, as extrapolated from what is read so far.
+    /// Enough partitions that each holds about a quarter of the budget when
+    /// the whole input is read, as extrapolated from what is read so far
+    /// (groups of half the budget then pack two or more).
     fn partitions(&self, kept: u64, budget: u64) -> usize {
-        let read = self.read.load(Ordering::Relaxed).max(1);
-        let expected = kept as f64 * (self.total_input.max(read) as f64 / read as f64);
-        let want = (2.0 * expected / budget.max(1) as f64).ceil() as usize;
+        // A reader that reports no progress: size for what is kept so far.
+        let read = self.read.load(Ordering::Relaxed);
+        let expected = if read == 0 { kept as f64 } else { kept as f64 * (self.total_input.max(read) as f64 / read as f64) };
+        let want = (4.0 * expected / budget.max(1) as f64).ceil() as usize;
         want.clamp(MIN_PARTS, MAX_PARTS).next_power_of_two()
     }
 
@@ -222,7 +249,9 @@ impl KeptStore {
         for (p, f) in spill.files.iter_mut().enumerate() {
             f.flush().map_err(|e| Error::output(part_path(&spill.dir.path, p), format!("spill write failed: {e}")))?;
         }
-        let budget = self.budget.unwrap_or(u64::MAX);
+        // Half the budget per group: evaluating a group adds its sort keys,
+        // patients and results to the rows, so that peaks no higher than reading.
+        let budget = self.budget.unwrap_or(u64::MAX) / 2;
         tracing::info!(rows = spill.rows, bytes = spill.written, partitions = spill.files.len(), "spilled");
         Ok(Kept {
             max_date,
@@ -240,7 +269,7 @@ impl KeptStore {
 const MIN_PARTS: usize = 16;
 const MAX_PARTS: usize = 4096;
 
-/// Consecutive partitions whose loaded rows fit the budget together (each
+/// Consecutive partitions whose loaded rows fit `budget` together (each
 /// group at least one partition).
 fn groups(bytes: &[u64], budget: u64) -> Vec<Range<usize>> {
     let mut out: Vec<Range<usize>> = Vec::new();
@@ -293,22 +322,29 @@ impl Spilled {
         self.groups.len()
     }
 
-    /// The rows of group `k`, read back.
-    pub fn load(&self, k: usize) -> Result<Rows> {
-        let mut rows = Rows::default();
-        let mut buf = Vec::new();
-        for p in self.groups.get(k).cloned().unwrap_or_default() {
-            let path = part_path(&self.dir.path, p);
-            buf.clear();
-            File::open(&path)
-                .and_then(|mut f| f.read_to_end(&mut buf))
-                .map_err(|e| Error::output(&path, format!("cannot read spill file: {e}")))?;
-            codec::read_rows(&buf, &mut rows)
-                .map_err(|d| Error::Internal(format!("{}: spill file damaged at byte {}", path.display(), d.0)))?;
-            // A partition is read once: its file goes now, not at the end.
-            let _ = std::fs::remove_file(&path);
+    /// The rows of group `k`, read back (its partitions decoded in parallel).
+    pub fn load(&self, k: usize) -> Result<Batch> {
+        let parts: Vec<usize> = self.groups.get(k).cloned().unwrap_or_default().collect();
+        let rows = parts
+            .par_iter()
+            .map(|&p| {
+                let path = part_path(&self.dir.path, p);
+                let buf = std::fs::read(&path).map_err(|e| Error::output(&path, format!("cannot read spill file: {e}")))?;
+                let mut rows = Rows::default();
+                codec::read_rows(&buf, &mut rows)
+                    .map_err(|d| Error::Internal(format!("{}: spill file damaged at byte {}", path.display(), d.0)))?;
+                // A partition is read once: its file goes now, not at the end.
+                let _ = std::fs::remove_file(&path);
+                Ok(rows)
+            })
+            .collect::<Result<Vec<Rows>>>()?;
+        let mut batch = Batch::default();
+        for mut r in rows {
+            batch.chunks.push(r.lines);
+            batch.dispenses.append(&mut r.dispenses);
+            batch.uncoded.append(&mut r.uncoded);
         }
-        Ok(rows)
+        Ok(batch)
     }
 }
 
@@ -351,7 +387,7 @@ mod tests {
         let mut seen: Vec<(String, u64)> = Vec::new();
         let mut owner: std::collections::HashMap<String, usize> = Default::default();
         for g in 0..s.groups() {
-            for l in s.load(g).unwrap().lines {
+            for l in s.load(g).unwrap().chunks.into_iter().flatten() {
                 assert_eq!(*owner.entry(l.person_id.to_string()).or_insert(g), g, "a person spans groups");
                 seen.push((l.person_id.to_string(), l.source_line));
             }

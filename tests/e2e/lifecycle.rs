@@ -263,6 +263,32 @@ fn sigterm_stops_the_run_and_keeps_the_previous_output() {
 }
 
 #[test]
+fn sigterm_while_spilling_removes_the_spill_files() {
+    let t = tmp();
+    let gz = slow_extract(t.path());
+    let out = t.path().join("out");
+    let child = bin()
+        .args(["run", "--quiet", "--threads", "1", "--memory-limit", "1M", "--out"])
+        .arg(&out)
+        .arg(&gz)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let spill = t.path().join(format!(".out.spill-{}", child.id()));
+    let t0 = Instant::now();
+    while !spill.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the run never spilled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signals a child process this test spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!spill.exists(), "spill directory left behind");
+    assert!(!out.exists(), "no output from a stopped first run");
+}
+
+#[test]
 fn a_file_appended_to_while_read_fails() {
     let t = tmp();
     let gz = slow_extract(t.path());

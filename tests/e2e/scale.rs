@@ -149,10 +149,20 @@ fn kill_at_any_moment_leaves_previous_output_intact() {
             let m = manifest(&out);
             assert_eq!(m["inputs"][0]["path"], big.display().to_string());
         }
-        // Anything else left beside the target is a hidden staging directory.
+        // Anything else left beside the target is a hidden staging or spill directory.
         for e in std::fs::read_dir(t.path()).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            assert!(name == "out" || name == "big.csv" || name == ".out.lock" || name.starts_with(".out.tmp-"), "unexpected {name}");
+            let private = name.starts_with(".out.tmp-") || name.starts_with(".out.spill-");
+            assert!(name == "out" || name == "big.csv" || name == ".out.lock" || private, "unexpected {name}");
         }
     }
+    // The next run removes what killed runs left.
+    run_ok(&out, &[sample_csv().to_str().unwrap()]);
+    let left: Vec<String> = std::fs::read_dir(t.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".out.") && n != ".out.lock")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
