@@ -252,8 +252,10 @@ pub struct Policy {
     pub icd: FastMap<String, CodeEntry>,
     /// Every HCPCS code any rule reads (drugs and the code table).
     pub policy_codes: FastSet<String>,
-    /// The same codes as bytes, for the per-row scope check.
-    pub policy_codes_upper: Vec<Vec<u8>>,
+    /// The same codes for the per-row scope check: up to 7 bytes as sorted
+    /// `code_key`s (one binary search a row), longer ones as upper-case bytes.
+    pub policy_code_keys: Vec<u64>,
+    pub policy_codes_long: Vec<Vec<u8>>,
     /// 11-digit NDC -> its drug and strength, for NDCs with `mg_per_unit`:
     /// the scope of pharmacy extracts.
     pub ndc_products: FastMap<String, NdcInfo>,
@@ -378,8 +380,11 @@ impl Policy {
         }
         let policy_codes: FastSet<String> = drugs.keys().chain(hcpcs.keys()).cloned().collect();
         let roles = policy_codes.iter().map(|c| (c.clone(), role(&drugs, &hcpcs, c))).collect();
-        let mut policy_codes_upper: Vec<Vec<u8>> = policy_codes.iter().map(|c| c.as_bytes().to_vec()).collect();
-        policy_codes_upper.sort();
+        let mut policy_code_keys: Vec<u64> = policy_codes.iter().filter_map(|c| code_key(c.as_bytes())).collect();
+        policy_code_keys.sort_unstable();
+        let mut policy_codes_long: Vec<Vec<u8>> =
+            policy_codes.iter().filter(|c| code_key(c.as_bytes()).is_none()).map(|c| c.to_ascii_uppercase().into_bytes()).collect();
+        policy_codes_long.sort();
         Ok(Policy {
             fingerprint: crate::util::fnv1a(text.as_bytes()),
             text: text.to_string(),
@@ -389,7 +394,8 @@ impl Policy {
             hcpcs,
             icd,
             policy_codes,
-            policy_codes_upper,
+            policy_code_keys,
+            policy_codes_long,
             roles,
             ndc_products,
             pharmacy_revenue,
@@ -529,9 +535,40 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A code of up to 7 bytes as one integer: its length, then its bytes upper-
+/// cased. Equal keys mean equal codes, ignoring ASCII case.
+pub fn code_key(code: &[u8]) -> Option<u64> {
+    if code.len() > 7 {
+        return None;
+    }
+    let mut k = (code.len() as u64) << 56;
+    for (i, b) in code.iter().enumerate() {
+        k |= u64::from(b.to_ascii_uppercase()) << (48 - 8 * i);
+    }
+    Some(k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scope_check_matches_codes_exactly_ignoring_case() {
+        let p = Policy::default_policy().unwrap();
+        let scope = |c: &str| crate::ingest::code_in_scope(&p, c.as_bytes());
+        for c in &p.policy_codes {
+            assert!(scope(c) && scope(&c.to_ascii_lowercase()), "{c}");
+            // Near misses: a character short or long, a NUL or a space after it.
+            for miss in [&c[..c.len() - 1], &format!("{c}0"), &format!("{c}\0"), &format!("{c} ")] {
+                let policy_code = p.policy_codes.iter().any(|x| x.eq_ignore_ascii_case(miss));
+                assert_eq!(scope(miss), policy_code || miss.starts_with(['J', 'j']), "{miss:?}");
+            }
+        }
+        assert!(!scope("99213") && !scope("") && !scope("A-very-long-code"));
+        assert_eq!(code_key(b"ab"), code_key(b"AB"));
+        assert_ne!(code_key(b"AB"), code_key(b"AB\0"));
+        assert_eq!(code_key(b"TOOLONG8"), None);
+    }
 
     #[test]
     fn default_policy_loads() {

@@ -164,7 +164,10 @@ pub fn code_in_scope(policy: &Policy, code: &[u8]) -> bool {
     match code.first() {
         None => false,
         Some(b'J') | Some(b'j') => true,
-        Some(_) => policy.policy_codes_upper.iter().any(|c| c.len() == code.len() && c.eq_ignore_ascii_case(code)),
+        Some(_) => match crate::policy::code_key(code) {
+            Some(k) => policy.policy_code_keys.binary_search(&k).is_ok(),
+            None => policy.policy_codes_long.iter().any(|c| c.eq_ignore_ascii_case(code)),
+        },
     }
 }
 

@@ -355,7 +355,8 @@ mod tests {
     #[test]
     fn groups_fill_to_the_budget_and_never_split_a_partition() {
         assert_eq!(groups(&[3, 3, 3, 9, 1, 1], 6), [0..2, 2..3, 3..4, 4..6]);
-        assert_eq!(groups(&[0, 0], 6), [0..2]);
+        assert_eq!(groups(&[0, 0], 6).len(), 1, "empty partitions share a group");
+        assert_eq!(groups(&[0, 0], 6)[0], 0..2);
         assert!(groups(&[], 6).is_empty());
     }
 
