@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use claims_audit::columns::ColumnMap;
 use claims_audit::episodes::{PharmacySide, build_patient, net_reversals};
 use claims_audit::generate::{GenFormat, GenOptions, generate};
-use claims_audit::ingest::{Engine, Format, ScanSpec, csv_fast, parquet};
+use claims_audit::ingest::{Format, ScanSpec, csv_fast, parquet};
 use claims_audit::model::Line;
 use claims_audit::policy::Policy;
 use claims_audit::rules::{Ctx, evaluate};
@@ -26,16 +26,7 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let policy = Policy::default_policy().expect("policy");
     let columns = ColumnMap::default();
-    let spec = ScanSpec {
-        policy: &policy,
-        columns: &columns,
-        lo: None,
-        hi: None,
-        delimiter: b',',
-        engine: Engine::Fast,
-        scan_only: false,
-        store: None,
-    };
+    let spec = ScanSpec::new(&policy, &columns);
     let csv = make(dir.path(), "g.csv", GenFormat::Csv, false);
     let pq = make(dir.path(), "g.parquet", GenFormat::Parquet, false);
     let dense = make(dir.path(), "d.csv", GenFormat::Csv, true);

@@ -161,8 +161,8 @@ pub fn audit(
                 groups: spilled.groups(),
             };
             tracing::info!(groups = info.groups, rows = info.rows, bytes = info.bytes_written, "auditing spilled partitions");
-            let spool = Some(spilled.dir());
-            let mut r = audit_groups(extract, groups, spool, horizon, inputs, opts, policy, progress, previous, read_seconds)?;
+            let run = Run { opts, policy, progress, previous, read_seconds };
+            let mut r = audit_groups(extract, groups, Some(spilled.dir()), horizon, inputs, &run)?;
             r.spill = Some(info);
             Ok(r)
         }
@@ -186,26 +186,33 @@ pub fn audit_extract(
         dispenses: std::mem::take(&mut extract.dispenses),
         uncoded: std::mem::take(&mut extract.uncoded),
     };
-    audit_groups(extract, std::iter::once(Ok(rows)), None, horizon, inputs, opts, policy, progress, previous, read_seconds)
+    let run = Run { opts, policy, progress, previous, read_seconds };
+    audit_groups(extract, std::iter::once(Ok(rows)), None, horizon, inputs, &run)
+}
+
+/// What evaluating a read extract needs besides its rows.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    opts: &'a RunOptions,
+    policy: &'a Policy,
+    progress: &'a Progress,
+    previous: Option<&'a PreviousRun>,
+    read_seconds: f64,
 }
 
 /// Evaluates groups of persons one after another (all of them at once, or
 /// one group of spill partitions at a time: persons never span groups), then
 /// sorts and reconciles. `extract` holds the file counts and rejects. With
 /// `spool`, each group's episodes and timeline go to sorted runs there.
-#[allow(clippy::too_many_arguments)]
 fn audit_groups(
     mut extract: Extract,
     groups: impl Iterator<Item = Result<Batch>>,
     spool: Option<Arc<PrivateDir>>,
     horizon: Option<Date>,
     inputs: Vec<InputFile>,
-    opts: &RunOptions,
-    policy: &Policy,
-    progress: &Progress,
-    previous: Option<&PreviousRun>,
-    read_seconds: f64,
+    run: &Run,
 ) -> Result<RunResult> {
+    let Run { opts, policy, progress, previous, read_seconds } = *run;
     let t1 = Instant::now();
     let ctx = Ctx { policy, from: opts.from, to: opts.to, horizon: horizon.unwrap_or_default(), pharmacy_input: extract.pharmacy_input() };
     // Lines of previous findings: which tonight's input still has, and which

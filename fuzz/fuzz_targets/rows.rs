@@ -8,7 +8,7 @@ use std::path::Path;
 
 use claims_audit::columns::ColumnMap;
 use claims_audit::model::Date;
-use claims_audit::ingest::{Engine, ScanSpec, csv_fast, csv_plain};
+use claims_audit::ingest::{ScanSpec, csv_fast, csv_plain};
 use claims_audit::model::codes::{normalize_bill_type, normalize_dx, normalize_ndc, normalize_pos, normalize_revenue, parse_number};
 use claims_audit::policy::Policy;
 use libfuzzer_sys::fuzz_target;
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
     let policy = POLICY.get_or_init(|| Policy::default_policy().expect("policy"));
     let columns = ColumnMap::default();
-    let spec = ScanSpec { policy, columns: &columns, lo: None, hi: None, delimiter: b',', engine: Engine::Fast, scan_only: false, store: None };
+    let spec = ScanSpec::new(policy, &columns);
     // With a fixed header (so rows are reached) and as a whole file.
     for input in [[HEADER, data].concat(), data.to_vec()] {
         let path = Path::new("fuzz.csv");

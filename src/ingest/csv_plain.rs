@@ -72,7 +72,7 @@ mod tests {
     use std::path::Path;
 
     use crate::columns::ColumnMap;
-    use crate::ingest::{Engine, ScanSpec, csv_fast};
+    use crate::ingest::{ScanSpec, csv_fast};
     use crate::policy::Policy;
 
     /// Inputs the fuzzer found the two readers disagreeing on, plus kin.
@@ -80,16 +80,7 @@ mod tests {
     fn fast_and_plain_readers_agree_on_edge_cases() {
         let policy = Policy::default_policy().unwrap();
         let columns = ColumnMap::default();
-        let spec = ScanSpec {
-            policy: &policy,
-            columns: &columns,
-            lo: None,
-            hi: None,
-            delimiter: b',',
-            engine: Engine::Fast,
-            scan_only: false,
-            store: None,
-        };
+        let spec = ScanSpec::new(&policy, &columns);
         let h = "claim_id,claim_line_number,person_id,claim_line_start_date,hcpcs_code,service_unit_quantity,diagnosis_code_1\n";
         let cases = [
             format!("{h}A,1,P1,2025-11-03,J2350,600,G35.A\n\n\n\nB,1,P1,2025-11-03,J2350,x\n"),

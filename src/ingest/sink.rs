@@ -39,7 +39,13 @@ pub struct ScanSpec<'a> {
     pub store: Option<&'a KeptStore>,
 }
 
-impl ScanSpec<'_> {
+impl<'a> ScanSpec<'a> {
+    /// The whole extract, comma-separated, fast readers, rows kept in the
+    /// output (tests, benches and the fuzz target).
+    pub fn new(policy: &'a Policy, columns: &'a ColumnMap) -> ScanSpec<'a> {
+        ScanSpec { policy, columns, lo: None, hi: None, delimiter: b',', engine: Engine::Fast, scan_only: false, store: None }
+    }
+
     /// Hands the kept rows of `out` to the run's store, if there is one.
     pub(crate) fn hand_over(&self, out: &mut FileOutput) -> crate::error::Result<()> {
         match self.store {
