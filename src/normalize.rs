@@ -109,16 +109,7 @@ pub fn normalize_row<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(us
     let (claim_id, claim_line_number) = claim_key(&get)?;
 
     let dx = Codes::from_codes((0..N_DX).filter_map(|i| nonempty(get(col::DX1 + i)).map(dx_text)));
-    let mut modifiers: Vec<Text> = Vec::new();
-    for i in 0..N_MOD {
-        if let Some(m) = nonempty(get(col::MOD1 + i)) {
-            modifiers.push(Text::upper(m));
-        }
-    }
-    if modifiers.len() > 1 {
-        modifiers.sort();
-        modifiers.dedup();
-    }
+    let modifiers = modifier_list((0..N_MOD).filter_map(|i| nonempty(get(col::MOD1 + i))));
 
     let program = if ctx.presence.payer { Some(ctx.program([get(col::PAYER), get(col::PLAN), get(col::CLAIM_TYPE)])) } else { None };
     let ndc = nonempty(get(col::NDC)).map(|n| normalize_ndc(n).unwrap_or_else(|| Text::new(n)));
@@ -189,6 +180,34 @@ pub fn normalize_dispense<'r>(ctx: &mut RowContext, source_line: u64, get: impl 
     })
 }
 
+/// Modifiers as one inline list: upper-cased, inner spaces removed (a space
+/// separates list items), sorted, without repeats.
+fn modifier_list<'r>(raw: impl Iterator<Item = &'r str>) -> Codes {
+    let mut mods: [Text; N_MOD] = Default::default();
+    let mut n = 0;
+    for m in raw.take(N_MOD) {
+        mods[n] = if m.contains(char::is_whitespace) { Text::upper(&m.split_whitespace().collect::<String>()) } else { Text::upper(m) };
+        n += 1;
+    }
+    mods[..n].sort_unstable();
+    Codes::from_codes(mods[..n].iter())
+}
+
 fn clip(s: &str) -> String {
     s.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modifiers_are_upper_sorted_unique_and_spaceless() {
+        let m = modifier_list(["kx", "JW", "j w", "KX"].into_iter());
+        assert_eq!(m.iter().collect::<Vec<_>>(), ["JW", "KX"]);
+        assert!(modifier_list(std::iter::empty()).is_empty());
+        // At most N_MOD are read, as the columns allow.
+        let many = modifier_list(["E", "D", "C", "B", "A", "Z"].into_iter());
+        assert_eq!(many.iter().collect::<Vec<_>>(), ["A", "B", "C", "D", "E"]);
+    }
 }

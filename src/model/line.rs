@@ -17,8 +17,9 @@ pub struct Line {
     pub units: f64,
     /// Normalized diagnoses in column order, without repeats.
     pub dx: Codes,
-    /// Upper-cased, sorted, de-duplicated.
-    pub modifiers: Vec<Text>,
+    /// Upper-cased, sorted, de-duplicated, inner spaces removed; inline
+    /// (no allocation per line).
+    pub modifiers: Codes,
     pub pos: Option<Text>,
     /// Type of bill of an institutional claim, three digits (`341`).
     pub bill_type: Option<Text>,

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{Ctx, RuleOutput, units, with_supply};
 use crate::episodes::{Patient, Supply};
 use crate::model::codes::display_dx;
-use crate::model::{Codes, Date, Line, Text};
+use crate::model::{Codes, Date, Line};
 
 fn net(p: &Patient, d: Date, code: &str) -> f64 {
     p.net.get(d, code)
@@ -208,7 +208,7 @@ pub fn duplicate_line(p: &Patient, ctx: &Ctx) -> RuleOutput {
     // map or per-group allocation.
     let key = |i: usize| {
         let l = p.lines[i];
-        (l.service_date, l.hcpcs.as_str(), l.units.to_bits(), l.modifiers.as_slice())
+        (l.service_date, l.hcpcs.as_str(), l.units.to_bits(), l.modifiers.joined())
     };
     let mut items: Vec<usize> = (0..p.lines.len())
         .filter(|&i| ctx.policy.policy_codes.contains(p.lines[i].hcpcs.as_str()) && ctx.in_range(p.lines[i].service_date))
@@ -223,8 +223,9 @@ pub fn duplicate_line(p: &Patient, ctx: &Ctx) -> RuleOutput {
         if ids.len() < 2 {
             continue;
         }
-        let (d, code, _, mods) = key(ids[0]);
+        let (d, code, _, _) = key(ids[0]);
         let first = &p.lines[ids[0]];
+        let mods = &first.modifiers;
         for &i in &ids[1..] {
             let l = &p.lines[i];
             out.flag(
@@ -237,7 +238,7 @@ pub fn duplicate_line(p: &Patient, ctx: &Ctx) -> RuleOutput {
                     units(l.units),
                     first.claim_id,
                     first.claim_line_number,
-                    mods.join(",")
+                    mods.iter().collect::<Vec<_>>().join(",")
                 ),
                 json!({"hcpcs_code": code, "units": l.units, "modifiers": mods, "first_claim_id": first.claim_id, "first_claim_line_number": first.claim_line_number, "copies": ids.len()}),
             );
@@ -356,13 +357,9 @@ pub fn wastage_modifier(p: &Patient, ctx: &Ctx) -> RuleOutput {
         if !w.programs.iter().any(|p| p == program) {
             continue;
         }
-        let present: Vec<&Text> = l.modifiers.iter().filter(|m| w.modifiers.iter().any(|x| x == *m)).collect();
+        let present: Vec<&str> = l.modifiers.iter().filter(|m| w.modifiers.iter().any(|x| x == m)).collect();
         if present.len() != 1 {
-            let what = if present.is_empty() {
-                "neither".to_string()
-            } else {
-                present.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" and ")
-            };
+            let what = if present.is_empty() { "neither".to_string() } else { present.join(" and ") };
             out.flag(
                 "WASTAGE_MODIFIER",
                 p,

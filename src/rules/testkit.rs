@@ -21,7 +21,7 @@ pub fn line(date: &str, code: &str, units: f64) -> Line {
         units,
         // A valid MS diagnosis for the date: G35 before FY2026, G35.A from it.
         dx: Codes::from_codes([if d(date) < d("2025-10-01") { "G35" } else { "G35A" }]),
-        modifiers: vec!["JZ".into()],
+        modifiers: Codes::from_codes(["JZ"]),
         pos: Some("12".into()),
         bill_type: None,
         ndc: if code == "J2350" { Some("50242015001".into()) } else { None },
@@ -66,8 +66,9 @@ impl LineExt for Line {
         self
     }
     fn mods(mut self, m: &[&str]) -> Line {
-        self.modifiers = m.iter().map(|&s| Text::from(s)).collect();
-        self.modifiers.sort();
+        let mut m = m.to_vec();
+        m.sort();
+        self.modifiers = Codes::from_codes(m);
         self
     }
     fn pos(mut self, p: Option<&str>) -> Line {

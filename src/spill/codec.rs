@@ -83,10 +83,7 @@ pub fn put_line(b: &mut Vec<u8>, l: &Line) {
     text(b, &l.hcpcs);
     f64_(b, l.units);
     text(b, l.dx.joined());
-    varint(b, l.modifiers.len() as u64);
-    for m in &l.modifiers {
-        text(b, m);
-    }
+    text(b, l.modifiers.joined());
     for t in [&l.pos, &l.bill_type, &l.ndc, &l.program, &l.rendering_npi, &l.billing_npi] {
         opt_text(b, t.as_deref());
     }
@@ -235,11 +232,7 @@ impl<'a> Reader<'a> {
         let hcpcs = self.text()?;
         let units = self.f64()?;
         let dx = Codes::from_joined(&self.text()?);
-        let n = self.varint()?;
-        let mut modifiers = Vec::with_capacity(n.min(16) as usize);
-        for _ in 0..n {
-            modifiers.push(self.text()?);
-        }
+        let modifiers = Codes::from_joined(&self.text()?);
         let [pos, bill_type, ndc, program, rendering_npi, billing_npi] =
             [self.opt_text()?, self.opt_text()?, self.opt_text()?, self.opt_text()?, self.opt_text()?, self.opt_text()?];
         let [paid_amount, allowed_amount, charge_amount] = [self.opt_f64()?, self.opt_f64()?, self.opt_f64()?];
@@ -341,7 +334,7 @@ pub(super) mod tests {
             hcpcs: Text::new("J2350"),
             units: 300.5,
             dx: Codes::from_codes(["G35A", "R519"]),
-            modifiers: vec![Text::new("JW"), Text::new("KX")],
+            modifiers: Codes::from_codes(["JW", "KX"]),
             pos: Some(Text::new("12")),
             bill_type: None,
             ndc: Some(Text::new("50242015001")),
@@ -384,7 +377,7 @@ pub(super) mod tests {
         let (l, d) = (line("P1"), dispense());
         let mut bare = line("");
         bare.raw = None;
-        bare.modifiers.clear();
+        bare.modifiers = Codes::default();
         bare.dx = Codes::default();
         let u = UncodedDrugDay { person_id: Text::new("P2"), date: Date(3) };
         put_line(&mut b, &l);

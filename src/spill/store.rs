@@ -22,7 +22,7 @@ use crate::scratch::PrivateDir;
 /// What a kept row costs in memory once loaded: the struct, its heap parts,
 /// and what grouping adds per row (a reference and a sort key).
 fn line_bytes(l: &Line) -> u64 {
-    let heap = l.modifiers.capacity() * std::mem::size_of::<crate::model::Text>() + l.raw.as_ref().map_or(0, |r| r.len());
+    let heap = l.raw.as_ref().map_or(0, |r| r.len());
     (std::mem::size_of::<Line>() + heap + 48) as u64
 }
 
