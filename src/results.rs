@@ -77,8 +77,8 @@ fn opt_i32(b: &mut Vec<u8>, v: Option<i32>) {
 
 impl Record for EpisodeRow {
     fn put(&self, b: &mut Vec<u8>) {
-        codec::text(b, &self.episode_id);
         codec::text(b, &self.person_id);
+        codec::text(b, &self.episode_id);
         codec::date(b, self.administration_date);
         codec::text(b, &self.drug_code);
         codec::f64_(b, self.dose_units);
@@ -95,9 +95,10 @@ impl Record for EpisodeRow {
     }
 
     fn get(r: &mut Reader) -> Result<Self, Damaged> {
+        let person_id = r.text()?;
         Ok(EpisodeRow {
             episode_id: r.text()?.to_string(),
-            person_id: r.text()?,
+            person_id,
             administration_date: r.date()?,
             drug_code: r.text()?,
             dose_units: r.f64()?,
@@ -120,6 +121,15 @@ impl Record for EpisodeRow {
     /// By person, date, then episode id (unique).
     fn order(&self, o: &Self) -> Ordering {
         (&self.person_id, self.administration_date, &self.episode_id).cmp(&(&o.person_id, o.administration_date, &o.episode_id))
+    }
+
+    fn person<'a>(r: &mut Reader<'a>) -> Result<&'a str, Damaged> {
+        let n = r.varint()?;
+        r.str_of(n)
+    }
+
+    fn person_id(&self) -> &str {
+        &self.person_id
     }
 }
 
@@ -163,6 +173,15 @@ impl Record for TimelineLine {
     /// By person only: a person's lines keep the order evaluation gave them.
     fn order(&self, o: &Self) -> Ordering {
         self.person_id.cmp(&o.person_id)
+    }
+
+    fn person<'a>(r: &mut Reader<'a>) -> Result<&'a str, Damaged> {
+        let n = r.varint()?;
+        r.str_of(n)
+    }
+
+    fn person_id(&self) -> &str {
+        &self.person_id
     }
 }
 

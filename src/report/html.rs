@@ -381,7 +381,7 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
     let dosing = policy.file.dosing.values().next();
     let (min_days, max_days) = dosing.map_or((140, 210), |d| (d.min_interval_days, d.max_interval_days));
     let mut intervals: Vec<i32> = Vec::new();
-    r.episodes.for_each(|e| intervals.extend(e.days_since_previous))?;
+    r.episodes.for_each_unordered(|e| intervals.extend(e.days_since_previous))?;
     let chart_intervals = interval_histogram(&intervals, min_days, max_days);
 
     let mut by_month: BTreeMap<String, f64> = BTreeMap::new();
@@ -462,17 +462,7 @@ fn top_persons(r: &RunResult, cap: usize) -> Result<(Vec<PersonSection>, usize)>
     ranked.truncate(cap);
     // Their episodes and lines, in one pass over each (a spilled run's are on disk).
     let top: crate::util::FastSet<&str> = ranked.iter().map(|r| r.0).collect();
-    let (mut episodes, mut timeline) = (Vec::new(), Vec::new());
-    r.episodes.for_each(|e| {
-        if top.contains(e.person_id.as_str()) {
-            episodes.push(e.clone());
-        }
-    })?;
-    r.timeline.for_each(|l| {
-        if top.contains(l.person_id.as_str()) {
-            timeline.push(l.clone());
-        }
-    })?;
+    let (episodes, timeline) = (r.episodes.rows_of(&top)?, r.timeline.rows_of(&top)?);
     let sections = ranked
         .into_iter()
         .map(|(person, (errors, _))| {

@@ -22,6 +22,10 @@ pub trait Record: Sized {
     /// The output order. Rows that compare equal keep their order within a
     /// run; equal rows never come from two runs (a person is in one group).
     fn order(&self, o: &Self) -> Ordering;
+    /// The row's person id, read from the start of its encoding (`put`
+    /// writes it first), so a pass for a few persons skips the rest.
+    fn person<'a>(r: &mut Reader<'a>) -> std::result::Result<&'a str, Damaged>;
+    fn person_id(&self) -> &str;
 }
 
 /// Rows in memory, or sorted runs on disk.
@@ -126,6 +130,37 @@ impl<T: Record> Spool<T> {
             Ok(())
         })
     }
+
+    /// Every row in no set order (one run after another, no merge): for
+    /// counts and histograms.
+    pub fn for_each_unordered(&self, mut f: impl FnMut(&T)) -> Result<()> {
+        self.mem.iter().for_each(&mut f);
+        for p in &self.runs {
+            let mut r = RunReader::<T>::open(p)?;
+            while let Some(row) = r.next()? {
+                f(&row);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of `persons`, in output order. On disk, every other row is
+    /// skipped after reading its person id.
+    pub fn rows_of(&self, persons: &crate::util::FastSet<&str>) -> Result<Vec<T>>
+    where
+        T: Clone,
+    {
+        let mut out: Vec<T> = self.mem.iter().filter(|x| persons.contains(x.person_id())).cloned().collect();
+        for p in &self.runs {
+            let mut r = RunReader::<T>::open(p)?;
+            while let Some(row) = r.next_if(|rd| T::person(rd).map(|id| persons.contains(id)))? {
+                out.extend(row);
+            }
+        }
+        // Stable: a person's rows are in one run, in order.
+        out.sort_by(T::order);
+        Ok(out)
+    }
 }
 
 /// The smallest head first (BinaryHeap is a max-heap), then the lower run.
@@ -168,6 +203,12 @@ impl<T: Record> RunReader<T> {
     }
 
     fn next(&mut self) -> Result<Option<T>> {
+        Ok(self.next_if(|_| Ok(true))?.flatten())
+    }
+
+    /// The next record, decoded when `wanted` (which reads its start) says
+    /// so: `Some(None)` for a record skipped, `None` at the end.
+    fn next_if(&mut self, wanted: impl Fn(&mut Reader) -> std::result::Result<bool, Damaged>) -> Result<Option<Option<T>>> {
         let damaged = |at: &str| Error::Internal(format!("{}: spill file damaged ({at})", self.path.display()));
         let mut len = [0u8; 4];
         // No byte at all: the end. Part of a length: a cut file.
@@ -178,12 +219,15 @@ impl<T: Record> RunReader<T> {
         }
         self.buf.resize(u32::from_le_bytes(len) as usize, 0);
         self.r.read_exact(&mut self.buf).map_err(|_| damaged("cut record"))?;
+        if !wanted(&mut Reader::new(&self.buf)).map_err(|d| damaged(&format!("byte {}", d.0)))? {
+            return Ok(Some(None));
+        }
         let mut rd = Reader::new(&self.buf);
         let row = T::get(&mut rd).map_err(|d| damaged(&format!("byte {}", d.0)))?;
         if !rd.done() {
             return Err(damaged("record longer than its row"));
         }
-        Ok(Some(row))
+        Ok(Some(Some(row)))
     }
 }
 
@@ -205,6 +249,12 @@ mod tests {
         }
         fn order(&self, o: &Self) -> Ordering {
             self.0.cmp(&o.0)
+        }
+        fn person<'a>(_: &mut Reader<'a>) -> std::result::Result<&'a str, Damaged> {
+            Ok("")
+        }
+        fn person_id(&self) -> &str {
+            ""
         }
     }
 
@@ -234,6 +284,10 @@ mod tests {
         for n in [1, 2, 3, 100] {
             assert_eq!(collect(&s, n), want);
         }
+        let mut any_order = Vec::new();
+        s.for_each_unordered(|r| any_order.push(r.clone())).unwrap();
+        any_order.sort_by(Row::order);
+        assert_eq!(any_order, want);
         let mode = |p: &std::path::Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
         assert_eq!(mode(&dir.path), 0o700);
         assert_eq!(mode(&dir.path.join("rows-0000.bin")), 0o600);
