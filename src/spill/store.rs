@@ -122,7 +122,15 @@ impl Spill {
         let t0 = std::time::Instant::now();
         let parts = self.files.len();
         let rows = (b.chunks.iter().map(Vec::len).sum::<usize>() + b.dispenses.len() + b.uncoded.len()) as u64;
-        let mut encoded: Vec<Encoded> = b.chunks.par_iter().map(|c| encode(c, &[], &[], parts)).collect();
+        // This runs under the store's lock. On a pool thread (the Parquet
+        // reader's row groups) a parallel encode could, while it waits, steal
+        // another row group's task, which would then wait for this same lock:
+        // there, encode on this thread alone.
+        let mut encoded: Vec<Encoded> = if rayon::current_thread_index().is_some() {
+            b.chunks.iter().map(|c| encode(c, &[], &[], parts)).collect()
+        } else {
+            b.chunks.par_iter().map(|c| encode(c, &[], &[], parts)).collect()
+        };
         if !b.dispenses.is_empty() || !b.uncoded.is_empty() {
             encoded.push(encode(&[], &b.dispenses, &b.uncoded, parts));
         }
