@@ -21,8 +21,7 @@ pub use crate::results::{EpisodeRow, TimelineLine};
 use crate::rules::{Ctx, Finding, RULES, Tally, evaluate};
 use crate::scratch::PrivateDir;
 use crate::signals;
-use crate::spill::Record;
-use crate::spill::{Batch, Held, KeptStore, Spool};
+use crate::spill::{Batch, Held, KeptStore, Record, Spool};
 use crate::util::FastSet;
 
 #[derive(Debug, Clone)]
@@ -139,19 +138,15 @@ pub fn audit(
     let store = KeptStore::new(opts.memory_limit, &opts.out, inputs.iter().map(|i| i.bytes).sum());
     let spec = ScanSpec { store: Some(&store), ..opts.scan_spec(policy, columns) };
     let t0 = Instant::now();
-    let mut extract = read_inputs(&inputs, &spec, progress)?;
+    let extract = read_inputs(&inputs, &spec, progress)?;
     let kept = store.finish()?;
     let read_seconds = t0.elapsed().as_secs_f64();
     tracing::debug!(seconds = read_seconds, peak_rss_mib = crate::util::peak_rss_mib(), "read");
+    let run = Run { opts, policy, progress, previous, read_seconds };
+    let horizon = opts.to.or(kept.max_date);
     match kept.rows {
-        Held::Memory(b) => {
-            extract.chunks = b.chunks;
-            extract.dispenses = b.dispenses;
-            extract.uncoded = b.uncoded;
-            audit_extract(extract, inputs, opts, policy, progress, previous, read_seconds)
-        }
+        Held::Memory(rows) => audit_groups(extract, std::iter::once(Ok(rows)), None, horizon, inputs, &run),
         Held::Spilled(spilled) => {
-            let horizon = opts.to.or(kept.max_date);
             let groups = (0..spilled.groups()).map(|k| spilled.load(k));
             let info = SpillInfo {
                 memory_limit_bytes: opts.memory_limit.unwrap_or_default(),
@@ -161,7 +156,6 @@ pub fn audit(
                 groups: spilled.groups(),
             };
             tracing::info!(groups = info.groups, rows = info.rows, bytes = info.bytes_written, "auditing spilled partitions");
-            let run = Run { opts, policy, progress, previous, read_seconds };
             let mut r = audit_groups(extract, groups, Some(spilled.dir()), horizon, inputs, &run)?;
             r.spill = Some(info);
             Ok(r)
