@@ -48,7 +48,7 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
         let timeline = scope.spawn(|| write_parquet(&st, "timeline.parquet", &r.timeline, |t| frame(table::timeline(t, policy))));
         let rest = (|| -> Result<(usize, usize, usize, usize)> {
             let rows = finding_rows(r, policy);
-            let refs: Vec<&FindingRow> = rows.iter().collect::<Vec<_>>();
+            let refs: Vec<&FindingRow> = rows.iter().collect();
             let n_findings = write_parquet(&st, "findings.parquet", &refs, |f| frame(table::findings(&info.run_id, f)))?;
             crate::signals::check()?;
             bar.inc(1);
