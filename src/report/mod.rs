@@ -43,11 +43,17 @@ pub struct RunInfo {
 
 /// Tonight's findings as output rows, with their lifecycle.
 pub fn finding_rows(r: &RunResult, policy: &Policy) -> Vec<FindingRow> {
+    finding_rows_in(r, policy, 0..r.findings.len())
+}
+
+/// The output rows of findings `range` (writers build them a batch at a
+/// time: a row owns copies of the message and evidence).
+pub fn finding_rows_in(r: &RunResult, policy: &Policy, range: std::ops::Range<usize>) -> Vec<FindingRow> {
     let rv = policy.rule_version();
-    r.findings
+    r.findings[range.clone()]
         .iter()
-        .enumerate()
-        .map(|(k, x)| FindingRow {
+        .zip(range)
+        .map(|(x, k)| FindingRow {
             finding_id: x.id.clone(),
             rule_id: x.rule_id.to_string(),
             category: x.category.to_string(),

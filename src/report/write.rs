@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use polars::prelude::*;
 
 use super::table::{self, Table, Values};
-use super::{RunInfo, Staging, finding_rows, html, manifest_json, summary};
+use super::{RunInfo, Staging, finding_rows_in, html, manifest_json, summary};
 use crate::error::{Error, Result};
 use crate::history::FindingRow;
 use crate::pipeline::{RunOptions, RunResult};
@@ -36,8 +36,10 @@ pub(crate) fn strings<'a>(v: impl IntoIterator<Item = &'a str>) -> Values<'a> {
 
 /// Rows per row group of the run's tables. Each batch's frame is built,
 /// written and dropped before the next, so writing holds one batch of
-/// strings at a time, whatever the table's size.
-const BATCH_ROWS: usize = 64 * 1024;
+/// strings at a time, whatever the table's size. Finding rows carry a
+/// message and evidence (over a kilobyte each), so their batches are smaller.
+const BATCH_ROWS: usize = 32 * 1024;
+const FINDING_BATCH_ROWS: usize = 4 * 1024;
 
 /// Writes every output into a staging directory and moves it into place.
 pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut RunInfo, bar: &indicatif::ProgressBar) -> Result<()> {
@@ -47,12 +49,16 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
     let (timeline, rest) = std::thread::scope(|scope| {
         let timeline = scope.spawn(|| write_parquet(&st, "timeline.parquet", &r.timeline, |t| frame(table::timeline(t, policy))));
         let rest = (|| -> Result<(usize, usize, usize, usize)> {
-            let rows = finding_rows(r, policy);
-            let refs: Vec<&FindingRow> = rows.iter().collect();
-            let n_findings = write_parquet(&st, "findings.parquet", &refs, |f| frame(table::findings(&info.run_id, f)))?;
+            // Rows are built a batch at a time, from the findings' positions.
+            let at: Vec<usize> = (0..r.findings.len()).collect();
+            let n_findings = write_parquet_in(&st, "findings.parquet", &at, FINDING_BATCH_ROWS, |ks| {
+                let rows = finding_rows_in(r, policy, ks.first().map_or(0..0, |&a| a..a + ks.len()));
+                let refs: Vec<&FindingRow> = rows.iter().collect();
+                frame(table::findings(&info.run_id, &refs))
+            })?;
             crate::signals::check()?;
             bar.inc(1);
-            let n_resolved = write_parquet(&st, "resolved.parquet", &r.lifecycle.resolved, |res| {
+            let n_resolved = write_parquet_in(&st, "resolved.parquet", &r.lifecycle.resolved, FINDING_BATCH_ROWS, |res| {
                 let rows: Vec<&FindingRow> = res.iter().map(|x| &x.row).collect();
                 let reasons = res.iter().map(|x| x.reason.as_str()).collect();
                 frame(table::resolved(&info.run_id, &rows, reasons, opts.run_date))
@@ -119,6 +125,16 @@ impl<T: Record> Batches<T> for Spool<T> {
 /// Writes `rows` as one Parquet file of `BATCH_ROWS`-row row groups; `batch`
 /// makes the frame of a slice of rows (its schema from the empty slice).
 fn write_parquet<T>(st: &Staging, name: &str, rows: &impl Batches<T>, batch: impl Fn(&[T]) -> PolarsResult<DataFrame>) -> Result<usize> {
+    write_parquet_in(st, name, rows, BATCH_ROWS, batch)
+}
+
+fn write_parquet_in<T>(
+    st: &Staging,
+    name: &str,
+    rows: &impl Batches<T>,
+    batch_rows: usize,
+    batch: impl Fn(&[T]) -> PolarsResult<DataFrame>,
+) -> Result<usize> {
     let t0 = std::time::Instant::now();
     let path = st.dir.join(name);
     let building = |e: PolarsError| Error::Internal(format!("building {name}: {e}"));
@@ -126,7 +142,7 @@ fn write_parquet<T>(st: &Staging, name: &str, rows: &impl Batches<T>, batch: imp
     let schema = batch(&[]).map_err(building)?.schema().as_ref().clone();
     let file = st.create(name)?;
     let mut w = ParquetWriter::new(&file).with_compression(ParquetCompression::Zstd(None)).batched(&schema).map_err(failed)?;
-    rows.each(BATCH_ROWS, &mut |chunk| w.write_batch(&batch(chunk).map_err(building)?).map_err(failed))?;
+    rows.each(batch_rows, &mut |chunk| w.write_batch(&batch(chunk).map_err(building)?).map_err(failed))?;
     w.finish().map_err(failed)?;
     file.sync_all().map_err(|e| Error::output(&path, format!("sync failed: {e}")))?;
     let n = rows.count();

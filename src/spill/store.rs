@@ -285,7 +285,10 @@ impl KeptStore {
     }
 }
 
-const MIN_PARTS: usize = 16;
+/// At least 64: extrapolation can be far off (a gzip input reports progress in
+/// uncompressed bytes against a compressed size), and extra partitions only
+/// cost a file each, since groups pack them back to half the limit.
+const MIN_PARTS: usize = 64;
 const MAX_PARTS: usize = 4096;
 
 /// Consecutive partitions whose loaded rows fit `budget` together (each
