@@ -123,11 +123,6 @@ impl Record for EpisodeRow {
         (&self.person_id, self.administration_date, &self.episode_id).cmp(&(&o.person_id, o.administration_date, &o.episode_id))
     }
 
-    fn person<'a>(r: &mut Reader<'a>) -> Result<&'a str, Damaged> {
-        let n = r.varint()?;
-        r.str_of(n)
-    }
-
     fn person_id(&self) -> &str {
         &self.person_id
     }
@@ -173,11 +168,6 @@ impl Record for TimelineLine {
     /// By person only: a person's lines keep the order evaluation gave them.
     fn order(&self, o: &Self) -> Ordering {
         self.person_id.cmp(&o.person_id)
-    }
-
-    fn person<'a>(r: &mut Reader<'a>) -> Result<&'a str, Damaged> {
-        let n = r.varint()?;
-        r.str_of(n)
     }
 
     fn person_id(&self) -> &str {

@@ -73,11 +73,24 @@ fn presence_bits(p: Presence) -> u8 {
     u8::from(p.payer) | u8::from(p.pos) << 1 | u8::from(p.modifiers) << 2 | u8::from(p.ndc) << 3 | u8::from(p.bill_type) << 4
 }
 
+/// What lines and dispenses both start with: person, claim and line number.
+fn put_claim(b: &mut Vec<u8>, person: &str, claim: &str, line: i64) {
+    text(b, person);
+    text(b, claim);
+    b.extend_from_slice(&line.to_le_bytes());
+}
+
+/// What lines and dispenses both end with: where the row was read, and its
+/// raw text when kept.
+fn put_origin(b: &mut Vec<u8>, file: u32, source_line: u64, raw: Option<&str>) {
+    varint(b, u64::from(file));
+    varint(b, source_line);
+    opt_text(b, raw);
+}
+
 pub fn put_line(b: &mut Vec<u8>, l: &Line) {
     b.push(LINE);
-    text(b, &l.person_id);
-    text(b, &l.claim_id);
-    b.extend_from_slice(&l.claim_line_number.to_le_bytes());
+    put_claim(b, &l.person_id, &l.claim_id, l.claim_line_number);
     date(b, l.service_date);
     opt_date(b, l.end_date);
     text(b, &l.hcpcs);
@@ -91,16 +104,12 @@ pub fn put_line(b: &mut Vec<u8>, l: &Line) {
         opt_f64(b, v);
     }
     b.push(presence_bits(l.presence));
-    varint(b, u64::from(l.file));
-    varint(b, l.source_line);
-    opt_text(b, l.raw.as_deref());
+    put_origin(b, l.file, l.source_line, l.raw.as_deref());
 }
 
 pub fn put_dispense(b: &mut Vec<u8>, d: &Dispense) {
     b.push(DISPENSE);
-    text(b, &d.person_id);
-    text(b, &d.claim_id);
-    b.extend_from_slice(&d.claim_line_number.to_le_bytes());
+    put_claim(b, &d.person_id, &d.claim_id, d.claim_line_number);
     date(b, d.date);
     text(b, &d.ndc);
     f64_(b, d.quantity);
@@ -110,9 +119,7 @@ pub fn put_dispense(b: &mut Vec<u8>, d: &Dispense) {
     for t in [&d.program, &d.dispensing_npi, &d.prescribing_npi] {
         opt_text(b, t.as_deref());
     }
-    varint(b, u64::from(d.file));
-    varint(b, d.source_line);
-    opt_text(b, d.raw.as_deref());
+    put_origin(b, d.file, d.source_line, d.raw.as_deref());
 }
 
 pub fn put_uncoded(b: &mut Vec<u8>, u: &UncodedDrugDay) {
@@ -176,9 +183,14 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes(n)?).map_err(|_| Damaged(at))
     }
 
-    pub fn text(&mut self) -> Result<Text, Damaged> {
+    /// A text written by `text`, borrowed.
+    pub fn str(&mut self) -> Result<&'a str, Damaged> {
         let n = self.varint()?;
-        Ok(Text::new(self.str_of(n)?))
+        self.str_of(n)
+    }
+
+    pub fn text(&mut self) -> Result<Text, Damaged> {
+        Ok(Text::new(self.str()?))
     }
 
     pub fn opt_str(&mut self) -> Result<Option<&'a str>, Damaged> {
@@ -223,10 +235,18 @@ impl<'a> Reader<'a> {
         u32::try_from(self.varint()?).map_err(|_| Damaged(at))
     }
 
+    /// `put_claim`'s fields.
+    fn claim(&mut self) -> Result<(Text, Text, i64), Damaged> {
+        Ok((self.text()?, self.text()?, self.i64()?))
+    }
+
+    /// `put_origin`'s fields.
+    fn origin(&mut self) -> Result<(u32, u64, Option<Box<str>>), Damaged> {
+        Ok((self.u32()?, self.varint()?, self.opt_str()?.map(Box::from)))
+    }
+
     fn line(&mut self) -> Result<Line, Damaged> {
-        let person_id = self.text()?;
-        let claim_id = self.text()?;
-        let claim_line_number = self.i64()?;
+        let (person_id, claim_id, claim_line_number) = self.claim()?;
         let service_date = self.date()?;
         let end_date = self.opt_date()?;
         let hcpcs = self.text()?;
@@ -239,9 +259,7 @@ impl<'a> Reader<'a> {
         let bits = self.u8()?;
         let presence =
             Presence { payer: bits & 1 != 0, pos: bits & 2 != 0, modifiers: bits & 4 != 0, ndc: bits & 8 != 0, bill_type: bits & 16 != 0 };
-        let file = self.u32()?;
-        let source_line = self.varint()?;
-        let raw = self.opt_str()?.map(Box::from);
+        let (file, source_line, raw) = self.origin()?;
         Ok(Line {
             person_id,
             claim_id,
@@ -269,17 +287,13 @@ impl<'a> Reader<'a> {
     }
 
     fn dispense(&mut self) -> Result<Dispense, Damaged> {
-        let person_id = self.text()?;
-        let claim_id = self.text()?;
-        let claim_line_number = self.i64()?;
+        let (person_id, claim_id, claim_line_number) = self.claim()?;
         let date = self.date()?;
         let ndc = self.text()?;
         let quantity = self.f64()?;
         let [days_supply, paid_amount, allowed_amount] = [self.opt_f64()?, self.opt_f64()?, self.opt_f64()?];
         let [program, dispensing_npi, prescribing_npi] = [self.opt_text()?, self.opt_text()?, self.opt_text()?];
-        let file = self.u32()?;
-        let source_line = self.varint()?;
-        let raw = self.opt_str()?.map(Box::from);
+        let (file, source_line, raw) = self.origin()?;
         Ok(Dispense {
             person_id,
             claim_id,

@@ -23,8 +23,10 @@ pub trait Record: Sized {
     /// run; equal rows never come from two runs (a person is in one group).
     fn order(&self, o: &Self) -> Ordering;
     /// The row's person id, read from the start of its encoding (`put`
-    /// writes it first), so a pass for a few persons skips the rest.
-    fn person<'a>(r: &mut Reader<'a>) -> std::result::Result<&'a str, Damaged>;
+    /// writes it first, as text), so a pass for a few persons skips the rest.
+    fn person<'a>(r: &mut Reader<'a>) -> std::result::Result<&'a str, Damaged> {
+        r.str()
+    }
     fn person_id(&self) -> &str;
 }
 
@@ -121,14 +123,6 @@ impl<T: Record> Spool<T> {
             f(&batch)?;
         }
         Ok(())
-    }
-
-    /// Every row, in output order, one at a time.
-    pub fn for_each(&self, mut f: impl FnMut(&T)) -> Result<()> {
-        self.batches(4096, |b| {
-            b.iter().for_each(&mut f);
-            Ok(())
-        })
     }
 
     /// Every row in no set order (one run after another, no merge): for
@@ -249,9 +243,6 @@ mod tests {
         }
         fn order(&self, o: &Self) -> Ordering {
             self.0.cmp(&o.0)
-        }
-        fn person<'a>(_: &mut Reader<'a>) -> std::result::Result<&'a str, Damaged> {
-            Ok("")
         }
         fn person_id(&self) -> &str {
             ""
