@@ -174,6 +174,7 @@ enum Outcome {
 }
 
 fn main() -> ExitCode {
+    claims_audit::util::tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {

@@ -10,6 +10,8 @@ pub mod input;
 pub mod parquet;
 #[cfg(feature = "parquet")]
 pub mod parquet_fast;
+#[cfg(feature = "parquet")]
+mod parquet_pages;
 mod record;
 pub mod sink;
 

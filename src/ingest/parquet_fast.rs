@@ -11,13 +11,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef};
+use arrow_array::{Array, ArrayRef, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
 use rayon::prelude::*;
 
 use super::arrow::{Layout, new_sink, resolve, text};
+use super::parquet_pages::{self, Gathered};
 use super::sink::{FileOutput, Key, ScanSpec, join, key_scope, revenue_in_scope};
 use crate::columns::{FileKind, col};
 use crate::error::{Error, Result};
@@ -48,9 +49,11 @@ fn decide_rows(a: &ArrayRef, name: &str, decide: &dyn Fn(&str) -> Key) -> Result
     Ok((0..t.len()).map(|i| decide(if t.is_null(i) { "" } else { t.value(i) })).collect())
 }
 
-/// The file's schema with the key columns read as dictionaries, when they
-/// hold strings.
-fn dictionary_hint(schema: &Schema, keys: &[&str]) -> SchemaRef {
+/// The file's schema with string columns read as plain `Utf8`, what the row
+/// sink takes (a polars or Spark file's embedded schema asks for views or
+/// large strings, which a cast would copy once more), and the key columns
+/// as dictionaries.
+fn read_hint(schema: &Schema, keys: &[&str]) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -58,10 +61,17 @@ fn dictionary_hint(schema: &Schema, keys: &[&str]) -> SchemaRef {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if keys.contains(&f.name().as_str()) => {
                 Field::new(f.name(), DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true)
             }
+            DataType::LargeUtf8 | DataType::Utf8View => f.as_ref().clone().with_data_type(DataType::Utf8),
             _ => f.as_ref().clone(),
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// The leaf column of each of `names` (top-level, unnested columns only).
+fn leaves(meta: &ArrowReaderMetadata, names: &[String]) -> Vec<Option<usize>> {
+    let descr = meta.parquet_schema();
+    names.iter().map(|n| (0..descr.num_columns()).find(|&i| descr.column(i).path().parts() == std::slice::from_ref(n))).collect()
 }
 
 /// Reads one file; `progress` gets each row group's compressed bytes when it is done.
@@ -76,16 +86,17 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
     let col_name = |slot: usize| resolved.idx[slot].map(|i| schema.field(i).name().clone());
     let key_name = col_name(if medical { col::HCPCS } else { col::NDC }).unwrap_or_default();
     let rev_name = if medical { col_name(col::REVENUE) } else { None };
-    // Key columns as dictionaries when the file allows it; as stored when not.
-    let hinted = ArrowReaderMetadata::try_new(
-        Arc::clone(meta.metadata()),
-        ArrowReaderOptions::new().with_schema(dictionary_hint(&schema, &[key_name.as_str()])),
-    )
-    .unwrap_or_else(|_| meta.clone());
+    // Key columns as dictionaries and strings as `Utf8` when the file allows
+    // it; as stored when not.
+    let hint = |keys: &[&str]| {
+        ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), ArrowReaderOptions::new().with_schema(read_hint(&schema, keys)))
+            .unwrap_or_else(|_| meta.clone())
+    };
+    let hinted = hint(&[key_name.as_str()]);
+    let plain = hint(&[]);
+    let leaf = leaves(&plain, &l.names);
     let key_mask = mask(&hinted, &[key_name.as_str()]);
-    let rev_mask = rev_name.as_deref().map(|r| mask(&meta, &[r]));
-    let all: Vec<&str> = l.names.iter().map(String::as_str).collect();
-    let all = mask(&meta, &all);
+    let rev_mask = rev_name.as_deref().map(|r| mask(&plain, &[r]));
     let decide = |v: &str| key_scope(spec.policy, resolved.kind, v.as_bytes());
     let groups = meta.metadata().row_groups();
     let mut starts = Vec::with_capacity(groups.len());
@@ -120,7 +131,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
                 if let Some(rm) = &rev_mask {
                     let sel = selection(&blank, keys.len());
                     let mut j = 0;
-                    for batch in builder(&meta, rm.clone())?.with_row_selection(sel).build().map_err(|e| perr(path, e))? {
+                    for batch in builder(&plain, rm.clone())?.with_row_selection(sel).build().map_err(|e| perr(path, e))? {
                         let batch = batch.map_err(|e| perr(path, e))?;
                         let t = text(batch.column(0), rev_name.as_deref().unwrap_or_default())?;
                         for i in 0..t.len() {
@@ -146,16 +157,52 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
                 progress(groups[g].compressed_size().max(0) as u64);
                 return Ok(sink.out);
             }
-            // Pass two: every column the run uses, for the chosen rows only.
-            let start = starts[g];
-            let mut fed = 0usize;
-            let sel = selection(&chosen, keys.len());
-            for batch in builder(&meta, all.clone())?.with_row_selection(sel).build().map_err(|e| perr(path, e))? {
-                let batch = batch.map_err(|e| perr(path, e))?;
-                let base = fed;
-                l.feed_rows(&mut sink, &batch, None, &|j| start + chosen[base + j] as u64 + 1)?;
-                fed += batch.num_rows();
+            // Pass two: every column the run uses, for the chosen rows only:
+            // from the pages, or with arrow-rs where those are in a form
+            // `parquet_pages` does not read.
+            let file = Arc::new(File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?);
+            let mut cols: Vec<Option<StringArray>> = Vec::with_capacity(l.names.len());
+            let mut others: Vec<usize> = Vec::new();
+            for (k, name) in l.names.iter().enumerate() {
+                let dt = plain.schema().field_with_name(name).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+                let got = match leaf[k] {
+                    Some(c) => parquet_pages::gather(&file, groups[g].column(c), &dt, rows, &chosen),
+                    None => Gathered::Unsupported,
+                };
+                cols.push(match got {
+                    Gathered::Values(a) => Some(text(&a, &l.header[k])?),
+                    Gathered::Unsupported => {
+                        others.push(k);
+                        None
+                    }
+                    Gathered::Bad(e) => return Err(perr(path, format!("column {name}: {e}"))),
+                });
             }
+            if !others.is_empty() {
+                let names: Vec<&str> = others.iter().map(|&k| l.names[k].as_str()).collect();
+                let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); others.len()];
+                let sel = selection(&chosen, keys.len());
+                for batch in builder(&plain, mask(&plain, &names))?.with_row_selection(sel).build().map_err(|e| perr(path, e))? {
+                    let batch = batch.map_err(|e| perr(path, e))?;
+                    for (i, &k) in others.iter().enumerate() {
+                        let c = batch
+                            .column_by_name(&l.names[k])
+                            .ok_or_else(|| Error::Internal(format!("batch has no column {}", l.names[k])))?;
+                        parts[i].push(Arc::new(text(c, &l.header[k])?));
+                    }
+                }
+                for (i, &k) in others.iter().enumerate() {
+                    let refs: Vec<&dyn Array> = parts[i].iter().map(|a| a.as_ref()).collect();
+                    let joined = arrow_select::concat::concat(&refs).map_err(|e| perr(path, e))?;
+                    cols[k] = Some(text(&joined, &l.header[k])?);
+                }
+            }
+            let cols: Vec<StringArray> = cols.into_iter().flatten().collect();
+            if cols.len() != l.names.len() {
+                return Err(Error::Internal(format!("{}: {} of {} columns read", path.display(), cols.len(), l.names.len())));
+            }
+            let start = starts[g];
+            l.feed_text(&mut sink, &cols, &|j| start + chosen[j] as u64 + 1);
             spec.hand_over(&mut sink.out)?;
             progress(groups[g].compressed_size().max(0) as u64);
             Ok(sink.out)

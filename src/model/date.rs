@@ -18,6 +18,19 @@ impl Date {
         civil_from_days(self.0)
     }
 
+    /// `YYYY-MM-DD` as bytes, for years 0 to 9999 (what `Display` writes
+    /// for them); None outside. For converting whole date columns to text
+    /// without a formatter per value.
+    pub fn iso_bytes(self) -> Option<[u8; 10]> {
+        let (y, m, d) = self.ymd();
+        if !(0..=9999).contains(&y) {
+            return None;
+        }
+        let (y, m, d) = (y as u32, m, d);
+        let digit = |v: u32| b'0' + (v % 10) as u8;
+        Some([digit(y / 1000), digit(y / 100), digit(y / 10), digit(y), b'-', digit(m / 10), digit(m), b'-', digit(d / 10), digit(d)])
+    }
+
     pub fn add_days(self, n: i32) -> Date {
         Date(self.0 + n)
     }
@@ -116,6 +129,16 @@ fn civil_from_days(z: i32) -> (i32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_bytes_match_display() {
+        for days in [-719528, -1, 0, 1, 11016, 20362, 2932896] {
+            let d = Date(days);
+            assert_eq!(d.iso_bytes().map(|b| String::from_utf8(b.to_vec()).unwrap()), Some(d.to_string()), "{days}");
+        }
+        assert_eq!(Date(-719529).iso_bytes(), None);
+        assert_eq!(Date(2932897).iso_bytes(), None);
+    }
 
     #[test]
     fn three_formats_agree() {
