@@ -113,9 +113,13 @@ impl Picked {
     }
 
     fn text(&mut self, v: &[u8]) -> Res<()> {
-        self.text.append_value(std::str::from_utf8(v).map_err(|_| "invalid UTF-8 in a string column")?);
-        self.len += 1;
+        self.str(std::str::from_utf8(v).map_err(|_| "invalid UTF-8 in a string column")?);
         Ok(())
+    }
+
+    fn str(&mut self, v: &str) {
+        self.text.append_value(v);
+        self.len += 1;
     }
 
     fn fixed(&mut self, buf: &[u8], i: usize) -> Res<()> {
@@ -146,9 +150,24 @@ impl Picked {
 
 /// A dictionary page's values (copied: a dictionary is small).
 enum Dict {
-    /// The page's bytes and each value's span in them.
-    Text(Vec<u8>, Vec<(u32, u32)>),
+    /// The values one after another, each checked as UTF-8 once, and each
+    /// value's span in them.
+    Text(String, Vec<(u32, u32)>),
     Fixed(Vec<u8>),
+}
+
+impl Dict {
+    fn text(buf: &[u8], n: usize) -> Res<Dict> {
+        let spans: Vec<(u32, u32)> = plain_spans(buf, n, None)?.into_iter().flatten().collect();
+        let mut all = String::with_capacity(buf.len());
+        let mut at = Vec::with_capacity(spans.len());
+        for &(a, l) in &spans {
+            let v = std::str::from_utf8(&buf[a as usize..(a + l) as usize]).map_err(|_| "invalid UTF-8 in a string column")?;
+            at.push((all.len() as u32, l));
+            all.push_str(v);
+        }
+        Ok(Dict::Text(all, at))
+    }
 }
 
 type Res<T> = std::result::Result<T, String>;
@@ -167,7 +186,7 @@ fn read_pages(pages: SerializedPageReader<File>, kind: Kind, optional: bool, row
                     return Ok(None);
                 }
                 dict = Some(match kind {
-                    Kind::Text => Dict::Text(buf.to_vec(), plain_spans(buf, *num_values as usize, None)?.into_iter().flatten().collect()),
+                    Kind::Text => Dict::text(buf, *num_values as usize)?,
                     _ => Dict::Fixed(buf.to_vec()),
                 });
                 continue;
@@ -247,9 +266,9 @@ fn read_pages(pages: SerializedPageReader<File>, kind: Kind, optional: bool, row
                     }
                     let key = *keys.next().ok_or("value missing")? as usize;
                     match d {
-                        Dict::Text(b, spans) => {
+                        Dict::Text(all, spans) => {
                             let (a, l) = *spans.get(key).ok_or("index past the dictionary")?;
-                            picked.text(&b[a as usize..(a + l) as usize])?;
+                            picked.str(all.get(a as usize..(a + l) as usize).ok_or("bad dictionary span")?);
                         }
                         Dict::Fixed(b) => picked.fixed(b, key)?,
                     }
