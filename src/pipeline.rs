@@ -614,8 +614,9 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
         .enumerate()
         // Home-infusion lines only: doses are in episodes, and premedication
         // lines (two per infusion) would double the rows for little.
-        .filter(|(_, l)| matches!(ctx.policy.role_of(&l.hcpcs), "per_diem" | "nursing"))
-        .map(|(i, l)| TimelineLine {
+        .map(|(i, l)| (i, l, ctx.policy.role_of(&l.hcpcs)))
+        .filter(|(_, _, role)| matches!(*role, "per_diem" | "nursing"))
+        .map(|(i, l, role)| TimelineLine {
             person_id: l.person_id.clone(),
             service_date: l.service_date,
             end_date: l.end_date,
@@ -623,7 +624,7 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
             units: l.units,
             claim_id: l.claim_id.clone(),
             claim_line_number: l.claim_line_number,
-            role: ctx.policy.role_of(&l.hcpcs),
+            role,
             episode: patient.episode_of[i].map(|k| {
                 let a = &patient.admins[k];
                 (a.date, ctx.policy.family_index(&a.family))

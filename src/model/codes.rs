@@ -87,10 +87,7 @@ pub fn normalize_ndc_bytes(s: &[u8]) -> Option<[u8; 11]> {
 
 /// Place of service to its two-digit form: `12`, ` 12`, `12.0` -> `12`.
 pub fn normalize_pos(s: &str) -> Text {
-    match fixed_digits(s, 2) {
-        Some(d) => Text::new(&d),
-        None => Text::new(s.trim()),
-    }
+    fixed_digits(s, 2).unwrap_or_else(|| Text::new(s.trim()))
 }
 
 /// Type of bill to three digits without the leading zero: `0341`, `341`,
@@ -103,15 +100,22 @@ pub fn normalize_bill_type(s: &str) -> Option<Text> {
 
 /// Revenue code to four digits: `636`, `0636`, `636.0` -> `0636`.
 pub fn normalize_revenue(s: &str) -> Option<Text> {
-    fixed_digits(s, 4).map(|d| Text::new(&d))
+    fixed_digits(s, 4)
 }
 
 /// Digits of a whole number, zero-padded (or stripped of leading zeros) to
-/// `width`; None when the number has more than `width` significant digits.
-fn fixed_digits(s: &str, width: usize) -> Option<String> {
+/// `width` (at most 8); None when the number has more than `width`
+/// significant digits. Runs for every kept line: no temporary string.
+fn fixed_digits(s: &str, width: usize) -> Option<Text> {
     let d = integral_digits(s)?;
-    let d = d.trim_start_matches('0');
-    (d.len() <= width).then(|| format!("{d:0>width$}"))
+    let d = d.trim_start_matches('0').as_bytes();
+    if d.len() > width || width > 8 {
+        return None;
+    }
+    let mut buf = [b'0'; 8];
+    buf[width - d.len()..width].copy_from_slice(d);
+    // ASCII digits only.
+    std::str::from_utf8(&buf[..width]).ok().map(Text::new)
 }
 
 /// The digits of a non-negative whole number written as `341`, ` 0341 ` or

@@ -286,6 +286,7 @@ fn dashed_ndc(n: &str) -> String {
 
 /// Where a line was delivered: its place of service, else (institutional
 /// claims) its type of bill (RULES.md v2 "Site of care").
+#[derive(Clone, Copy)]
 enum Setting<'a> {
     Pos(&'a str),
     BillType(&'a str),
@@ -308,20 +309,26 @@ pub fn pos_not_home(p: &Patient, ctx: &Ctx) -> RuleOutput {
         if !ctx.in_range(l.service_date) || !ctx.policy.hcpcs.get(l.hcpcs.as_str()).is_some_and(|c| c.home_only) {
             continue;
         }
-        let (is_home, what, expected) = match setting(l) {
+        let s = setting(l);
+        let is_home = match s {
             Setting::Unknown => {
                 out.not_evaluable += 1;
                 continue;
             }
-            Setting::Pos(pos) => (home.iter().any(|h| h == pos), format!("place of service {pos}"), format!("{} (home)", home.join("/"))),
-            Setting::BillType(bt) => (
-                ctx.policy.bill_type_is_home(bt),
-                format!("type of bill {bt} and no place of service"),
-                format!("a home health type of bill ({})", home_bills.iter().map(|b| format!("{b}x")).collect::<Vec<_>>().join(", ")),
-            ),
+            Setting::Pos(pos) => home.iter().any(|h| h == pos),
+            Setting::BillType(bt) => ctx.policy.bill_type_is_home(bt),
         };
         out.evaluated += 1;
         if !is_home {
+            // The texts only for a finding: most lines are at home.
+            let (what, expected) = match s {
+                Setting::Pos(pos) => (format!("place of service {pos}"), format!("{} (home)", home.join("/"))),
+                Setting::Unknown => continue,
+                Setting::BillType(bt) => {
+                    let bills = home_bills.iter().map(|b| format!("{b}x")).collect::<Vec<_>>().join(", ");
+                    (format!("type of bill {bt} and no place of service"), format!("a home health type of bill ({bills})"))
+                }
+            };
             out.flag(
                 "POS_NOT_HOME",
                 p,
