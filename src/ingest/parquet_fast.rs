@@ -1,24 +1,28 @@
 //! Parquet input on the `parquet` crate (arrow-rs), in passes per row group:
 //! the key column (HCPCS, or NDC) first, as a dictionary so each distinct
 //! value is decided once; the revenue code of rows without a code; then every
-//! other column the run uses, decoded for the chosen rows only (a row
-//! selection). Other rows are counted, never decoded further (INPUT.md,
-//! "Out-of-scope rows"). Row groups are read in parallel, each with its own
-//! file handle, the footer parsed once.
+//! other column the run uses, for the chosen rows only, a batch of rows at a
+//! time: read from the pages by `parquet_pages` (only chosen values are
+//! copied), or with arrow-rs and a row selection for a column in a form that
+//! module does not read. Other rows are counted, never decoded further
+//! (INPUT.md, "Out-of-scope rows"). Row groups are read in parallel, each
+//! with its own file handle, the footer parsed once.
 
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, StringArray};
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
+};
 use rayon::prelude::*;
 
 use super::arrow::{Layout, new_sink, resolve, text};
-use super::parquet_pages::{self, Gathered};
+use super::parquet_pages::Column;
 use super::sink::{FileOutput, Key, ScanSpec, join, key_scope, revenue_in_scope};
 use crate::columns::{FileKind, col};
 use crate::error::{Error, Result};
@@ -157,58 +161,95 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
                 progress(groups[g].compressed_size().max(0) as u64);
                 return Ok(sink.out);
             }
-            // Pass two: every column the run uses, for the chosen rows only:
-            // from the pages, or with arrow-rs where those are in a form
-            // `parquet_pages` does not read.
+            // Pass two: every column the run uses, for the chosen rows only,
+            // a batch of rows at a time: from the pages, or with arrow-rs
+            // for a column in a form `parquet_pages` does not read.
             let file = Arc::new(File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?);
-            let mut cols: Vec<Option<StringArray>> = Vec::with_capacity(l.names.len());
-            let mut others: Vec<usize> = Vec::new();
+            let bad = |name: &str, e: String| perr(path, format!("column {name}: {e}"));
+            let mut paged: Vec<Option<Column>> = Vec::with_capacity(l.names.len());
             for (k, name) in l.names.iter().enumerate() {
                 let dt = plain.schema().field_with_name(name).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
-                let got = match leaf[k] {
-                    Some(c) => parquet_pages::gather(&file, groups[g].column(c), &dt, rows, &chosen),
-                    None => Gathered::Unsupported,
-                };
-                cols.push(match got {
-                    Gathered::Values(a) => Some(text(&a, &l.header[k])?),
-                    Gathered::Unsupported => {
-                        others.push(k);
-                        None
-                    }
-                    Gathered::Bad(e) => return Err(perr(path, format!("column {name}: {e}"))),
+                paged.push(match leaf[k] {
+                    Some(c) => Column::open(&file, groups[g].column(c), &dt, rows).map_err(|e| bad(name, e))?,
+                    None => None,
                 });
             }
-            if !others.is_empty() {
+            let others: Vec<usize> = (0..l.names.len()).filter(|&k| paged[k].is_none()).collect();
+            let mut arrow_rows = if others.is_empty() {
+                None
+            } else {
                 let names: Vec<&str> = others.iter().map(|&k| l.names[k].as_str()).collect();
-                let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); others.len()];
                 let sel = selection(&chosen, keys.len());
-                for batch in builder(&plain, mask(&plain, &names))?.with_row_selection(sel).build().map_err(|e| perr(path, e))? {
-                    let batch = batch.map_err(|e| perr(path, e))?;
-                    for (i, &k) in others.iter().enumerate() {
+                Some(Rows::new(builder(&plain, mask(&plain, &names))?.with_row_selection(sel).build().map_err(|e| perr(path, e))?))
+            };
+            let start = starts[g];
+            for (b, batch_rows) in chosen.chunks(BATCH).enumerate() {
+                let mut cols: Vec<Option<StringArray>> = vec![None; l.names.len()];
+                for (k, col) in paged.iter_mut().enumerate() {
+                    if let Some(c) = col {
+                        cols[k] = Some(text(&c.take(batch_rows).map_err(|e| bad(&l.names[k], e))?, &l.header[k])?);
+                    }
+                }
+                if let Some(reader) = arrow_rows.as_mut() {
+                    let batch = reader.take(batch_rows.len()).map_err(|e| perr(path, e))?;
+                    for &k in &others {
                         let c = batch
                             .column_by_name(&l.names[k])
                             .ok_or_else(|| Error::Internal(format!("batch has no column {}", l.names[k])))?;
-                        parts[i].push(Arc::new(text(c, &l.header[k])?));
+                        cols[k] = Some(text(c, &l.header[k])?);
                     }
                 }
-                for (i, &k) in others.iter().enumerate() {
-                    let refs: Vec<&dyn Array> = parts[i].iter().map(|a| a.as_ref()).collect();
-                    let joined = arrow_select::concat::concat(&refs).map_err(|e| perr(path, e))?;
-                    cols[k] = Some(text(&joined, &l.header[k])?);
+                let cols: Vec<StringArray> = cols.into_iter().flatten().collect();
+                if cols.len() != l.names.len() || cols.iter().any(|c| c.len() != batch_rows.len()) {
+                    return Err(Error::Internal(format!("{}: columns of unequal length", path.display())));
                 }
+                let first = b * BATCH;
+                l.feed_text(&mut sink, &cols, &|j| start + chosen[first + j] as u64 + 1);
             }
-            let cols: Vec<StringArray> = cols.into_iter().flatten().collect();
-            if cols.len() != l.names.len() {
-                return Err(Error::Internal(format!("{}: {} of {} columns read", path.display(), cols.len(), l.names.len())));
-            }
-            let start = starts[g];
-            l.feed_text(&mut sink, &cols, &|j| start + chosen[j] as u64 + 1);
             spec.hand_over(&mut sink.out)?;
             progress(groups[g].compressed_size().max(0) as u64);
             Ok(sink.out)
         })
         .collect();
     join(resolved.kind, parts)
+}
+
+/// Record batches re-cut to the sizes asked for.
+struct Rows {
+    reader: ParquetRecordBatchReader,
+    held: Option<RecordBatch>,
+}
+
+impl Rows {
+    fn new(reader: ParquetRecordBatchReader) -> Rows {
+        Rows { reader, held: None }
+    }
+
+    /// The next `n` rows (fewer only at the end).
+    fn take(&mut self, n: usize) -> std::result::Result<RecordBatch, String> {
+        let mut parts: Vec<RecordBatch> = Vec::new();
+        let mut got = 0usize;
+        while got < n {
+            let b = match self.held.take() {
+                Some(b) => b,
+                None => match self.reader.next() {
+                    Some(b) => b.map_err(|e| e.to_string())?,
+                    None => break,
+                },
+            };
+            let want = n - got;
+            if b.num_rows() > want {
+                self.held = Some(b.slice(want, b.num_rows() - want));
+                parts.push(b.slice(0, want));
+                got = n;
+            } else {
+                got += b.num_rows();
+                parts.push(b);
+            }
+        }
+        let schema = parts.first().map(|b| b.schema()).unwrap_or_else(|| self.reader.schema());
+        arrow_select::concat::concat_batches(&schema, &parts).map_err(|e| e.to_string())
+    }
 }
 
 /// Rows per decoded batch.

@@ -60,32 +60,181 @@ impl Kind {
     }
 }
 
-/// Why a column was not gathered here.
-#[derive(Debug)]
-pub enum Gathered {
-    /// The chosen rows' values, in row order.
-    Values(ArrayRef),
-    /// Not a column, type or encoding this module reads: use arrow-rs.
-    Unsupported,
-    /// The column chunk is damaged (or not UTF-8 where text is required).
-    Bad(String),
+/// A column chunk's pages, read forward: each `take` returns the values of
+/// the next chosen rows, so a row group is read a batch of rows at a time
+/// (a dense extract chooses every row) with one page of each column held.
+pub struct Column {
+    pages: SerializedPageReader<File>,
+    kind: Kind,
+    optional: bool,
+    dict: Option<Dict>,
+    /// The current data page, and the rows before it.
+    page: Option<DataPage>,
+    row0: usize,
+    at: Vec<usize>,
+    indices: Vec<u32>,
+    slots: Vec<Option<usize>>,
 }
 
-/// The values at `rows` (sorted row positions in the row group) of column
-/// chunk `chunk`, read as `arrow` type (the type arrow-rs would give it).
-pub fn gather(file: &Arc<File>, chunk: &ColumnChunkMetaData, arrow: &DataType, group_rows: usize, rows: &[usize]) -> Gathered {
-    let Some(kind) = Kind::of(chunk.column_descr(), arrow) else {
-        return Gathered::Unsupported;
-    };
-    let pages = match SerializedPageReader::new(Arc::clone(file), chunk, group_rows, None) {
-        Ok(p) => p,
-        Err(e) => return Gathered::Bad(e.to_string()),
-    };
-    let optional = chunk.column_descr().max_def_level() == 1;
-    match read_pages(pages, kind, optional, rows) {
-        Ok(Some(picked)) => Gathered::Values(picked.into_array()),
-        Ok(None) => Gathered::Unsupported,
-        Err(e) => Gathered::Bad(e),
+/// A data page: its buffer, row count, value encoding, and where its
+/// definition levels and values lie in the buffer.
+struct DataPage {
+    page: Page,
+    n: usize,
+    encoding: Encoding,
+    defs: std::ops::Range<usize>,
+    values: std::ops::Range<usize>,
+}
+
+/// The encodings `Column` reads, for values and levels.
+const READ: [Encoding; 4] = [Encoding::PLAIN, Encoding::PLAIN_DICTIONARY, Encoding::RLE_DICTIONARY, Encoding::RLE];
+
+impl Column {
+    /// Opens column chunk `chunk` (of a row group of `group_rows` rows) to be
+    /// read as `arrow` type (the type arrow-rs would give it). None when its
+    /// type, nesting or encodings are not ones this module reads.
+    pub fn open(file: &Arc<File>, chunk: &ColumnChunkMetaData, arrow: &DataType, group_rows: usize) -> Res<Option<Column>> {
+        let Some(kind) = Kind::of(chunk.column_descr(), arrow) else {
+            return Ok(None);
+        };
+        if chunk.encodings().any(|e| !READ.contains(&e)) {
+            return Ok(None);
+        }
+        let pages = SerializedPageReader::new(Arc::clone(file), chunk, group_rows, None).map_err(|e| e.to_string())?;
+        let optional = chunk.column_descr().max_def_level() == 1;
+        Ok(Some(Column { pages, kind, optional, dict: None, page: None, row0: 0, at: Vec::new(), indices: Vec::new(), slots: Vec::new() }))
+    }
+
+    /// The values at `rows` (ascending row positions in the row group, after
+    /// those of earlier calls), in row order.
+    pub fn take(&mut self, rows: &[usize]) -> Res<ArrayRef> {
+        let mut picked = Picked::new(self.kind, rows.len());
+        let mut k = 0usize;
+        while k < rows.len() {
+            let n = match &self.page {
+                Some(p) if rows[k] < self.row0 + p.n => p.n,
+                Some(p) => {
+                    self.row0 += p.n;
+                    self.page = None;
+                    continue;
+                }
+                None => {
+                    self.page = Some(self.next_data_page()?.ok_or("a chosen row past the column chunk")?);
+                    continue;
+                }
+            };
+            let end = k + rows[k..].partition_point(|&r| r < self.row0 + n);
+            self.pick(&rows[k..end], &mut picked)?;
+            k = end;
+        }
+        Ok(picked.into_array())
+    }
+
+    /// The next data page; a dictionary page on the way is kept.
+    fn next_data_page(&mut self) -> Res<Option<DataPage>> {
+        for page in self.pages.by_ref() {
+            let page = page.map_err(|e| e.to_string())?;
+            let (n, encoding, defs, values) = match &page {
+                Page::DictionaryPage { buf, num_values, encoding, .. } => {
+                    if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                        return Err(format!("dictionary page encoded {encoding}"));
+                    }
+                    self.dict = Some(match self.kind {
+                        Kind::Text => Dict::text(buf, *num_values as usize)?,
+                        _ => Dict::Fixed(buf.to_vec()),
+                    });
+                    continue;
+                }
+                Page::DataPage { buf, num_values, encoding, def_level_encoding, .. } => {
+                    if !self.optional {
+                        (*num_values as usize, *encoding, 0..0, 0..buf.len())
+                    } else if *def_level_encoding != Encoding::RLE {
+                        return Err(format!("definition levels encoded {def_level_encoding}"));
+                    } else {
+                        let len: [u8; 4] = buf.get(..4).and_then(|b| b.try_into().ok()).ok_or("short page")?;
+                        let end = 4usize
+                            .checked_add(u32::from_le_bytes(len) as usize)
+                            .filter(|&e| e <= buf.len())
+                            .ok_or("levels past the page")?;
+                        (*num_values as usize, *encoding, 4..end, end..buf.len())
+                    }
+                }
+                Page::DataPageV2 { buf, num_values, encoding, def_levels_byte_len, rep_levels_byte_len, .. } => {
+                    let rep = *rep_levels_byte_len as usize;
+                    let end = rep.checked_add(*def_levels_byte_len as usize).filter(|&e| e <= buf.len()).ok_or("levels past the page")?;
+                    (*num_values as usize, *encoding, rep..end, end..buf.len())
+                }
+            };
+            if !READ.contains(&encoding) || encoding == Encoding::RLE {
+                return Err(format!("values encoded {encoding}"));
+            }
+            return Ok(Some(DataPage { page, n, encoding, defs, values }));
+        }
+        Ok(None)
+    }
+
+    /// Adds the values of `mine` (rows on the current page) to `picked`.
+    fn pick(&mut self, mine: &[usize], picked: &mut Picked) -> Res<()> {
+        let Some(p) = &self.page else { return Err("no page".into()) };
+        let buf = p.page.buffer();
+        let (base, n) = (self.row0, p.n);
+        // Each chosen row's value index on the page (None: null).
+        let (at, slots) = (&mut self.at, &mut self.slots);
+        slots.clear();
+        at.clear();
+        at.extend(mine.iter().map(|&r| r - base));
+        let non_null = if self.optional {
+            levels_at(&buf[p.defs.clone()], n, at, slots)?
+        } else {
+            slots.extend(at.iter().map(|&i| Some(i)));
+            n
+        };
+        let vals = &buf[p.values.clone()];
+        match p.encoding {
+            Encoding::PLAIN if self.kind == Kind::Text => {
+                let mut spans = plain_spans(vals, non_null, Some(slots))?.into_iter().flatten();
+                for s in slots.iter() {
+                    match s {
+                        None => picked.null(),
+                        Some(_) => {
+                            let (a, l) = spans.next().ok_or("value missing")?;
+                            picked.text(&vals[a as usize..(a + l) as usize])?;
+                        }
+                    }
+                }
+            }
+            Encoding::PLAIN => {
+                for s in slots.iter() {
+                    match s {
+                        None => picked.null(),
+                        Some(i) => picked.fixed(vals, *i)?,
+                    }
+                }
+            }
+            _ => {
+                let Some(d) = &self.dict else { return Err("dictionary-encoded page without a dictionary".into()) };
+                let bit_width = *vals.first().ok_or("empty page")?;
+                at.clear();
+                at.extend(slots.iter().flatten());
+                hybrid_at(&vals[1..], bit_width, non_null, at, &mut self.indices)?;
+                let mut keys = self.indices.iter();
+                for s in slots.iter() {
+                    if s.is_none() {
+                        picked.null();
+                        continue;
+                    }
+                    let key = *keys.next().ok_or("value missing")? as usize;
+                    match d {
+                        Dict::Text(all, spans) => {
+                            let (a, l) = *spans.get(key).ok_or("index past the dictionary")?;
+                            picked.str(all.get(a as usize..(a + l) as usize).ok_or("bad dictionary span")?);
+                        }
+                        Dict::Fixed(b) => picked.fixed(b, key)?,
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -171,117 +320,6 @@ impl Dict {
 }
 
 type Res<T> = std::result::Result<T, String>;
-
-fn read_pages(pages: SerializedPageReader<File>, kind: Kind, optional: bool, rows: &[usize]) -> Res<Option<Picked>> {
-    let mut picked = Picked::new(kind, rows.len());
-    let mut dict: Option<Dict> = None;
-    let (mut at, mut indices, mut slots): (Vec<usize>, Vec<u32>, Vec<Option<usize>>) = Default::default();
-    let mut row0 = 0usize;
-    let mut next = 0usize;
-    for page in pages {
-        let page = page.map_err(|e| e.to_string())?;
-        let (n, encoding, defs, values) = match &page {
-            Page::DictionaryPage { buf, num_values, encoding, .. } => {
-                if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
-                    return Ok(None);
-                }
-                dict = Some(match kind {
-                    Kind::Text => Dict::text(buf, *num_values as usize)?,
-                    _ => Dict::Fixed(buf.to_vec()),
-                });
-                continue;
-            }
-            Page::DataPage { buf, num_values, encoding, def_level_encoding, .. } => {
-                if !optional {
-                    (*num_values as usize, *encoding, 0..0, 0..buf.len())
-                } else if *def_level_encoding != Encoding::RLE {
-                    return Ok(None);
-                } else {
-                    let len: [u8; 4] = buf.get(..4).and_then(|b| b.try_into().ok()).ok_or("short page")?;
-                    let end =
-                        4usize.checked_add(u32::from_le_bytes(len) as usize).filter(|&e| e <= buf.len()).ok_or("levels past the page")?;
-                    (*num_values as usize, *encoding, 4..end, end..buf.len())
-                }
-            }
-            Page::DataPageV2 { buf, num_values, encoding, def_levels_byte_len, rep_levels_byte_len, .. } => {
-                let rep = *rep_levels_byte_len as usize;
-                let end = rep.checked_add(*def_levels_byte_len as usize).filter(|&e| e <= buf.len()).ok_or("levels past the page")?;
-                (*num_values as usize, *encoding, rep..end, end..buf.len())
-            }
-        };
-        let buf = page.buffer();
-        // The chosen rows on this page.
-        let (base, first) = (row0, next);
-        while next < rows.len() && rows[next] < base + n {
-            next += 1;
-        }
-        let mine = &rows[first..next];
-        row0 += n;
-        if mine.is_empty() {
-            continue;
-        }
-        // Each chosen row's value index on the page (None: null).
-        slots.clear();
-        at.clear();
-        at.extend(mine.iter().map(|&r| r - base));
-        let non_null = if optional {
-            levels_at(&buf[defs], n, &at, &mut slots)?
-        } else {
-            slots.extend(at.iter().map(|&i| Some(i)));
-            n
-        };
-        let vals = &buf[values];
-        match encoding {
-            Encoding::PLAIN if kind == Kind::Text => {
-                let mut spans = plain_spans(vals, non_null, Some(&slots))?.into_iter().flatten();
-                for s in &slots {
-                    match s {
-                        None => picked.null(),
-                        Some(_) => {
-                            let (a, l) = spans.next().ok_or("value missing")?;
-                            picked.text(&vals[a as usize..(a + l) as usize])?;
-                        }
-                    }
-                }
-            }
-            Encoding::PLAIN => {
-                for s in &slots {
-                    match s {
-                        None => picked.null(),
-                        Some(i) => picked.fixed(vals, *i)?,
-                    }
-                }
-            }
-            Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
-                let Some(d) = &dict else { return Err("dictionary-encoded page without a dictionary".into()) };
-                let bit_width = *vals.first().ok_or("empty page")?;
-                at.clear();
-                at.extend(slots.iter().flatten());
-                hybrid_at(&vals[1..], bit_width, non_null, &at, &mut indices)?;
-                let mut keys = indices.iter();
-                for s in &slots {
-                    if s.is_none() {
-                        picked.null();
-                        continue;
-                    }
-                    let key = *keys.next().ok_or("value missing")? as usize;
-                    match d {
-                        Dict::Text(all, spans) => {
-                            let (a, l) = *spans.get(key).ok_or("index past the dictionary")?;
-                            picked.str(all.get(a as usize..(a + l) as usize).ok_or("bad dictionary span")?);
-                        }
-                        Dict::Fixed(b) => picked.fixed(b, key)?,
-                    }
-                }
-            }
-            _ => return Ok(None),
-        }
-    }
-    if picked.len != rows.len() {
-        return Err(format!("column chunk has {row0} rows; {} of {} chosen rows found", picked.len, rows.len()));
-    }
-    Ok(Some(picked))
-}
 
 /// Spans (start, length) of PLAIN byte-array values: of all `n` values, or
 /// only of those `want` names (value indices, ascending), None for the rest.
