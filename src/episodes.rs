@@ -280,8 +280,19 @@ pub fn net_reversals<'a, T: Reversible>(mut rows: Vec<&'a T>) -> Netted<'a, T> {
     Netted { active, unmatched, voided: originals }
 }
 
+/// `person:YYYY-MM-DD:family`, built without the formatter (one per
+/// episode and per timeline row).
 pub fn episode_id(person: &str, date: Date, family: &str) -> String {
-    format!("{person}:{date}:{family}")
+    let mut id = String::with_capacity(person.len() + family.len() + 12);
+    id.push_str(person);
+    id.push(':');
+    match date.iso_bytes() {
+        Some(b) => b.iter().for_each(|&c| id.push(c as char)),
+        None => id.push_str(&date.to_string()),
+    }
+    id.push(':');
+    id.push_str(family);
+    id
 }
 
 /// What a patient has besides medical lines: active pharmacy rows (after

@@ -18,9 +18,9 @@ impl Date {
         civil_from_days(self.0)
     }
 
-    /// `YYYY-MM-DD` as bytes, for years 0 to 9999 (what `Display` writes
-    /// for them); None outside. For converting whole date columns to text
-    /// without a formatter per value.
+    /// `YYYY-MM-DD` as bytes, for years 0 to 9999; None outside. What
+    /// `Display` writes, and how date columns become text, without a
+    /// formatter per value.
     pub fn iso_bytes(self) -> Option<[u8; 10]> {
         let (y, m, d) = self.ymd();
         if !(0..=9999).contains(&y) {
@@ -64,8 +64,15 @@ impl Date {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (y, m, d) = self.ymd();
-        write!(f, "{y:04}-{m:02}-{d:02}")
+        // Ids and evidence format a date per finding, episode and timeline
+        // row: the byte form, not the formatting machinery, when it fits.
+        match self.iso_bytes() {
+            Some(b) => f.write_str(std::str::from_utf8(&b).map_err(|_| fmt::Error)?),
+            None => {
+                let (y, m, d) = self.ymd();
+                write!(f, "{y:04}-{m:02}-{d:02}")
+            }
+        }
     }
 }
 
@@ -134,10 +141,13 @@ mod tests {
     fn iso_bytes_match_display() {
         for days in [-719528, -1, 0, 1, 11016, 20362, 2932896] {
             let d = Date(days);
-            assert_eq!(d.iso_bytes().map(|b| String::from_utf8(b.to_vec()).unwrap()), Some(d.to_string()), "{days}");
+            let (y, m, dd) = d.ymd();
+            assert_eq!(d.iso_bytes().map(|b| String::from_utf8(b.to_vec()).unwrap()), Some(format!("{y:04}-{m:02}-{dd:02}")), "{days}");
+            assert_eq!(d.to_string(), format!("{y:04}-{m:02}-{dd:02}"));
         }
         assert_eq!(Date(-719529).iso_bytes(), None);
         assert_eq!(Date(2932897).iso_bytes(), None);
+        assert_eq!(Date(2932897).to_string(), "10000-01-01");
     }
 
     #[test]
