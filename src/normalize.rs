@@ -3,7 +3,7 @@
 //! every reader so CSV and Parquet copies of an extract give the same values.
 
 use crate::columns::{N_DX, N_MOD, col};
-use crate::model::codes::{dx_text, normalize_bill_type, normalize_ndc, normalize_pos, parse_money, parse_number};
+use crate::model::codes::{dx_text, normalize_bill_type, normalize_ndc, normalize_pos, parse_money, parse_number, trim};
 use crate::model::{Codes, Date, Dispense, Line, Presence, Text, UncodedDrugDay};
 use crate::policy::Policy;
 
@@ -21,12 +21,12 @@ impl Reject {
 }
 
 fn parse_line_number(s: &str) -> Option<i64> {
-    let t = s.trim();
+    let t = trim(s);
     t.parse::<i64>().ok().or_else(|| parse_number(t).filter(|v| v.fract() == 0.0 && v.abs() < 1e15).map(|v| v as i64))
 }
 
 fn nonempty(v: Option<&str>) -> Option<&str> {
-    v.map(str::trim).filter(|s| !s.is_empty())
+    v.map(trim).filter(|s| !s.is_empty())
 }
 
 /// Context a reader passes with every row of one file.

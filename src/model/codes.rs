@@ -5,6 +5,17 @@
 
 use super::text::Text;
 
+/// `str::trim`, with a shortcut for the usual value that starts and ends
+/// with a printable ASCII byte (then nothing is trimmed). Every field of a
+/// kept row is trimmed, and `trim` walks characters.
+pub fn trim(s: &str) -> &str {
+    match s.as_bytes() {
+        [f, .., l] if f.is_ascii_graphic() && l.is_ascii_graphic() => s,
+        [b] if b.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
 pub fn normalize_hcpcs(s: &str) -> String {
     s.trim().to_ascii_uppercase()
 }
@@ -15,7 +26,7 @@ pub fn normalize_dx(s: &str) -> String {
 
 /// `normalize_dx` into a `Text`, without a temporary string for short codes.
 pub fn dx_text(s: &str) -> Text {
-    let t = s.trim();
+    let t = trim(s);
     let mut buf = [0u8; 22];
     let mut n = 0;
     for &b in t.as_bytes() {
@@ -87,7 +98,7 @@ pub fn normalize_ndc_bytes(s: &[u8]) -> Option<[u8; 11]> {
 
 /// Place of service to its two-digit form: `12`, ` 12`, `12.0` -> `12`.
 pub fn normalize_pos(s: &str) -> Text {
-    fixed_digits(s, 2).unwrap_or_else(|| Text::new(s.trim()))
+    fixed_digits(s, 2).unwrap_or_else(|| Text::new(trim(s)))
 }
 
 /// Type of bill to three digits without the leading zero: `0341`, `341`,
@@ -121,7 +132,7 @@ fn fixed_digits(s: &str, width: usize) -> Option<Text> {
 /// The digits of a non-negative whole number written as `341`, ` 0341 ` or
 /// `341.0` (spreadsheet damage). Leading zeros are kept.
 fn integral_digits(s: &str) -> Option<std::borrow::Cow<'_, str>> {
-    let t = s.trim();
+    let t = trim(s);
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         return Some(t.into());
     }
@@ -133,7 +144,7 @@ fn integral_digits(s: &str) -> Option<std::borrow::Cow<'_, str>> {
 }
 
 pub fn parse_number(s: &str) -> Option<f64> {
-    let t = s.trim();
+    let t = trim(s);
     let t = t.strip_prefix('+').unwrap_or(t);
     t.parse::<f64>().ok().filter(|v| v.is_finite())
 }
@@ -150,6 +161,13 @@ pub fn parse_money(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_is_str_trim() {
+        for v in ["", " ", "a", " a", "a ", "\u{a0}a\u{a0}", "\u{2003}", "a\tb", "\x01a", "ab", "a b", "\na\r\n"] {
+            assert_eq!(trim(v), v.trim(), "{v:?}");
+        }
+    }
 
     #[test]
     fn codes_normalize() {

@@ -42,7 +42,7 @@ impl Date {
     /// Parses `YYYY-MM-DD`, `YYYYMMDD`, `MM/DD/YYYY` (one-digit month and day
     /// allowed), and a timestamp whose first ten characters are `YYYY-MM-DD`.
     pub fn parse(s: &str) -> Option<Date> {
-        let s = s.trim();
+        let s = super::codes::trim(s);
         let b = s.as_bytes();
         match b.len() {
             8 if b.iter().all(u8::is_ascii_digit) => Date::from_ymd(num(&b[0..4])? as i32, num(&b[4..6])?, num(&b[6..8])?),
