@@ -391,9 +391,10 @@ impl<'a> Runs<'a> {
         }
         let n = (header >> 1) as usize;
         if header & 1 == 1 {
-            let n = n * 8;
+            // Saturating: a damaged header may claim any count.
+            let n = n.saturating_mul(8);
             // A writer may cut the last run's padding.
-            let end = (self.p + (n * self.bw).div_ceil(8)).min(self.data.len());
+            let end = self.p.saturating_add(n.saturating_mul(self.bw).div_ceil(8)).min(self.data.len());
             let bytes = &self.data[self.p..end];
             self.p = end;
             Ok(Run::Packed { bytes, n })
@@ -555,6 +556,22 @@ mod tests {
         // The packed run cut at 3 values.
         assert_eq!(levels_at(&data[..4], 7, &[6], &mut out).unwrap(), 6);
         assert!(levels_at(&data[..4], 13, &[], &mut out).is_err());
+    }
+
+    #[test]
+    fn damaged_runs_are_errors_not_panics() {
+        let mut out = Vec::new();
+        let mut slots = Vec::new();
+        // Run headers claiming 2^62 values, bit-packed and RLE.
+        let huge_packed = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x01];
+        let huge_rle = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x01];
+        for data in [&huge_packed[..], &huge_rle[..], &[0x80; 12][..], &[0x03][..]] {
+            for bw in [0u8, 1, 7, 32, 33] {
+                let _ = hybrid_at(data, bw, 100, &[0, 50, 99], &mut out);
+            }
+            let _ = levels_at(data, 100, &[0, 50, 99], &mut slots);
+        }
+        assert!(hybrid_at(&[0x03], 8, 8, &[7], &mut out).is_err());
     }
 
     #[test]
