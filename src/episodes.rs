@@ -280,17 +280,14 @@ pub fn net_reversals<'a, T: Reversible>(mut rows: Vec<&'a T>) -> Netted<'a, T> {
     Netted { active, unmatched, voided: originals }
 }
 
-/// `person:YYYY-MM-DD:family`, built without the formatter (one per
-/// episode and per timeline row).
+/// `person:YYYY-MM-DD:family`, built without `format!` (one per episode
+/// and per timeline row).
 pub fn episode_id(person: &str, date: Date, family: &str) -> String {
+    use std::fmt::Write;
     let mut id = String::with_capacity(person.len() + family.len() + 12);
     id.push_str(person);
-    id.push(':');
-    match date.iso_bytes() {
-        Some(b) => b.iter().for_each(|&c| id.push(c as char)),
-        None => id.push_str(&date.to_string()),
-    }
-    id.push(':');
+    // Writing to a String cannot fail.
+    let _ = write!(id, ":{date}:");
     id.push_str(family);
     id
 }

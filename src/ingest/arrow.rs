@@ -60,12 +60,7 @@ impl Layout {
 pub(crate) fn text(a: &ArrayRef, name: &str) -> Result<StringArray> {
     let cast = match a.data_type() {
         DataType::Utf8 => a.clone(),
-        DataType::Date32 => {
-            if let Some(t) = iso_dates(a.as_primitive::<Date32Type>()) {
-                return Ok(t);
-            }
-            arrow_cast::cast(a, &DataType::Utf8).map_err(|e| Error::input(Path::new(name), format!("cannot read as text: {e}")))?
-        }
+        DataType::Date32 if let Some(t) = iso_dates(a.as_primitive::<Date32Type>()) => return Ok(t),
         _ => arrow_cast::cast(a, &DataType::Utf8).map_err(|e| Error::input(Path::new(name), format!("cannot read as text: {e}")))?,
     };
     cast.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| Error::Internal(format!("{name}: cast to text gave no strings")))

@@ -192,7 +192,7 @@ impl Column {
         let vals = &buf[p.values.clone()];
         match p.encoding {
             Encoding::PLAIN if self.kind == Kind::Text => {
-                let mut spans = plain_spans(vals, non_null, Some(slots))?.into_iter().flatten();
+                let mut spans = plain_spans(vals, non_null, Some(slots))?.into_iter();
                 for s in slots.iter() {
                     match s {
                         None => picked.null(),
@@ -238,19 +238,19 @@ impl Column {
     }
 }
 
-/// The chosen rows' values so far, in row order.
+/// The chosen rows' values so far, in row order: text, or the bits of
+/// fixed-width values (little-endian, zero-extended to 64 bits).
 struct Picked {
     kind: Kind,
     text: StringBuilder,
-    fixed: Vec<Option<[u8; 8]>>,
-    len: usize,
+    fixed: Vec<Option<u64>>,
 }
 
 impl Picked {
     fn new(kind: Kind, rows: usize) -> Picked {
         let text = if kind == Kind::Text { StringBuilder::with_capacity(rows, rows * 12) } else { StringBuilder::new() };
         let fixed = if kind == Kind::Text { Vec::new() } else { Vec::with_capacity(rows) };
-        Picked { kind, text, fixed, len: 0 }
+        Picked { kind, text, fixed }
     }
 
     fn null(&mut self) {
@@ -258,7 +258,6 @@ impl Picked {
             Kind::Text => self.text.append_null(),
             _ => self.fixed.push(None),
         }
-        self.len += 1;
     }
 
     fn text(&mut self, v: &[u8]) -> Res<()> {
@@ -268,31 +267,24 @@ impl Picked {
 
     fn str(&mut self, v: &str) {
         self.text.append_value(v);
-        self.len += 1;
     }
 
     fn fixed(&mut self, buf: &[u8], i: usize) -> Res<()> {
         let w = self.kind.width();
         let v = buf.get(i * w..i * w + w).ok_or("value past the page")?;
-        let mut out = [0u8; 8];
-        out[..w].copy_from_slice(v);
-        self.fixed.push(Some(out));
-        self.len += 1;
+        self.fixed.push(Some(v.iter().rev().fold(0u64, |acc, &b| acc << 8 | b as u64)));
         Ok(())
     }
 
     fn into_array(mut self) -> ArrayRef {
-        fn fixed<const N: usize>(v: &Option<[u8; 8]>) -> Option<[u8; N]> {
-            v.map(|b| std::array::from_fn(|i| b[i]))
-        }
-        let f = &self.fixed;
+        let f = self.fixed.iter();
         match self.kind {
             Kind::Text => Arc::new(self.text.finish()),
-            Kind::Int32 => Arc::new(f.iter().map(|v| fixed::<4>(v).map(i32::from_le_bytes)).collect::<Int32Array>()),
-            Kind::Date32 => Arc::new(f.iter().map(|v| fixed::<4>(v).map(i32::from_le_bytes)).collect::<Date32Array>()),
-            Kind::Float32 => Arc::new(f.iter().map(|v| fixed::<4>(v).map(f32::from_le_bytes)).collect::<Float32Array>()),
-            Kind::Int64 => Arc::new(f.iter().map(|v| fixed::<8>(v).map(i64::from_le_bytes)).collect::<Int64Array>()),
-            Kind::Float64 => Arc::new(f.iter().map(|v| fixed::<8>(v).map(f64::from_le_bytes)).collect::<Float64Array>()),
+            Kind::Int32 => Arc::new(f.map(|v| v.map(|b| b as u32 as i32)).collect::<Int32Array>()),
+            Kind::Date32 => Arc::new(f.map(|v| v.map(|b| b as u32 as i32)).collect::<Date32Array>()),
+            Kind::Float32 => Arc::new(f.map(|v| v.map(|b| f32::from_bits(b as u32))).collect::<Float32Array>()),
+            Kind::Int64 => Arc::new(f.map(|v| v.map(|b| b as i64)).collect::<Int64Array>()),
+            Kind::Float64 => Arc::new(f.map(|v| v.map(f64::from_bits)).collect::<Float64Array>()),
         }
     }
 }
@@ -307,7 +299,7 @@ enum Dict {
 
 impl Dict {
     fn text(buf: &[u8], n: usize) -> Res<Dict> {
-        let spans: Vec<(u32, u32)> = plain_spans(buf, n, None)?.into_iter().flatten().collect();
+        let spans = plain_spans(buf, n, None)?;
         let mut all = String::with_capacity(buf.len());
         let mut at = Vec::with_capacity(spans.len());
         for &(a, l) in &spans {
@@ -322,8 +314,9 @@ impl Dict {
 type Res<T> = std::result::Result<T, String>;
 
 /// Spans (start, length) of PLAIN byte-array values: of all `n` values, or
-/// only of those `want` names (value indices, ascending), None for the rest.
-fn plain_spans(buf: &[u8], n: usize, want: Option<&[Option<usize>]>) -> Res<Vec<Option<(u32, u32)>>> {
+/// only of those `want` names (value indices, ascending; None entries, the
+/// nulls, are skipped).
+fn plain_spans(buf: &[u8], n: usize, want: Option<&[Option<usize>]>) -> Res<Vec<(u32, u32)>> {
     let mut out = Vec::with_capacity(want.map_or(n, |w| w.len()));
     let mut wanted = want.map(|w| w.iter().flatten().copied().peekable());
     let mut p = 0usize;
@@ -335,11 +328,11 @@ fn plain_spans(buf: &[u8], n: usize, want: Option<&[Option<usize>]>) -> Res<Vec<
         let start = p + 4;
         p = start.checked_add(len).filter(|&e| e <= buf.len()).ok_or("value past the page")?;
         match wanted.as_mut() {
-            None => out.push(Some((start as u32, len as u32))),
+            None => out.push((start as u32, len as u32)),
             Some(w) => {
                 if w.peek() == Some(&i) {
                     w.next();
-                    out.push(Some((start as u32, len as u32)));
+                    out.push((start as u32, len as u32));
                 }
             }
         }
@@ -585,7 +578,7 @@ mod tests {
         assert_eq!(all.len(), 4);
         let want = [Some(2), None, Some(3)];
         let some = plain_spans(&buf, 4, Some(&want)).unwrap();
-        let texts: Vec<&[u8]> = some.iter().flatten().map(|&(a, l)| &buf[a as usize..(a + l) as usize]).collect();
+        let texts: Vec<&[u8]> = some.iter().map(|&(a, l)| &buf[a as usize..(a + l) as usize]).collect();
         assert_eq!(texts, vec![b"ccc".as_slice(), b"dd".as_slice()]);
         assert!(plain_spans(&buf[..buf.len() - 1], 4, None).is_err());
         assert!(plain_spans(&buf, 5, Some(&[Some(4)])).is_err());
