@@ -245,6 +245,7 @@ fn audit_groups(
         ev.files = std::mem::take(&mut e.files);
         ev.merge(e);
     }
+    tracing::debug!(seconds = t1.elapsed().as_secs_f64(), "merged");
     ev.sort();
     if spool.is_none() {
         episodes = Spool::in_memory(std::mem::take(&mut ev.episodes));
@@ -366,8 +367,10 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
         tallies: vec![Tally::default(); RULES.len()],
         persons: n_persons,
         lines_kept: persons.lines.len(),
-        // Sized once: the timeline is the largest of these (a row per policy line).
+        // Sized once: no regrowth of the largest tables.
         timeline: Vec::with_capacity(results.iter().map(|r| r.timeline.len()).sum()),
+        episodes: Vec::with_capacity(results.iter().map(|r| r.episodes.len()).sum()),
+        findings: Vec::with_capacity(results.iter().map(|r| r.findings.len()).sum()),
         ..Default::default()
     };
     for r in results {
@@ -388,6 +391,7 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
             ev.rejects.push(reject);
         }
     }
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "collected");
     ev
 }
 
@@ -452,33 +456,55 @@ impl Evaluated {
         }
         add_tallies(&mut self.tallies, &o.tallies);
         self.pharmacy.add(&o.pharmacy);
-        self.findings.append(&mut o.findings);
-        self.episodes.append(&mut o.episodes);
-        self.rejects.append(&mut o.rejects);
+        move_rows(&mut self.findings, &mut o.findings);
+        move_rows(&mut self.episodes, &mut o.episodes);
+        move_rows(&mut self.rejects, &mut o.rejects);
         self.persons += o.persons;
         self.lines_kept += o.lines_kept;
         self.voided.extend(o.voided);
-        self.timeline.append(&mut o.timeline);
+        move_rows(&mut self.timeline, &mut o.timeline);
     }
 
     /// The output order: findings by person, date, rule and line; episodes
     /// by person and date; rejects by file and line.
+    /// A run that never spilled evaluates persons in id order, so its rows
+    /// arrive sorted and each sort is one check.
     pub fn sort(&mut self) {
-        self.findings.par_sort_unstable_by(|a, b| {
-            (&a.person_id, a.service_date, a.rule_id, &a.claim_id, a.claim_line_number, a.file, a.source_line).cmp(&(
-                &b.person_id,
-                b.service_date,
-                b.rule_id,
-                &b.claim_id,
-                b.claim_line_number,
-                b.file,
-                b.source_line,
-            ))
-        });
-        self.episodes.sort_by(EpisodeRow::order);
+        if !self.findings.is_sorted_by(|a, b| finding_order(a, b).is_le()) {
+            self.findings.par_sort_unstable_by(finding_order);
+        }
+        if !self.episodes.is_sorted_by(|a, b| a.order(b).is_le()) {
+            self.episodes.par_sort_by(EpisodeRow::order);
+        }
         self.rejects.sort_by(|a, b| (a.file, a.source_line, a.code).cmp(&(b.file, b.source_line, b.code)));
         // Stable: each person's lines stay in the order evaluation gave them.
-        self.timeline.par_sort_by(TimelineLine::order);
+        if !self.timeline.is_sorted_by(|a, b| a.order(b).is_le()) {
+            self.timeline.par_sort_by(TimelineLine::order);
+        }
+    }
+}
+
+/// The findings' output order (OUTPUTS.md), then file and line for ties.
+fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    (&a.person_id, a.service_date, a.rule_id, &a.claim_id, a.claim_line_number, a.file, a.source_line).cmp(&(
+        &b.person_id,
+        b.service_date,
+        b.rule_id,
+        &b.claim_id,
+        b.claim_line_number,
+        b.file,
+        b.source_line,
+    ))
+}
+
+/// Appends `from` to `into`; moves the buffer when `into` is empty (the
+/// first partition's rows, or the whole of a run that never spilled), so
+/// large tables are not copied into freshly faulted memory.
+fn move_rows<T>(into: &mut Vec<T>, from: &mut Vec<T>) {
+    if into.is_empty() {
+        std::mem::swap(into, from);
+    } else {
+        into.append(from);
     }
 }
 
@@ -518,48 +544,57 @@ impl Persons<'_> {
 }
 
 /// Groups lines and dispenses by person. Sorts references, never the
-/// (large) lines.
+/// (large) lines, and groups by the sort keys, so each line is read once.
 fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], mut uncoded: Vec<UncodedDrugDay>) -> Persons<'a> {
     let lines = sort_by_person(chunks.iter().flatten().collect(), |l| &l.person_id);
     let dispenses = sort_by_person(dispenses.iter().collect(), |d| &d.person_id);
     uncoded.par_sort_unstable();
     uncoded.dedup();
+    let same = |a: &PersonKey, b: &PersonKey, x: &str, y: &str| a == b && (a.1 <= 16 || x == y);
     // Merge the two sorted lists into one group per person.
     let mut groups = Vec::new();
     let (mut i, mut j) = (0, 0);
     while i < lines.len() || j < dispenses.len() {
-        let person = match (lines.get(i), dispenses.get(j)) {
-            (Some(l), Some(d)) => l.person_id.as_str().min(d.person_id.as_str()),
-            (Some(l), None) => l.person_id.as_str(),
-            (None, Some(d)) => d.person_id.as_str(),
-            (None, None) => break,
+        let take_line = match (lines.get(i), dispenses.get(j)) {
+            (Some(l), Some(d)) => (l.0, l.1.person_id.as_str()) <= (d.0, d.1.person_id.as_str()),
+            (l, _) => l.is_some(),
         };
+        let (key, person) =
+            if take_line { (lines[i].0, lines[i].1.person_id.as_str()) } else { (dispenses[j].0, dispenses[j].1.person_id.as_str()) };
         let (li, dj) = (i, j);
-        while i < lines.len() && lines[i].person_id == person {
+        while i < lines.len() && same(&lines[i].0, &key, &lines[i].1.person_id, person) {
             i += 1;
         }
-        while j < dispenses.len() && dispenses[j].person_id == person {
+        while j < dispenses.len() && same(&dispenses[j].0, &key, &dispenses[j].1.person_id, person) {
             j += 1;
         }
         groups.push(PersonGroup { lines: li..i, dispenses: dj..j });
     }
-    Persons { lines, dispenses, uncoded, groups }
+    Persons {
+        lines: lines.into_iter().map(|(_, l)| l).collect(),
+        dispenses: dispenses.into_iter().map(|(_, d)| d).collect(),
+        uncoded,
+        groups,
+    }
 }
 
-/// Sorts references by person id. Sorts compact keys (the id's first 16
-/// bytes and its length) so most comparisons never chase a pointer.
-fn sort_by_person<T: Sync>(items: Vec<&T>, person: impl Fn(&T) -> &str + Sync) -> Vec<&T> {
-    let key = |s: &str| -> (u128, usize) {
+/// A person id's first 16 bytes (big-endian, so it orders as the text) and
+/// its length: most comparisons never read the id itself.
+type PersonKey = (u128, usize);
+
+/// Sorts references by person id, with their keys.
+fn sort_by_person<T: Sync>(items: Vec<&T>, person: impl Fn(&T) -> &str + Sync) -> Vec<(PersonKey, &T)> {
+    let key = |s: &str| -> PersonKey {
         let mut b = [0u8; 16];
         let n = s.len().min(16);
         b[..n].copy_from_slice(&s.as_bytes()[..n]);
         (u128::from_be_bytes(b), s.len())
     };
-    let mut idx: Vec<((u128, usize), &T)> = items.into_iter().map(|x| (key(person(x)), x)).collect();
+    let mut idx: Vec<(PersonKey, &T)> = items.into_iter().map(|x| (key(person(x)), x)).collect();
     idx.par_sort_unstable_by(|a, b| {
         a.0.cmp(&b.0).then_with(|| if a.0.1 <= 16 { std::cmp::Ordering::Equal } else { person(a.1).cmp(person(b.1)) })
     });
-    idx.into_iter().map(|(_, x)| x).collect()
+    idx
 }
 
 #[derive(Default)]
@@ -580,25 +615,22 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
     let mut unmatched = unmatched_rejects(&rx.unmatched);
     // Without a policy-code line or a dispense no rule has an item: only
     // J-codes outside the policy (kept as drug days for PER_DIEM_WITHOUT_DRUG).
+    // Most persons of a payer extract are such; they allocate nothing here
+    // (empty tallies add nothing).
     if rx.active.is_empty() && !lines.iter().any(|l| ctx.policy.policy_codes.contains(l.hcpcs.as_str())) {
         if lines.iter().any(|l| l.units < 0.0) {
             unmatched.extend(unmatched_rejects(&net_reversals(lines.to_vec()).unmatched));
         }
-        return PatientResult {
-            findings: Vec::new(),
-            episodes: Vec::new(),
-            tallies: vec![Tally::default(); RULES.len()],
-            pharmacy: PharmacyCounts::default(),
-            unmatched,
-            ..Default::default()
-        };
+        return PatientResult { unmatched, ..Default::default() };
     }
     let person = lines.first().map(|l| l.person_id.clone()).or_else(|| dispenses.first().map(|d| d.person_id.clone())).unwrap_or_default();
     let netted = net_reversals(lines.to_vec());
     unmatched.extend(unmatched_rejects(&netted.unmatched));
     let voided = netted.voided.iter().map(|l| LineKey::of(l)).collect();
     let patient = build_patient(person, netted.active, PharmacySide { dispenses: rx.active, uncoded_drug_days }, ctx.policy);
-    let (findings, tallies) = evaluate(&patient, ctx);
+    let (mut findings, tallies) = evaluate(&patient, ctx);
+    // In output order here, on the pool, so a run's findings arrive sorted.
+    findings.sort_unstable_by(finding_order);
     let episodes = episode_rows(&patient, &findings, ctx);
     let mut pharmacy = PharmacyCounts { dispenses: patient.dispenses.len() as u64, ..Default::default() };
     for d in &patient.dispenses {

@@ -142,6 +142,9 @@ pub fn read_from(
                 }
             }
         });
+        // Lines the last piece kept: a piece's line buffer starts at about
+        // that size instead of growing (and copying its lines) by doubling.
+        let kept_hint = std::sync::atomic::AtomicUsize::new(0);
         for block in rx {
             let block = block?;
             crate::signals::check()?;
@@ -151,7 +154,10 @@ pub fn read_from(
                 .map(|&(a, b)| {
                     // UTF-8 is checked per row, only for rows some rule reads.
                     let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
+                    let hint = kept_hint.load(std::sync::atomic::Ordering::Relaxed);
+                    sink.out.lines.reserve(hint + hint / 4);
                     let lines = scan_piece(&block.buf[a..b], delim, &mut sink);
+                    kept_hint.store(sink.out.lines.len(), std::sync::atomic::Ordering::Relaxed);
                     (sink.out, lines)
                 })
                 .collect();

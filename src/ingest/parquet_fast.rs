@@ -183,6 +183,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
                 Some(Rows::new(builder(&plain, mask(&plain, &names))?.with_row_selection(sel).build().map_err(|e| perr(path, e))?))
             };
             let start = starts[g];
+            sink.out.lines.reserve(chosen.len());
             for (b, batch_rows) in chosen.chunks(BATCH).enumerate() {
                 let mut cols: Vec<Option<StringArray>> = vec![None; l.names.len()];
                 for (k, col) in paged.iter_mut().enumerate() {
