@@ -349,36 +349,36 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
     let n_persons = persons.groups.len();
     tracing::debug!(seconds = t0.elapsed().as_secs_f64(), persons = n_persons, "grouped by person");
     let bar = progress.bar("evaluate", n_persons as u64);
-    let results: Vec<PatientResult> = persons
+    // Each worker folds its run of persons (contiguous, in id order) into
+    // one result, so per-person buffers are freed where they were made and
+    // only a few large parts are joined here, in order.
+    let parts: Vec<PatientResult> = persons
         .groups
         .par_iter()
-        .map(|g| {
+        .fold(PatientResult::default, |mut acc, g| {
             let r =
                 evaluate_patient(&persons.lines[g.lines.clone()], &persons.dispenses[g.dispenses.clone()], persons.uncoded_days(g), ctx);
             bar.inc(1);
-            r
+            acc.absorb(r);
+            acc
         })
         .collect();
     bar.finish_and_clear();
-    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), peak_rss_mib = crate::util::peak_rss_mib(), "evaluated");
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), parts = parts.len(), peak_rss_mib = crate::util::peak_rss_mib(), "evaluated");
     let mut ev = Evaluated {
         files: std::mem::take(&mut ex.files),
         rejects: std::mem::take(&mut ex.rejects),
         tallies: vec![Tally::default(); RULES.len()],
         persons: n_persons,
         lines_kept: persons.lines.len(),
-        // Sized once: no regrowth of the largest tables.
-        timeline: Vec::with_capacity(results.iter().map(|r| r.timeline.len()).sum()),
-        episodes: Vec::with_capacity(results.iter().map(|r| r.episodes.len()).sum()),
-        findings: Vec::with_capacity(results.iter().map(|r| r.findings.len()).sum()),
         ..Default::default()
     };
-    for r in results {
+    for mut r in parts {
         ev.voided.extend(r.voided);
-        ev.timeline.extend(r.timeline);
+        move_rows(&mut ev.timeline, &mut r.timeline);
         ev.pharmacy.add(&r.pharmacy);
-        ev.findings.extend(r.findings);
-        ev.episodes.extend(r.episodes);
+        move_rows(&mut ev.findings, &mut r.findings);
+        move_rows(&mut ev.episodes, &mut r.episodes);
         add_tallies(&mut ev.tallies, &r.tallies);
         for (file, reject) in r.unmatched {
             // A reversal that voids nothing was counted as kept: it is a reject.
@@ -608,6 +608,22 @@ struct PatientResult {
     /// Lines a reversal voided.
     voided: Vec<LineKey>,
     timeline: Vec<TimelineLine>,
+}
+
+impl PatientResult {
+    /// Adds the next person's result (a worker's fold, in person order).
+    fn absorb(&mut self, mut r: PatientResult) {
+        move_rows(&mut self.findings, &mut r.findings);
+        move_rows(&mut self.episodes, &mut r.episodes);
+        move_rows(&mut self.timeline, &mut r.timeline);
+        move_rows(&mut self.unmatched, &mut r.unmatched);
+        move_rows(&mut self.voided, &mut r.voided);
+        if self.tallies.len() < r.tallies.len() {
+            self.tallies.resize(r.tallies.len(), Tally::default());
+        }
+        add_tallies(&mut self.tallies, &r.tallies);
+        self.pharmacy.add(&r.pharmacy);
+    }
 }
 
 fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days: Vec<Date>, ctx: &Ctx) -> PatientResult {
