@@ -95,7 +95,7 @@ pub fn read_from(
     progress(data_start as u64);
     let mut total = FileOutput::default();
     total.stats.kind = Some(resolved.kind);
-    let mut line_base = 1 + header_lines;
+    let line_base = 1 + header_lines;
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(2);
         // Scanned blocks come back for reuse: fresh 9 MiB buffers would cost a
@@ -145,10 +145,8 @@ pub fn read_from(
         // Lines the last piece kept: a piece's line buffer starts at about
         // that size instead of growing (and copying its lines) by doubling.
         let kept_hint = std::sync::atomic::AtomicUsize::new(0);
-        for block in rx {
-            let block = block?;
-            crate::signals::check()?;
-            let parts: Vec<(FileOutput, u64)> = block
+        let scan = |block: &Block| -> Vec<(FileOutput, u64)> {
+            block
                 .pieces
                 .par_iter()
                 .map(|&(a, b)| {
@@ -160,7 +158,12 @@ pub fn read_from(
                     kept_hint.store(sink.out.lines.len(), std::sync::atomic::Ordering::Relaxed);
                     (sink.out, lines)
                 })
-                .collect();
+                .collect()
+        };
+        // A scanned block's results are joined in order (and handed to the
+        // store) while the pool scans the next block, so neither waits.
+        let mut line_base = line_base;
+        let mut finish = |block: Block, parts: Vec<(FileOutput, u64)>| -> Result<()> {
             for (part, lines) in parts {
                 append(&mut total, part, line_base);
                 line_base += lines;
@@ -168,6 +171,18 @@ pub fn read_from(
             spec.hand_over(&mut total)?;
             progress(block.bytes);
             let _ = back_tx.send(block.buf);
+            Ok(())
+        };
+        let mut scanned: Option<(Block, Vec<(FileOutput, u64)>)> = None;
+        for block in rx {
+            let block = block?;
+            crate::signals::check()?;
+            let (parts, done) = rayon::join(|| scan(&block), || scanned.take().map_or(Ok(()), |(b, p)| finish(b, p)));
+            done?;
+            scanned = Some((block, parts));
+        }
+        if let Some((b, p)) = scanned {
+            finish(b, p)?;
         }
         Ok(())
     })?;
