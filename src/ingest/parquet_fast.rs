@@ -164,13 +164,17 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
             // Pass two: every column the run uses, for the chosen rows only,
             // a batch of rows at a time: from the pages, or with arrow-rs
             // for a column in a form `parquet_pages` does not read.
-            let file = Arc::new(File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?);
             let bad = |name: &str, e: String| perr(path, format!("column {name}: {e}"));
             let mut paged: Vec<Option<Column>> = Vec::with_capacity(l.names.len());
             for (k, name) in l.names.iter().enumerate() {
                 let dt = plain.schema().field_with_name(name).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
                 paged.push(match leaf[k] {
-                    Some(c) => Column::open(&file, groups[g].column(c), &dt, rows).map_err(|e| bad(name, e))?,
+                    // A handle per column: columns may be read on two threads,
+                    // and cloned handles would share one file offset.
+                    Some(c) => {
+                        let file = Arc::new(File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?);
+                        Column::open(&file, groups[g].column(c), &dt, rows).map_err(|e| bad(name, e))?
+                    }
                     None => None,
                 });
             }
@@ -185,12 +189,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
             let start = starts[g];
             sink.out.lines.reserve(chosen.len());
             for (b, batch_rows) in chosen.chunks(BATCH).enumerate() {
-                let mut cols: Vec<Option<StringArray>> = vec![None; l.names.len()];
-                for (k, col) in paged.iter_mut().enumerate() {
-                    if let Some(c) = col {
-                        cols[k] = Some(text(&c.take(batch_rows).map_err(|e| bad(&l.names[k], e))?, &l.header[k])?);
-                    }
-                }
+                let mut cols = take_columns(&mut paged, &l.names, &l.header, batch_rows, &bad)?;
                 if let Some(reader) = arrow_rows.as_mut() {
                     let batch = reader.take(batch_rows.len()).map_err(|e| perr(path, e))?;
                     for &k in &others {
@@ -213,6 +212,37 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
         })
         .collect();
     join(resolved.kind, parts)
+}
+
+/// The values at `rows` of each column read from the pages (None where
+/// arrow-rs reads the column). Columns are split between the pool's
+/// threads when one is free (a file of few row groups, or its last one);
+/// otherwise both halves run here, one after the other.
+fn take_columns(
+    cols: &mut [Option<Column>],
+    names: &[String],
+    header: &[String],
+    rows: &[usize],
+    bad: &(dyn Fn(&str, String) -> Error + Sync),
+) -> Result<Vec<Option<StringArray>>> {
+    if cols.len() > 3 {
+        let mid = cols.len() / 2;
+        let (a, b) = cols.split_at_mut(mid);
+        let (x, y) = rayon::join(
+            || take_columns(a, &names[..mid], &header[..mid], rows, bad),
+            || take_columns(b, &names[mid..], &header[mid..], rows, bad),
+        );
+        let mut x = x?;
+        x.extend(y?);
+        return Ok(x);
+    }
+    cols.iter_mut()
+        .enumerate()
+        .map(|(k, c)| match c {
+            Some(c) => Ok(Some(text(&c.take(rows).map_err(|e| bad(&names[k], e))?, &header[k])?)),
+            None => Ok(None),
+        })
+        .collect()
 }
 
 /// Record batches re-cut to the sizes asked for.
