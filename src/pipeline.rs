@@ -140,6 +140,7 @@ pub fn audit(
     let t0 = Instant::now();
     let extract = read_inputs(&inputs, &spec, progress)?;
     let kept = store.finish()?;
+    crate::util::release_free_memory();
     let read_seconds = t0.elapsed().as_secs_f64();
     tracing::debug!(seconds = read_seconds, peak_rss_mib = crate::util::peak_rss_mib(), "read");
     let run = Run { opts, policy, progress, previous, read_seconds };
@@ -246,6 +247,7 @@ fn audit_groups(
         ev.merge(e);
     }
     tracing::debug!(seconds = t1.elapsed().as_secs_f64(), "merged");
+    crate::util::release_free_memory();
     ev.sort();
     if spool.is_none() {
         episodes = Spool::in_memory(std::mem::take(&mut ev.episodes));
@@ -373,13 +375,14 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
         lines_kept: persons.lines.len(),
         ..Default::default()
     };
-    for mut r in parts {
+    let (mut findings, mut episodes, mut timeline) = (Vec::new(), Vec::new(), Vec::new());
+    for r in parts {
         ev.voided.extend(r.voided);
-        move_rows(&mut ev.timeline, &mut r.timeline);
         ev.pharmacy.add(&r.pharmacy);
-        move_rows(&mut ev.findings, &mut r.findings);
-        move_rows(&mut ev.episodes, &mut r.episodes);
         add_tallies(&mut ev.tallies, &r.tallies);
+        findings.push(r.findings);
+        episodes.push(r.episodes);
+        timeline.push(r.timeline);
         for (file, reject) in r.unmatched {
             // A reversal that voids nothing was counted as kept: it is a reject.
             if let Some(f) = ev.files.get_mut(file as usize) {
@@ -391,6 +394,7 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
             ev.rejects.push(reject);
         }
     }
+    (ev.findings, ev.episodes, ev.timeline) = (concat_rows(findings), concat_rows(episodes), concat_rows(timeline));
     tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "collected");
     ev
 }
@@ -495,6 +499,20 @@ fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
         b.file,
         b.source_line,
     ))
+}
+
+/// Concatenates parts in order. The first part's buffer is kept and grown
+/// once to the total (a large one is remapped, not copied), so no rows are
+/// copied twice and no doubling slack is held.
+fn concat_rows<T>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let total = parts.iter().map(Vec::len).sum::<usize>();
+    let mut parts = parts.into_iter();
+    let mut out = parts.next().unwrap_or_default();
+    out.reserve_exact(total - out.len());
+    for mut p in parts {
+        out.append(&mut p);
+    }
+    out
 }
 
 /// Appends `from` to `into`; moves the buffer when `into` is empty (the

@@ -97,7 +97,9 @@ pub fn read_from(
     total.stats.kind = Some(resolved.kind);
     let line_base = 1 + header_lines;
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(2);
+        // One block queued, one scanned and one being joined: as many blocks
+        // in memory as when joining waited for the scan.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(1);
         // Scanned blocks come back for reuse: fresh 9 MiB buffers would cost a
         // page fault per 4 KiB on every block.
         let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
