@@ -103,6 +103,10 @@ impl Spill {
         let cap = ((budget / 16) as usize / parts).clamp(4 << 10, 8 << 10);
         let files = (0..parts)
             .map(|p| {
+                // Thousands of files take longer than the signal watchdog
+                // waits: stop creating them once a stop is asked for, or the
+                // watchdog's removal would leave the ones created after it.
+                crate::signals::check()?;
                 let path = part_path(&dir.path, p);
                 OpenOptions::new()
                     .write(true)
@@ -118,26 +122,52 @@ impl Spill {
 
     /// Encodes the batch's pieces in parallel into per-partition buffers,
     /// then appends them piece by piece (a partition's rows keep read order).
-    fn put(&mut self, b: Batch) -> Result<()> {
-        let t0 = std::time::Instant::now();
+    /// A window of pieces at a time is encoded, dropped and written, so the
+    /// first spill (every row kept so far) never holds its rows and their
+    /// encoding together.
+    fn put(&mut self, mut b: Batch) -> Result<()> {
         let parts = self.files.len();
         let rows = (b.chunks.iter().map(Vec::len).sum::<usize>() + b.dispenses.len() + b.uncoded.len()) as u64;
         // This runs under the store's lock. On a pool thread (the Parquet
         // reader's row groups) a parallel encode could, while it waits, steal
         // another row group's task, which would then wait for this same lock:
         // there, encode on this thread alone.
-        let mut encoded: Vec<Encoded> = if rayon::current_thread_index().is_some() {
-            b.chunks.iter().map(|c| encode(c, &[], &[], parts)).collect()
-        } else {
-            b.chunks.par_iter().map(|c| encode(c, &[], &[], parts)).collect()
-        };
-        if !b.dispenses.is_empty() || !b.uncoded.is_empty() {
-            encoded.push(encode(&[], &b.dispenses, &b.uncoded, parts));
+        let on_pool = rayon::current_thread_index().is_some();
+        let mut chunks = std::mem::take(&mut b.chunks).into_iter().peekable();
+        while chunks.peek().is_some() {
+            let mut window = Vec::new();
+            let mut lines = 0;
+            while lines < WINDOW_LINES
+                && let Some(c) = chunks.next()
+            {
+                lines += c.len();
+                window.push(c);
+            }
+            let t0 = std::time::Instant::now();
+            let encoded: Vec<Encoded> = if on_pool {
+                window.iter().map(|c| encode(c, &[], &[], parts)).collect()
+            } else {
+                window.par_iter().map(|c| encode(c, &[], &[], parts)).collect()
+            };
+            self.t_encode += t0.elapsed().as_secs_f64();
+            let t1 = std::time::Instant::now();
+            drop(window);
+            self.t_drop += t1.elapsed().as_secs_f64();
+            self.write(encoded)?;
         }
-        self.t_encode += t0.elapsed().as_secs_f64();
-        let t1 = std::time::Instant::now();
-        drop(b);
-        self.t_drop += t1.elapsed().as_secs_f64();
+        if !b.dispenses.is_empty() || !b.uncoded.is_empty() {
+            let t0 = std::time::Instant::now();
+            let encoded = encode(&[], &b.dispenses, &b.uncoded, parts);
+            self.t_encode += t0.elapsed().as_secs_f64();
+            drop(b);
+            self.write(vec![encoded])?;
+        }
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// Appends encoded pieces to their partitions, in order.
+    fn write(&mut self, encoded: Vec<Encoded>) -> Result<()> {
         let t2 = std::time::Instant::now();
         for e in encoded {
             for (p, buf) in e.bufs.iter().enumerate() {
@@ -151,11 +181,14 @@ impl Spill {
                     .map_err(|e| Error::output(part_path(&self.dir.path, p), format!("spill write failed: {e}")))?;
             }
         }
-        self.rows += rows;
         self.t_write += t2.elapsed().as_secs_f64();
         Ok(())
     }
 }
+
+/// Kept lines encoded, dropped and written together when spilling: a few
+/// MiB of rows, enough pieces to encode on both cores.
+const WINDOW_LINES: usize = 16 * 1024;
 
 /// One piece's rows encoded per partition, with what they cost loaded.
 struct Encoded {
