@@ -470,9 +470,9 @@ impl Evaluated {
     }
 
     /// The output order: findings by person, date, rule and line; episodes
-    /// by person and date; rejects by file and line.
-    /// A run that never spilled evaluates persons in id order, so its rows
-    /// arrive sorted and each sort is one check.
+    /// by person and date; rejects by file and line. A run that never
+    /// spilled evaluates persons in id order, so its rows arrive sorted and
+    /// each sort is one check.
     pub fn sort(&mut self) {
         if !self.findings.is_sorted_by(|a, b| finding_order(a, b).is_le()) {
             self.findings.par_sort_unstable_by(finding_order);
@@ -596,8 +596,10 @@ fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], mut unc
     }
 }
 
-/// A person id's first 16 bytes (big-endian, so it orders as the text) and
-/// its length: most comparisons never read the id itself.
+/// A person id's first 16 bytes (big-endian) and its length: most
+/// comparisons never read the id itself. Ids of up to 16 bytes order as
+/// their text; longer ones with a common prefix by length first, which
+/// groups them all the same (`Evaluated::sort` restores the text order).
 type PersonKey = (u128, usize);
 
 /// Sorts references by person id, with their keys.
