@@ -742,3 +742,67 @@ fn episode_rows(p: &Patient, findings: &[Finding], ctx: &Ctx) -> Vec<EpisodeRow>
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testkit::{dispense, line};
+
+    fn person_line(person: &str, date: &str) -> Line {
+        Line { person_id: person.into(), ..line(date, "J2350", 300.0) }
+    }
+
+    #[test]
+    fn persons_group_whole_whatever_their_ids() {
+        // Ids sharing their first 16 bytes, of equal and of other lengths,
+        // beside short ones: the grouping key alone cannot tell them apart.
+        let long_a = "MEMBER-000000000-A";
+        let long_b = "MEMBER-000000000-B";
+        let long_c = "MEMBER-000000000-AA";
+        let chunks = vec![
+            vec![person_line(long_b, "2026-01-05"), person_line("P2", "2026-01-05"), person_line(long_a, "2026-01-05")],
+            vec![person_line(long_c, "2026-02-05"), person_line(long_a, "2026-02-05"), person_line("P1", "2026-01-05")],
+        ];
+        let dispenses = vec![
+            Dispense { person_id: long_b.into(), ..dispense("2026-01-01", 20.0) },
+            Dispense { person_id: "P0".into(), ..dispense("2026-01-01", 20.0) },
+        ];
+        let p = group_persons(&chunks, &dispenses, Vec::new());
+        let groups: Vec<(String, usize, usize)> =
+            p.groups.iter().map(|g| (p.person(g).to_string(), g.lines.len(), g.dispenses.len())).collect();
+        // One group per person, each with all of its rows and no one else's.
+        for g in &p.groups {
+            let person = p.person(g);
+            assert!(p.lines[g.lines.clone()].iter().all(|l| l.person_id == person));
+            assert!(p.dispenses[g.dispenses.clone()].iter().all(|d| d.person_id == person));
+        }
+        let mut names: Vec<&str> = groups.iter().map(|g| g.0.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["MEMBER-000000000-A", "MEMBER-000000000-AA", "MEMBER-000000000-B", "P0", "P1", "P2"]);
+        let of = |name: &str| groups.iter().find(|g| g.0 == name).map(|g| (g.1, g.2));
+        assert_eq!(of(long_a), Some((2, 0)));
+        assert_eq!(of(long_b), Some((1, 1)));
+        assert_eq!(of(long_c), Some((1, 0)));
+        assert_eq!(of("P0"), Some((0, 1)));
+    }
+
+    #[test]
+    fn sort_restores_output_order_from_any_evaluation_order() {
+        let row = |person: &str| TimelineLine {
+            person_id: person.into(),
+            service_date: crate::rules::testkit::d("2026-01-05"),
+            end_date: None,
+            hcpcs_code: "S9379".into(),
+            units: 1.0,
+            claim_id: "C1".into(),
+            claim_line_number: 1,
+            role: "per_diem",
+            episode: None,
+        };
+        // The grouping order of long ids (length first) is not the text order.
+        let mut ev = Evaluated { timeline: vec![row("MEMBER-000000000-B"), row("MEMBER-000000000-AA")], ..Default::default() };
+        ev.sort();
+        let order: Vec<&str> = ev.timeline.iter().map(|t| t.person_id.as_str()).collect();
+        assert_eq!(order, ["MEMBER-000000000-AA", "MEMBER-000000000-B"]);
+    }
+}
