@@ -187,8 +187,8 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
                 Some(Rows::new(builder(&plain, mask(&plain, &names))?.with_row_selection(sel).build().map_err(|e| perr(path, e))?))
             };
             let start = starts[g];
-            sink.out.lines.reserve(chosen.len());
             for (b, batch_rows) in chosen.chunks(BATCH).enumerate() {
+                sink.out.lines.reserve(batch_rows.len());
                 let mut cols = take_columns(&mut paged, &l.names, &l.header, batch_rows, &bad)?;
                 if let Some(reader) = arrow_rows.as_mut() {
                     let batch = reader.take(batch_rows.len()).map_err(|e| perr(path, e))?;
@@ -205,8 +205,12 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
                 }
                 let first = b * BATCH;
                 l.feed_text(&mut sink, &cols, &|j| start + chosen[first + j] as u64 + 1);
+                // A batch at a time, so the store's limit holds (a dense row
+                // group keeps every row: about 100 MB of lines), without the
+                // room reserved for chosen rows that were not lines.
+                sink.out.lines.shrink_to_fit();
+                spec.hand_over(&mut sink.out)?;
             }
-            spec.hand_over(&mut sink.out)?;
             progress(groups[g].compressed_size().max(0) as u64);
             Ok(sink.out)
         })
