@@ -95,7 +95,7 @@ pub fn read_from(
     progress(data_start as u64);
     let mut total = FileOutput::default();
     total.stats.kind = Some(resolved.kind);
-    let line_base = 1 + header_lines;
+    let mut line_base = 1 + header_lines;
     std::thread::scope(|scope| -> Result<()> {
         // One block queued, one scanned and one being joined: as many blocks
         // in memory as when joining waited for the scan.
@@ -164,7 +164,6 @@ pub fn read_from(
         };
         // A scanned block's results are joined in order (and handed to the
         // store) while the pool scans the next block, so neither waits.
-        let mut line_base = line_base;
         let mut finish = |block: Block, parts: Vec<(FileOutput, u64)>| -> Result<()> {
             for (part, lines) in parts {
                 append(&mut total, part, line_base);
