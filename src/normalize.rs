@@ -20,13 +20,97 @@ impl Reject {
     }
 }
 
-fn parse_line_number(s: &str) -> Option<i64> {
-    let t = trim(s);
-    t.parse::<i64>().ok().or_else(|| parse_number(t).filter(|v| v.fract() == 0.0 && v.abs() < 1e15).map(|v| v as i64))
+/// One field as a reader supplies it: text, or, from a typed Parquet or
+/// Arrow column in a slot read as a number or a date (`typed_slot`), the
+/// value itself, so it is not written as text only to be parsed back. A
+/// reader supplies a typed cell only where parsing its column's text would
+/// give the same value: numbers finite, dates of years 0-9999.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Text(&'a str),
+    Int(i64),
+    Num(f64),
+    Date(Date),
 }
 
-fn nonempty(v: Option<&str>) -> Option<&str> {
-    v.map(trim).filter(|s| !s.is_empty())
+/// Numeric slots, the only ones that take `Cell::Int` and `Cell::Num`.
+const NUMBER_SLOTS: [usize; 7] =
+    [col::UNITS, col::PAID, col::ALLOWED, col::CHARGE, col::QUANTITY, col::DAYS_SUPPLY, col::CLAIM_LINE_NUMBER];
+/// Date slots, the only ones that take `Cell::Date`.
+const DATE_SLOTS: [usize; 5] = [col::LINE_START, col::CLAIM_START, col::LINE_END, col::CLAIM_END, col::DISPENSING_DATE];
+
+/// What typed cell, if any, `slot` may be supplied as. Every other slot is
+/// read as text, whatever its column's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypedSlot {
+    /// A number: integers and floating point (line numbers integers only:
+    /// a fractional one is rejected with its text).
+    Number {
+        integer_only: bool,
+    },
+    Date,
+    Text,
+}
+
+pub fn typed_slot(slot: usize) -> TypedSlot {
+    if NUMBER_SLOTS.contains(&slot) {
+        TypedSlot::Number { integer_only: slot == col::CLAIM_LINE_NUMBER }
+    } else if DATE_SLOTS.contains(&slot) {
+        TypedSlot::Date
+    } else {
+        TypedSlot::Text
+    }
+}
+
+/// A non-empty cell: text trimmed, typed cells as they are.
+fn present(v: Option<Cell<'_>>) -> Option<Cell<'_>> {
+    match v {
+        Some(Cell::Text(t)) => Some(trim(t)).filter(|s| !s.is_empty()).map(Cell::Text),
+        v => v,
+    }
+}
+
+/// A text slot's non-empty value. Readers supply text slots as text.
+fn nonempty(v: Option<Cell<'_>>) -> Option<&str> {
+    match v {
+        Some(Cell::Text(t)) => Some(trim(t)).filter(|s| !s.is_empty()),
+        _ => None,
+    }
+}
+
+/// A number from a present cell; the text for a message when it is not one.
+fn number<'r>(c: Cell<'r>) -> Result<f64, &'r str> {
+    match c {
+        Cell::Text(t) => parse_number(t).ok_or(t),
+        Cell::Int(v) => Ok(v as f64),
+        Cell::Num(v) => Ok(v),
+        Cell::Date(_) => Err(""),
+    }
+}
+
+fn money(c: Cell) -> Option<f64> {
+    match c {
+        Cell::Text(t) => parse_money(t),
+        c => number(c).ok(),
+    }
+}
+
+fn line_number(c: Cell<'_>) -> Result<i64, &str> {
+    match c {
+        Cell::Text(t) => {
+            t.parse::<i64>().ok().or_else(|| parse_number(t).filter(|v| v.fract() == 0.0 && v.abs() < 1e15).map(|v| v as i64)).ok_or(t)
+        }
+        Cell::Int(v) => Ok(v),
+        _ => Err(""),
+    }
+}
+
+fn date(c: Cell<'_>) -> Result<Date, &str> {
+    match c {
+        Cell::Text(t) => Date::parse(t).ok_or(t),
+        Cell::Date(d) => Ok(d),
+        _ => Err(""),
+    }
 }
 
 /// Context a reader passes with every row of one file.
@@ -44,7 +128,11 @@ impl<'a> RowContext<'a> {
         RowContext { policy, presence, file, program_cache: (Vec::new(), Text::default()) }
     }
 
-    fn program(&mut self, parts: [Option<&str>; 3]) -> Text {
+    fn program(&mut self, parts: [Option<Cell>; 3]) -> Text {
+        let parts = parts.map(|p| match p {
+            Some(Cell::Text(t)) => Some(t),
+            _ => None,
+        });
         let mut key = [0u8; 192];
         let mut n = 0;
         for p in parts {
@@ -66,46 +154,44 @@ impl<'a> RowContext<'a> {
     }
 }
 
-fn person<'r>(get: &impl Fn(usize) -> Option<&'r str>) -> Result<&'r str, Reject> {
+fn person<'r>(get: &impl Fn(usize) -> Option<Cell<'r>>) -> Result<&'r str, Reject> {
     nonempty(get(col::PERSON_ID))
         .or_else(|| nonempty(get(col::MEMBER_ID)))
         .ok_or_else(|| Reject::new("empty_person", "person_id (and member_id) is empty"))
 }
 
 /// Date of service: the line start, else the claim start.
-fn service_date<'r>(get: &impl Fn(usize) -> Option<&'r str>) -> Result<Date, Reject> {
-    match nonempty(get(col::LINE_START)).or_else(|| nonempty(get(col::CLAIM_START))) {
+fn service_date<'r>(get: &impl Fn(usize) -> Option<Cell<'r>>) -> Result<Date, Reject> {
+    match present(get(col::LINE_START)).or_else(|| present(get(col::CLAIM_START))) {
         None => Err(Reject::new("empty_date", "claim_line_start_date and claim_start_date are empty")),
-        Some(t) => parse_date(t, "service date"),
+        Some(c) => parse_date(c, "service date"),
     }
 }
 
-fn parse_date(t: &str, what: &str) -> Result<Date, Reject> {
-    Date::parse(t).ok_or_else(|| Reject::new("bad_date", format!("{what} {:?} is not YYYY-MM-DD, YYYYMMDD or MM/DD/YYYY", clip(t))))
+fn parse_date(c: Cell, what: &str) -> Result<Date, Reject> {
+    date(c).map_err(|t| Reject::new("bad_date", format!("{what} {:?} is not YYYY-MM-DD, YYYYMMDD or MM/DD/YYYY", clip(t))))
 }
 
 /// Claim id and line number, required on every kept row of either kind.
-fn claim_key<'r>(get: &impl Fn(usize) -> Option<&'r str>) -> Result<(&'r str, i64), Reject> {
+fn claim_key<'r>(get: &impl Fn(usize) -> Option<Cell<'r>>) -> Result<(&'r str, i64), Reject> {
     let claim_id = nonempty(get(col::CLAIM_ID)).ok_or_else(|| Reject::new("empty_claim_id", "claim_id is empty"))?;
-    let ln_text = nonempty(get(col::CLAIM_LINE_NUMBER)).unwrap_or("");
-    let claim_line_number = parse_line_number(ln_text)
-        .ok_or_else(|| Reject::new("bad_line_number", format!("claim_line_number {:?} is not an integer", clip(ln_text))))?;
+    let claim_line_number = line_number(present(get(col::CLAIM_LINE_NUMBER)).unwrap_or(Cell::Text("")))
+        .map_err(|t| Reject::new("bad_line_number", format!("claim_line_number {:?} is not an integer", clip(t))))?;
     Ok((claim_id, claim_line_number))
 }
 
-/// Normalizes one in-scope medical row. `get(slot)` returns the raw text of
-/// a column (None when the file lacks it or the value is null).
-pub fn normalize_row<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(usize) -> Option<&'r str>) -> Result<Line, Reject> {
+/// Normalizes one in-scope medical row. `get(slot)` returns a column's cell
+/// (None when the file lacks it or the value is null).
+pub fn normalize_row<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(usize) -> Option<Cell<'r>>) -> Result<Line, Reject> {
     let person = person(&get)?;
     let code = nonempty(get(col::HCPCS)).ok_or_else(|| Reject::new("empty_code", "hcpcs_code is empty"))?;
     let service_date = service_date(&get)?;
-    let end_date = match nonempty(get(col::LINE_END)).or_else(|| nonempty(get(col::CLAIM_END))) {
+    let end_date = match present(get(col::LINE_END)).or_else(|| present(get(col::CLAIM_END))) {
         None => None,
-        Some(t) => Some(Date::parse(t).ok_or_else(|| Reject::new("bad_date", format!("end date {:?} is not a date", clip(t))))?),
+        Some(c) => Some(date(c).map_err(|t| Reject::new("bad_date", format!("end date {:?} is not a date", clip(t))))?),
     };
-    let units_text = nonempty(get(col::UNITS)).ok_or_else(|| Reject::new("bad_units", "service_unit_quantity is empty"))?;
-    let units = parse_number(units_text)
-        .ok_or_else(|| Reject::new("bad_units", format!("service_unit_quantity {:?} is not a number", clip(units_text))))?;
+    let units_cell = present(get(col::UNITS)).ok_or_else(|| Reject::new("bad_units", "service_unit_quantity is empty"))?;
+    let units = number(units_cell).map_err(|t| Reject::new("bad_units", format!("service_unit_quantity {:?} is not a number", clip(t))))?;
     let (claim_id, claim_line_number) = claim_key(&get)?;
 
     let dx = Codes::from_codes((0..N_DX).filter_map(|i| nonempty(get(col::DX1 + i)).map(dx_text)));
@@ -130,9 +216,9 @@ pub fn normalize_row<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(us
         program,
         rendering_npi: nonempty(get(col::RENDERING_NPI)).map(Text::new),
         billing_npi: nonempty(get(col::BILLING_NPI)).map(Text::new),
-        paid_amount: nonempty(get(col::PAID)).and_then(parse_money),
-        allowed_amount: nonempty(get(col::ALLOWED)).and_then(parse_money),
-        charge_amount: nonempty(get(col::CHARGE)).and_then(parse_money),
+        paid_amount: present(get(col::PAID)).and_then(money),
+        allowed_amount: present(get(col::ALLOWED)).and_then(money),
+        charge_amount: present(get(col::CHARGE)).and_then(money),
         presence: ctx.presence,
         file: ctx.file,
         source_line,
@@ -142,23 +228,22 @@ pub fn normalize_row<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(us
 
 /// The person and date of a kept institutional line without HCPCS code
 /// (pharmacy revenue code): only what PREMED_NOT_BILLED reads is checked.
-pub fn normalize_uncoded_drug<'r>(get: impl Fn(usize) -> Option<&'r str>) -> Result<UncodedDrugDay, Reject> {
+pub fn normalize_uncoded_drug<'r>(get: impl Fn(usize) -> Option<Cell<'r>>) -> Result<UncodedDrugDay, Reject> {
     Ok(UncodedDrugDay { person_id: Text::new(person(&get)?), date: service_date(&get)? })
 }
 
 /// Normalizes one in-scope pharmacy row (a policy NDC).
-pub fn normalize_dispense<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(usize) -> Option<&'r str>) -> Result<Dispense, Reject> {
+pub fn normalize_dispense<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(usize) -> Option<Cell<'r>>) -> Result<Dispense, Reject> {
     let person = person(&get)?;
-    let date = match nonempty(get(col::DISPENSING_DATE)) {
+    let date = match present(get(col::DISPENSING_DATE)) {
         None => return Err(Reject::new("empty_date", "dispensing_date is empty")),
-        Some(t) => parse_date(t, "dispensing date")?,
+        Some(c) => parse_date(c, "dispensing date")?,
     };
     let ndc_text = nonempty(get(col::NDC)).unwrap_or("");
     // The reader keeps only rows whose NDC normalizes to a policy NDC.
     let ndc = normalize_ndc(ndc_text).unwrap_or_else(|| Text::new(ndc_text));
-    let q_text = nonempty(get(col::QUANTITY)).ok_or_else(|| Reject::new("bad_quantity", "quantity is empty"))?;
-    let quantity =
-        parse_number(q_text).ok_or_else(|| Reject::new("bad_quantity", format!("quantity {:?} is not a number", clip(q_text))))?;
+    let q_cell = present(get(col::QUANTITY)).ok_or_else(|| Reject::new("bad_quantity", "quantity is empty"))?;
+    let quantity = number(q_cell).map_err(|t| Reject::new("bad_quantity", format!("quantity {:?} is not a number", clip(t))))?;
     let (claim_id, claim_line_number) = claim_key(&get)?;
     let program = if ctx.presence.payer { Some(ctx.program([get(col::PAYER), get(col::PLAN), None])) } else { None };
     Ok(Dispense {
@@ -168,9 +253,9 @@ pub fn normalize_dispense<'r>(ctx: &mut RowContext, source_line: u64, get: impl 
         date,
         ndc,
         quantity,
-        days_supply: nonempty(get(col::DAYS_SUPPLY)).and_then(parse_number),
-        paid_amount: nonempty(get(col::PAID)).and_then(parse_money),
-        allowed_amount: nonempty(get(col::ALLOWED)).and_then(parse_money),
+        days_supply: present(get(col::DAYS_SUPPLY)).and_then(|c| number(c).ok()),
+        paid_amount: present(get(col::PAID)).and_then(money),
+        allowed_amount: present(get(col::ALLOWED)).and_then(money),
         program,
         dispensing_npi: nonempty(get(col::DISPENSING_NPI)).map(Text::new),
         prescribing_npi: nonempty(get(col::PRESCRIBING_NPI)).map(Text::new),

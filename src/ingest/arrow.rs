@@ -3,15 +3,17 @@
 //! job. Rows are treated like Parquet rows: the key columns (HCPCS and
 //! revenue code, or NDC) decide which rows some rule reads; only those rows'
 //! other columns are taken and cast to text for the row sink. The others are
-//! counted, as INPUT.md "Out-of-scope rows" allows.
+//! counted, as INPUT.md "Out-of-scope rows" allows. Number and date columns
+//! in the slots normalization reads as such go to it as typed cells.
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
-use arrow_array::types::Date32Type;
-use arrow_array::{Array, ArrayRef, Date32Array, RecordBatch, StringArray, UInt32Array};
+use arrow_array::types::{Date32Type, Float64Type, Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Schema};
 use rayon::prelude::*;
 
@@ -19,6 +21,7 @@ use super::sink::{FileOutput, FileStats, Key, RowSink, ScanSpec, join, key_scope
 use crate::columns::{ColumnMap, FileKind, Resolved, canonical_name, col};
 use crate::error::{Error, Result};
 use crate::model::Date;
+use crate::normalize::{Cell, TypedSlot, typed_slot};
 
 /// How one source's columns sit in the batches: the slots it has, in slot
 /// order, each with its batch column, and the row sink's view of them.
@@ -26,6 +29,8 @@ pub(crate) struct Layout {
     pub kind: FileKind,
     /// Batch column (by name) of each present slot, in slot order.
     pub names: Vec<String>,
+    /// The slot of each of `names`.
+    slots: Vec<usize>,
     /// Slot -> position in `columns` (what the row sink indexes).
     local: Resolved,
     pub header: Vec<String>,
@@ -46,6 +51,7 @@ impl Layout {
         Layout {
             kind: resolved.kind,
             names: slots.iter().filter_map(|&s| resolved.idx[s]).map(|i| schema.field(i).name().clone()).collect(),
+            slots: slots.clone(),
             local: Resolved { idx, width: slots.len(), kind: resolved.kind },
             header: slots.iter().map(|&s| canonical_name(s)).collect(),
             code: idx[col::HCPCS],
@@ -83,6 +89,79 @@ fn iso_dates(a: &Date32Array) -> Option<StringArray> {
 
 fn cell(a: &StringArray, i: usize) -> &str {
     if a.is_null(i) { "" } else { a.value(i) }
+}
+
+/// One column of the rows fed to the sink: text, or the values of a typed
+/// column in a slot normalization reads as a number or a date, when every
+/// value reads as its text would (`normalize::Cell`).
+pub(crate) enum Col {
+    Text(StringArray),
+    Int32(Int32Array),
+    Int64(Int64Array),
+    Float64(Float64Array),
+    Date32(Date32Array),
+}
+
+impl Col {
+    /// Column `a` of slot `slot` (`name` for errors).
+    pub fn new(a: &ArrayRef, slot: usize, name: &str) -> Result<Col> {
+        Ok(match (typed_slot(slot), a.data_type()) {
+            (TypedSlot::Number { .. }, DataType::Int32) => Col::Int32(a.as_primitive::<Int32Type>().clone()),
+            (TypedSlot::Number { .. }, DataType::Int64) => Col::Int64(a.as_primitive::<Int64Type>().clone()),
+            // A non-finite number, a fractional line number and a date
+            // `parse` would not accept are read (and rejected) as text.
+            (TypedSlot::Number { integer_only: false }, DataType::Float64)
+                if a.as_primitive::<Float64Type>().iter().flatten().all(f64::is_finite) =>
+            {
+                Col::Float64(a.as_primitive::<Float64Type>().clone())
+            }
+            (TypedSlot::Date, DataType::Date32) if a.as_primitive::<Date32Type>().iter().flatten().all(|d| Date(d).parses_back()) => {
+                Col::Date32(a.as_primitive::<Date32Type>().clone())
+            }
+            _ => Col::Text(text(a, name)?),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Col::Text(a) => a.len(),
+            Col::Int32(a) => a.len(),
+            Col::Int64(a) => a.len(),
+            Col::Float64(a) => a.len(),
+            Col::Date32(a) => a.len(),
+        }
+    }
+
+    /// Row `j` as text bytes; empty for a typed column (see `typed`).
+    fn bytes(&self, j: usize) -> &[u8] {
+        match self {
+            Col::Text(a) => cell(a, j).as_bytes(),
+            _ => b"",
+        }
+    }
+
+    /// Row `j` of a typed column; None for text and nulls.
+    fn typed(&self, j: usize) -> Option<Cell<'static>> {
+        match self {
+            Col::Text(_) => None,
+            Col::Int32(a) => a.is_valid(j).then(|| Cell::Int(a.value(j) as i64)),
+            Col::Int64(a) => a.is_valid(j).then(|| Cell::Int(a.value(j))),
+            Col::Float64(a) => a.is_valid(j).then(|| Cell::Num(a.value(j))),
+            Col::Date32(a) => a.is_valid(j).then(|| Cell::Date(Date(a.value(j)))),
+        }
+    }
+
+    /// Row `j` as the text a reject or reversal shows: what `text` gives.
+    fn raw(&self, j: usize) -> String {
+        let one = |a: ArrayRef| text(&a.slice(j, 1), "").map(|t| cell(&t, 0).to_string()).unwrap_or_default();
+        match self {
+            Col::Text(a) => cell(a, j).to_string(),
+            Col::Int32(a) => one(Arc::new(a.clone())),
+            Col::Int64(a) => one(Arc::new(a.clone())),
+            Col::Float64(a) => one(Arc::new(a.clone())),
+            Col::Date32(a) => one(Arc::new(a.clone())),
+        }
+    }
 }
 
 /// The rows of `rows` (batch positions) some rule may read; every other one
@@ -142,19 +221,25 @@ impl Layout {
                 }
                 None => c,
             };
-            cols.push(text(c, &self.header[k])?);
+            cols.push(self.col(c, k)?);
         }
-        self.feed_text(sink, &cols, row_no);
+        self.feed_cols(sink, &cols, row_no);
         Ok(())
     }
 
-    /// Feeds rows given as one text column per name in `names`, in order.
-    pub fn feed_text(&self, sink: &mut RowSink, cols: &[StringArray], row_no: &dyn Fn(usize) -> u64) {
+    /// Column `a` as the `k`-th of `names`, for `feed_cols`.
+    pub fn col(&self, a: &ArrayRef, k: usize) -> Result<Col> {
+        Col::new(a, self.slots[k], &self.header[k])
+    }
+
+    /// Feeds rows given as one column per name in `names`, in order.
+    pub fn feed_cols(&self, sink: &mut RowSink, cols: &[Col], row_no: &dyn Fn(usize) -> u64) {
         let width = cols.len();
         for j in 0..cols.first().map_or(0, |c| c.len()) {
-            let field = |k: usize| cell(&cols[k], j).as_bytes();
-            let raw = || Cow::Owned(cols.iter().map(|c| cell(c, j)).collect::<Vec<_>>().join(",").into_bytes());
-            sink.row_lazy(row_no(j), width, field, raw);
+            let field = |k: usize| cols[k].bytes(j);
+            let typed = |k: usize| cols[k].typed(j);
+            let raw = || Cow::Owned(cols.iter().map(|c| c.raw(j)).collect::<Vec<_>>().join(",").into_bytes());
+            sink.row_typed(row_no(j), width, field, typed, raw);
         }
     }
 }
@@ -251,4 +336,76 @@ pub fn read_partition(files: &[Vec<String>], schema: &Schema, batches: &[RecordB
             out
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+    use arrow_schema::Field;
+
+    fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        let schema = Schema::new(cols.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect::<Vec<_>>());
+        RecordBatch::try_new(Arc::new(schema), cols.into_iter().map(|(_, a)| a).collect()).unwrap()
+    }
+
+    /// The same batch with every column as text, as a CSV copy holds it.
+    fn as_text(b: &RecordBatch) -> RecordBatch {
+        let schema = b.schema();
+        let cols = schema.fields().iter().zip(b.columns()).map(|(f, a)| (f.name().as_str(), Arc::new(text(a, "").unwrap()) as ArrayRef));
+        batch(cols.collect())
+    }
+
+    fn read(b: &RecordBatch) -> FileOutput {
+        let policy = Policy::default_policy().unwrap();
+        let columns = ColumnMap::default();
+        read_table("t", 0, &b.schema(), std::slice::from_ref(b), &ScanSpec::new(&policy, &columns)).unwrap()
+    }
+
+    /// Typed columns give what their text gives: values, reversal text and
+    /// rejects, including the values only text can express (non-finite
+    /// numbers, fractional line numbers, dates `parse` refuses).
+    #[test]
+    fn typed_columns_read_as_their_text() {
+        let dates = |v: &[Option<i32>]| Arc::new(Date32Array::from(v.to_vec())) as ArrayRef;
+        let floats = |v: &[Option<f64>]| Arc::new(Float64Array::from(v.to_vec())) as ArrayRef;
+        let base = |n: usize| -> Vec<(&'static str, ArrayRef)> {
+            vec![
+                ("claim_id", Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("C{i}"))))),
+                ("person_id", Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("P{}", i % 2))))),
+                ("hcpcs_code", Arc::new(StringArray::from_iter_values((0..n).map(|_| "J2350")))),
+                ("diagnosis_code_1", Arc::new(StringArray::from_iter_values((0..n).map(|_| "G35.A")))),
+            ]
+        };
+        let day = Date::from_ymd(2025, 3, 4).unwrap().0;
+        let typed = [
+            // Every value typed: reversal (negative units), nulls.
+            vec![
+                ("claim_line_number", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+                ("claim_line_start_date", dates(&[Some(day), None, Some(day + 30)])),
+                ("claim_start_date", dates(&[Some(day), Some(day + 1), None])),
+                ("service_unit_quantity", Arc::new(Int32Array::from(vec![300, -300, 600]))),
+                ("paid_amount", floats(&[Some(123.45), None, Some(-0.0)])),
+                ("charge_amount", floats(&[Some(1e21), Some(0.1), Some(5e-324)])),
+            ],
+            // What only text expresses: each column is read as text.
+            vec![
+                ("claim_line_number", floats(&[Some(1.0), Some(2.5), Some(3.0)])),
+                ("claim_line_start_date", dates(&[Some(day), Some(Date::from_ymd(1800, 1, 1).unwrap().0 - 1), Some(day)])),
+                ("claim_start_date", dates(&[None, None, None])),
+                ("service_unit_quantity", floats(&[Some(300.0), Some(f64::NAN), Some(-600.0)])),
+                ("paid_amount", floats(&[Some(f64::INFINITY), None, Some(1.5)])),
+                ("charge_amount", floats(&[None, None, None])),
+            ],
+        ];
+        for cols in typed {
+            let mut all = base(3);
+            all.extend(cols);
+            let b = batch(all);
+            let (t, s) = (read(&b), read(&as_text(&b)));
+            assert_eq!(t.all_lines().collect::<Vec<_>>(), s.all_lines().collect::<Vec<_>>());
+            assert_eq!(t.rejects, s.rejects);
+            assert_eq!(t.stats.counts, s.stats.counts);
+        }
+    }
 }

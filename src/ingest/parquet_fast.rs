@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, StringArray};
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -21,7 +21,7 @@ use parquet::arrow::arrow_reader::{
 };
 use rayon::prelude::*;
 
-use super::arrow::{Layout, new_sink, resolve, text};
+use super::arrow::{Col, Layout, new_sink, resolve, text};
 use super::parquet_pages::Column;
 use super::sink::{FileOutput, Key, ScanSpec, join, key_scope, revenue_in_scope};
 use crate::columns::{FileKind, col};
@@ -189,22 +189,22 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
             let start = starts[g];
             for (b, batch_rows) in chosen.chunks(BATCH).enumerate() {
                 sink.out.lines.reserve(batch_rows.len());
-                let mut cols = take_columns(&mut paged, &l.names, &l.header, batch_rows, &bad)?;
+                let mut cols = take_columns(&mut paged, &l.names, batch_rows, &bad)?;
                 if let Some(reader) = arrow_rows.as_mut() {
                     let batch = reader.take(batch_rows.len()).map_err(|e| perr(path, e))?;
                     for &k in &others {
                         let c = batch
                             .column_by_name(&l.names[k])
                             .ok_or_else(|| Error::Internal(format!("batch has no column {}", l.names[k])))?;
-                        cols[k] = Some(text(c, &l.header[k])?);
+                        cols[k] = Some(Arc::clone(c));
                     }
                 }
-                let cols: Vec<StringArray> = cols.into_iter().flatten().collect();
+                let cols: Vec<Col> = cols.iter().enumerate().filter_map(|(k, c)| c.as_ref().map(|c| l.col(c, k))).collect::<Result<_>>()?;
                 if cols.len() != l.names.len() || cols.iter().any(|c| c.len() != batch_rows.len()) {
                     return Err(Error::Internal(format!("{}: columns of unequal length", path.display())));
                 }
                 let first = b * BATCH;
-                l.feed_text(&mut sink, &cols, &|j| start + chosen[first + j] as u64 + 1);
+                l.feed_cols(&mut sink, &cols, &|j| start + chosen[first + j] as u64 + 1);
                 // A batch at a time, so the store's limit holds (a dense row
                 // group keeps every row: about 100 MB of lines), without the
                 // room reserved for chosen rows that were not lines.
@@ -225,17 +225,13 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
 fn take_columns(
     cols: &mut [Option<Column>],
     names: &[String],
-    header: &[String],
     rows: &[usize],
     bad: &(dyn Fn(&str, String) -> Error + Sync),
-) -> Result<Vec<Option<StringArray>>> {
+) -> Result<Vec<Option<ArrayRef>>> {
     if cols.len() > 3 {
         let mid = cols.len() / 2;
         let (a, b) = cols.split_at_mut(mid);
-        let (x, y) = rayon::join(
-            || take_columns(a, &names[..mid], &header[..mid], rows, bad),
-            || take_columns(b, &names[mid..], &header[mid..], rows, bad),
-        );
+        let (x, y) = rayon::join(|| take_columns(a, &names[..mid], rows, bad), || take_columns(b, &names[mid..], rows, bad));
         let mut x = x?;
         x.extend(y?);
         return Ok(x);
@@ -243,7 +239,7 @@ fn take_columns(
     cols.iter_mut()
         .enumerate()
         .map(|(k, c)| match c {
-            Some(c) => Ok(Some(text(&c.take(rows).map_err(|e| bad(&names[k], e))?, &header[k])?)),
+            Some(c) => Ok(Some(c.take(rows).map_err(|e| bad(&names[k], e))?)),
             None => Ok(None),
         })
         .collect()

@@ -8,7 +8,7 @@ use super::input::Format;
 use crate::columns::{ColumnMap, FileKind, Resolved, col};
 use crate::model::codes::normalize_ndc_bytes;
 use crate::model::{Date, Dispense, Line, UncodedDrugDay};
-use crate::normalize::{Reject, RowContext, normalize_dispense, normalize_row, normalize_uncoded_drug};
+use crate::normalize::{Cell, Reject, RowContext, normalize_dispense, normalize_row, normalize_uncoded_drug};
 use crate::policy::Policy;
 use crate::spill::{Batch, KeptStore};
 
@@ -276,8 +276,22 @@ impl<'a> RowSink<'a> {
         field: impl Fn(usize) -> &'f [u8],
         raw: impl Fn() -> std::borrow::Cow<'r, [u8]>,
     ) {
+        self.row_typed(line, nfields, field, |_| None, raw)
+    }
+
+    /// `row_lazy` for readers of typed columns: `typed(i)` is the i-th
+    /// field's value when its column supplies one (see `normalize::Cell`),
+    /// and then `field(i)` is empty; None for text and null fields.
+    pub fn row_typed<'f, 'r>(
+        &mut self,
+        line: u64,
+        nfields: usize,
+        field: impl Fn(usize) -> &'f [u8],
+        typed: impl Fn(usize) -> Option<Cell<'f>>,
+        raw: impl Fn() -> std::borrow::Cow<'r, [u8]>,
+    ) {
         self.out.stats.counts.rows_read += 1;
-        match self.check(line, nfields, &field, &raw) {
+        match self.check(line, nfields, &field, &typed, &raw) {
             RowVerdict::Accepted => self.out.stats.counts.rows_accepted += 1,
             RowVerdict::Rejected(r) => {
                 self.out.stats.counts.rows_rejected += 1;
@@ -297,6 +311,7 @@ impl<'a> RowSink<'a> {
         line: u64,
         nfields: usize,
         field: &impl Fn(usize) -> &'f [u8],
+        typed: &impl Fn(usize) -> Option<Cell<'f>>,
         raw: &impl Fn() -> std::borrow::Cow<'r, [u8]>,
     ) -> RowVerdict {
         let width = self.resolved.width;
@@ -349,7 +364,7 @@ impl<'a> RowSink<'a> {
             }
             Ok(())
         } else {
-            self.keep(scope, line, field, raw)
+            self.keep(scope, line, field, typed, raw)
         };
         match verdict {
             Ok(()) => {
@@ -369,15 +384,16 @@ impl<'a> RowSink<'a> {
         scope: Scope,
         line: u64,
         field: &impl Fn(usize) -> &'f [u8],
+        typed: &impl Fn(usize) -> Option<Cell<'f>>,
         raw: &impl Fn() -> std::borrow::Cow<'r, [u8]>,
     ) -> Result<(), Reject> {
         let idx = &self.resolved.idx;
-        let get = |slot: usize| -> Option<&str> {
+        let get = |slot: usize| -> Option<Cell<'f>> {
             // SAFETY: `check` validated the row's text (or the reader its
             // whole source) as UTF-8, and fields are cut from it at ASCII
             // delimiters and quotes, so each is valid UTF-8 too. This runs
             // ~35 times per in-scope row.
-            idx[slot].map(|i| unsafe { std::str::from_utf8_unchecked(field(i)) })
+            idx[slot].map(|i| typed(i).unwrap_or_else(|| Cell::Text(unsafe { std::str::from_utf8_unchecked(field(i)) })))
         };
         let (lo, hi) = (self.spec.lo, self.spec.hi);
         let in_window = |d: Date| !(lo.is_some_and(|lo| d < lo) || hi.is_some_and(|hi| d > hi));

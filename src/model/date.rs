@@ -14,6 +14,15 @@ impl Date {
         Some(Date(days_from_civil(y, m, d)))
     }
 
+    /// Whether `parse` of this date's text gives this date back (years
+    /// 1800-2999, as `from_ymd` accepts). A typed date outside is read as
+    /// its text, so it is rejected as that text would be.
+    pub fn parses_back(self) -> bool {
+        let lo = days_from_civil(1800, 1, 1);
+        let hi = days_from_civil(2999, 12, 31);
+        (lo..=hi).contains(&self.0)
+    }
+
     pub fn ymd(self) -> (i32, u32, u32) {
         civil_from_days(self.0)
     }
@@ -136,6 +145,15 @@ fn civil_from_days(z: i32) -> (i32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_back_exactly_where_parse_accepts() {
+        for days in [-719528, -62092, -62091, -1, 0, 20362, 376199, 376200, 2932896] {
+            let d = Date(days);
+            let back = d.iso_bytes().and_then(|b| Date::parse(std::str::from_utf8(&b).unwrap()));
+            assert_eq!(d.parses_back(), back == Some(d), "{days}");
+        }
+    }
 
     #[test]
     fn iso_bytes_match_display() {
