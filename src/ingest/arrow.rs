@@ -196,6 +196,12 @@ impl Layout {
         batch.column_by_name(&self.names[k]).ok_or_else(|| Error::Internal(format!("batch has no column {}", self.names[k])))
     }
 
+    /// Position in `names` of the column that decides a row's scope: the
+    /// HCPCS code (medical) or the NDC (pharmacy).
+    pub fn key(&self) -> Option<usize> {
+        if self.kind == FileKind::Medical { self.code } else { self.ndc }
+    }
+
     /// The key columns of a batch as text (absent ones as None).
     pub fn keys(&self, batch: &RecordBatch) -> Result<[Option<StringArray>; 3]> {
         let key =

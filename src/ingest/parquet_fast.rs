@@ -1,10 +1,11 @@
 //! Parquet input on the `parquet` crate (arrow-rs), in passes per row group:
 //! the key column (HCPCS, or NDC) first, as a dictionary so each distinct
-//! value is decided once; the revenue code of rows without a code; then every
-//! other column the run uses, for the chosen rows only, a batch of rows at a
-//! time: read from the pages by `parquet_pages` (only chosen values are
-//! copied), or with arrow-rs and a row selection for a column in a form that
-//! module does not read. Other rows are counted, never decoded further
+//! value is decided once, and kept; the revenue code of rows without a code;
+//! then every other column the run uses, for the chosen rows only, a batch
+//! of rows at a time: read from the pages by `parquet_pages` (only chosen
+//! values are copied), or with arrow-rs and a row selection for a column in
+//! a form that module does not read. The chosen rows' keys come from pass
+//! one, so the key column is decompressed once. Other rows are counted, never decoded further
 //! (INPUT.md, "Out-of-scope rows"). Row groups are read in parallel, each
 //! with its own file handle, the footer parsed once.
 
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader};
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
@@ -23,7 +24,7 @@ use rayon::prelude::*;
 
 use super::arrow::{Col, Layout, new_sink, resolve, text};
 use super::parquet_pages::Column;
-use super::sink::{FileOutput, Key, ScanSpec, join, key_scope, revenue_in_scope};
+use super::sink::{FileOutput, Key, RowSink, ScanSpec, join, key_scope, revenue_in_scope};
 use crate::columns::{FileKind, col};
 use crate::error::{Error, Result};
 
@@ -85,7 +86,7 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
     let schema = Arc::clone(meta.schema());
     let name = path.display().to_string();
     let resolved = resolve(spec.columns, &name, &schema)?;
-    let l = Layout::new(&resolved, &schema);
+    let layout = Layout::new(&resolved, &schema);
     let medical = resolved.kind == FileKind::Medical;
     let col_name = |slot: usize| resolved.idx[slot].map(|i| schema.field(i).name().clone());
     let key_name = col_name(if medical { col::HCPCS } else { col::NDC }).unwrap_or_default();
@@ -98,124 +99,212 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64)
     };
     let hinted = hint(&[key_name.as_str()]);
     let plain = hint(&[]);
-    let leaf = leaves(&plain, &l.names);
-    let key_mask = mask(&hinted, &[key_name.as_str()]);
-    let rev_mask = rev_name.as_deref().map(|r| mask(&plain, &[r]));
-    let decide = |v: &str| key_scope(spec.policy, resolved.kind, v.as_bytes());
-    let groups = meta.metadata().row_groups();
-    let mut starts = Vec::with_capacity(groups.len());
+    let mut starts = Vec::new();
     let mut n = 0u64;
-    for g in groups {
+    for g in meta.metadata().row_groups() {
         starts.push(n);
         n += g.num_rows().max(0) as u64;
     }
-    let parts: Vec<Result<FileOutput>> = (0..groups.len())
+    let r = Reader {
+        path,
+        spec,
+        file_idx,
+        leaf: leaves(&plain, &layout.names),
+        key_mask: mask(&hinted, &[key_name.as_str()]),
+        rev_mask: rev_name.as_deref().map(|r| mask(&plain, &[r])),
+        layout,
+        key_name,
+        rev_name,
+        hinted,
+        plain,
+        starts,
+    };
+    let parts: Vec<Result<FileOutput>> = (0..r.starts.len())
         .into_par_iter()
         .map(|g| {
-            let builder = |m: &ArrowReaderMetadata, mask: ProjectionMask| -> Result<ParquetRecordBatchReaderBuilder<File>> {
-                let f = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-                Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(f, m.clone())
-                    .with_row_groups(vec![g])
-                    .with_projection(mask)
-                    .with_batch_size(BATCH))
-            };
-            let rows = groups[g].num_rows().max(0) as usize;
-            let mut sink = new_sink(spec, &l, file_idx);
-            let stats = &mut sink.out.stats;
-            // Pass one: the key column alone.
-            let mut keys: Vec<Key> = Vec::with_capacity(rows);
-            for batch in builder(&hinted, key_mask.clone())?.build().map_err(|e| perr(path, e))? {
-                let batch = batch.map_err(|e| perr(path, e))?;
-                keys.extend(decide_rows(batch.column(0), &key_name, &decide)?);
-            }
-            // Rows without a code: their revenue code, for those rows only.
-            let blank: Vec<usize> = (0..keys.len()).filter(|&i| keys[i] == Key::Blank).collect();
-            if !blank.is_empty() {
-                let mut pharmacy_rev = vec![false; blank.len()];
-                if let Some(rm) = &rev_mask {
-                    let sel = selection(&blank, keys.len());
-                    let mut j = 0;
-                    for batch in builder(&plain, rm.clone())?.with_row_selection(sel).build().map_err(|e| perr(path, e))? {
-                        let batch = batch.map_err(|e| perr(path, e))?;
-                        let t = text(batch.column(0), rev_name.as_deref().unwrap_or_default())?;
-                        for i in 0..t.len() {
-                            pharmacy_rev[j] = !t.is_null(i) && revenue_in_scope(spec.policy, t.value(i).as_bytes());
-                            j += 1;
-                        }
-                    }
-                }
-                for (k, &i) in blank.iter().enumerate() {
-                    if pharmacy_rev[k] {
-                        keys[i] = Key::In;
-                    }
-                }
-            }
-            let mut chosen: Vec<usize> = Vec::new();
-            for (i, &k) in keys.iter().enumerate() {
-                match k {
-                    Key::In => chosen.push(i),
-                    k => stats.count_out_of_scope(k == Key::Blank),
-                }
-            }
-            if chosen.is_empty() {
-                progress(groups[g].compressed_size().max(0) as u64);
-                return Ok(sink.out);
-            }
-            // Pass two: every column the run uses, for the chosen rows only,
-            // a batch of rows at a time: from the pages, or with arrow-rs
-            // for a column in a form `parquet_pages` does not read.
-            let bad = |name: &str, e: String| perr(path, format!("column {name}: {e}"));
-            let mut paged: Vec<Option<Column>> = Vec::with_capacity(l.names.len());
-            for (k, name) in l.names.iter().enumerate() {
-                let dt = plain.schema().field_with_name(name).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
-                paged.push(match leaf[k] {
-                    // A handle per column: columns may be read on two threads,
-                    // and cloned handles would share one file offset.
-                    Some(c) => {
-                        let file = Arc::new(File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?);
-                        Column::open(&file, groups[g].column(c), &dt, rows).map_err(|e| bad(name, e))?
-                    }
-                    None => None,
-                });
-            }
-            let others: Vec<usize> = (0..l.names.len()).filter(|&k| paged[k].is_none()).collect();
-            let mut arrow_rows = if others.is_empty() {
-                None
-            } else {
-                let names: Vec<&str> = others.iter().map(|&k| l.names[k].as_str()).collect();
-                let sel = selection(&chosen, keys.len());
-                Some(Rows::new(builder(&plain, mask(&plain, &names))?.with_row_selection(sel).build().map_err(|e| perr(path, e))?))
-            };
-            let start = starts[g];
-            for (b, batch_rows) in chosen.chunks(BATCH).enumerate() {
-                sink.out.lines.reserve(batch_rows.len());
-                let mut cols = take_columns(&mut paged, &l.names, batch_rows, &bad)?;
-                if let Some(reader) = arrow_rows.as_mut() {
-                    let batch = reader.take(batch_rows.len()).map_err(|e| perr(path, e))?;
-                    for &k in &others {
-                        let c = batch
-                            .column_by_name(&l.names[k])
-                            .ok_or_else(|| Error::Internal(format!("batch has no column {}", l.names[k])))?;
-                        cols[k] = Some(Arc::clone(c));
-                    }
-                }
-                let cols: Vec<Col> = cols.iter().enumerate().filter_map(|(k, c)| c.as_ref().map(|c| l.col(c, k))).collect::<Result<_>>()?;
-                if cols.len() != l.names.len() || cols.iter().any(|c| c.len() != batch_rows.len()) {
-                    return Err(Error::Internal(format!("{}: columns of unequal length", path.display())));
-                }
-                let first = b * BATCH;
-                l.feed_cols(&mut sink, &cols, &|j| start + chosen[first + j] as u64 + 1);
-                // A batch at a time, so the store's limit holds (a dense row
-                // group keeps every row: about 100 MB of lines), without the
-                // room reserved for chosen rows that were not lines.
-                sink.out.lines.shrink_to_fit();
-                spec.hand_over(&mut sink.out)?;
-            }
-            progress(groups[g].compressed_size().max(0) as u64);
-            Ok(sink.out)
+            let out = r.row_group(g);
+            progress(r.plain.metadata().row_group(g).compressed_size().max(0) as u64);
+            out
         })
         .collect();
     join(resolved.kind, parts)
+}
+
+/// What reading a file's row groups shares.
+struct Reader<'a> {
+    path: &'a Path,
+    spec: &'a ScanSpec<'a>,
+    file_idx: u32,
+    layout: Layout,
+    /// The key column (HCPCS, or NDC), read as a dictionary when it can be.
+    key_name: String,
+    key_mask: ProjectionMask,
+    hinted: ArrowReaderMetadata,
+    /// The revenue code (medical files that have one).
+    rev_name: Option<String>,
+    rev_mask: Option<ProjectionMask>,
+    /// Strings as `Utf8`, the other columns as stored.
+    plain: ArrowReaderMetadata,
+    /// The leaf column of each of the layout's columns.
+    leaf: Vec<Option<usize>>,
+    /// Each row group's first row in the file.
+    starts: Vec<u64>,
+}
+
+/// A row group's key column as pass one read it, kept so pass two takes
+/// the chosen rows' keys from it instead of reading the column again.
+struct KeyBatches {
+    batches: Vec<ArrayRef>,
+    /// The row group's row where each batch starts.
+    starts: Vec<usize>,
+}
+
+impl KeyBatches {
+    /// The values at `rows` (ascending row positions in the row group).
+    fn take(&self, rows: &[usize]) -> Result<ArrayRef> {
+        let mut parts: Vec<ArrayRef> = Vec::new();
+        let mut k = 0;
+        while k < rows.len() {
+            let b = self.starts.partition_point(|&s| s <= rows[k]).saturating_sub(1);
+            let end = self.starts.get(b + 1).copied().unwrap_or(usize::MAX);
+            let n = rows[k..].partition_point(|&r| r < end);
+            let at = UInt32Array::from_iter_values(rows[k..k + n].iter().map(|&r| (r - self.starts[b]) as u32));
+            let batch = self.batches.get(b).ok_or_else(|| Error::Internal("a chosen row past the key column".into()))?;
+            parts.push(arrow_select::take::take(batch, &at, None).map_err(|e| Error::Internal(format!("take key: {e}")))?);
+            k += n;
+        }
+        let parts: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+        arrow_select::concat::concat(&parts).map_err(|e| Error::Internal(format!("concat key: {e}")))
+    }
+}
+
+impl Reader<'_> {
+    fn open(&self, what: &str) -> Result<File> {
+        File::open(self.path).map_err(|e| Error::input(self.path, format!("cannot open{what}: {e}")))
+    }
+
+    /// An arrow-rs reader of row group `g`'s columns `mask`.
+    fn builder(&self, g: usize, m: &ArrowReaderMetadata, mask: &ProjectionMask) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(self.open("")?, m.clone())
+            .with_row_groups(vec![g])
+            .with_projection(mask.clone())
+            .with_batch_size(BATCH))
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        perr(self.path, e)
+    }
+
+    fn row_group(&self, g: usize) -> Result<FileOutput> {
+        let mut sink = new_sink(self.spec, &self.layout, self.file_idx);
+        let (mut keys, key_batches) = self.keys(g)?;
+        self.revenue(g, &mut keys)?;
+        let mut chosen: Vec<usize> = Vec::new();
+        for (i, &k) in keys.iter().enumerate() {
+            match k {
+                Key::In => chosen.push(i),
+                k => sink.out.stats.count_out_of_scope(k == Key::Blank),
+            }
+        }
+        if !chosen.is_empty() {
+            self.chosen_rows(g, &mut sink, &chosen, keys.len(), &key_batches)?;
+        }
+        Ok(sink.out)
+    }
+
+    /// Pass one: the key column alone, each row decided.
+    fn keys(&self, g: usize) -> Result<(Vec<Key>, KeyBatches)> {
+        let decide = |v: &str| key_scope(self.spec.policy, self.layout.kind, v.as_bytes());
+        let rows = self.plain.metadata().row_group(g).num_rows().max(0) as usize;
+        let mut keys: Vec<Key> = Vec::with_capacity(rows);
+        let mut kept = KeyBatches { batches: Vec::new(), starts: Vec::new() };
+        for batch in self.builder(g, &self.hinted, &self.key_mask)?.build().map_err(|e| self.err(e))? {
+            let batch = batch.map_err(|e| self.err(e))?;
+            kept.starts.push(keys.len());
+            keys.extend(decide_rows(batch.column(0), &self.key_name, &decide)?);
+            kept.batches.push(Arc::clone(batch.column(0)));
+        }
+        Ok((keys, kept))
+    }
+
+    /// Rows without a code are kept when their revenue code is a pharmacy
+    /// one: that column is read for those rows only.
+    fn revenue(&self, g: usize, keys: &mut [Key]) -> Result<()> {
+        let blank: Vec<usize> = (0..keys.len()).filter(|&i| keys[i] == Key::Blank).collect();
+        let (Some(rev_mask), false) = (&self.rev_mask, blank.is_empty()) else { return Ok(()) };
+        let name = self.rev_name.as_deref().unwrap_or_default();
+        let sel = selection(&blank, keys.len());
+        let mut at = blank.iter();
+        for batch in self.builder(g, &self.plain, rev_mask)?.with_row_selection(sel).build().map_err(|e| self.err(e))? {
+            let batch = batch.map_err(|e| self.err(e))?;
+            let t = text(batch.column(0), name)?;
+            for i in 0..t.len() {
+                let row = *at.next().ok_or_else(|| Error::Internal("more revenue codes than rows".into()))?;
+                if !t.is_null(i) && revenue_in_scope(self.spec.policy, t.value(i).as_bytes()) {
+                    keys[row] = Key::In;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pass two: every column the run uses, for the chosen rows only, a
+    /// batch of rows at a time: the key from pass one; the others from the
+    /// pages, or with arrow-rs for a column in a form `parquet_pages` does
+    /// not read.
+    fn chosen_rows(&self, g: usize, sink: &mut RowSink, chosen: &[usize], rows: usize, key: &KeyBatches) -> Result<()> {
+        let l = &self.layout;
+        let group = self.plain.metadata().row_group(g);
+        let bad = |name: &str, e: String| self.err(format!("column {name}: {e}"));
+        let mut paged: Vec<Option<Column>> = Vec::with_capacity(l.names.len());
+        for (k, name) in l.names.iter().enumerate() {
+            let dt = self.plain.schema().field_with_name(name).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+            paged.push(match self.leaf[k] {
+                Some(_) if Some(k) == l.key() => None,
+                // A handle per column: columns may be read on two threads,
+                // and cloned handles would share one file offset.
+                Some(c) => Column::open(&Arc::new(self.open("")?), group.column(c), &dt, rows).map_err(|e| bad(name, e))?,
+                None => None,
+            });
+        }
+        let others: Vec<usize> = (0..l.names.len()).filter(|&k| paged[k].is_none() && Some(k) != l.key()).collect();
+        let mut arrow_rows = if others.is_empty() {
+            None
+        } else {
+            let names: Vec<&str> = others.iter().map(|&k| l.names[k].as_str()).collect();
+            let sel = selection(chosen, rows);
+            let reader = self.builder(g, &self.plain, &mask(&self.plain, &names))?.with_row_selection(sel);
+            Some(Rows::new(reader.build().map_err(|e| self.err(e))?))
+        };
+        let start = self.starts[g];
+        for (b, batch_rows) in chosen.chunks(BATCH).enumerate() {
+            sink.out.lines.reserve(batch_rows.len());
+            let mut cols = take_columns(&mut paged, &l.names, batch_rows, &bad)?;
+            if let Some(k) = l.key() {
+                cols[k] = Some(key.take(batch_rows)?);
+            }
+            if let Some(reader) = arrow_rows.as_mut() {
+                let batch = reader.take(batch_rows.len()).map_err(|e| self.err(e))?;
+                for &k in &others {
+                    let c =
+                        batch.column_by_name(&l.names[k]).ok_or_else(|| Error::Internal(format!("batch has no column {}", l.names[k])))?;
+                    cols[k] = Some(Arc::clone(c));
+                }
+            }
+            let cols: Vec<Col> = cols.iter().enumerate().filter_map(|(k, c)| c.as_ref().map(|c| l.col(c, k))).collect::<Result<_>>()?;
+            if cols.len() != l.names.len() || cols.iter().any(|c| c.len() != batch_rows.len()) {
+                return Err(Error::Internal(format!("{}: columns of unequal length", self.path.display())));
+            }
+            let first = b * BATCH;
+            l.feed_cols(sink, &cols, &|j| start + chosen[first + j] as u64 + 1);
+            // A batch at a time, so the store's limit holds (a dense row
+            // group keeps every row: about 100 MB of lines), without the
+            // room reserved for chosen rows that were not lines.
+            sink.out.lines.shrink_to_fit();
+            self.spec.hand_over(&mut sink.out)?;
+        }
+        Ok(())
+    }
 }
 
 /// The values at `rows` of each column read from the pages (None where
