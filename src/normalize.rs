@@ -24,7 +24,7 @@ impl Reject {
 /// Arrow column in a slot read as a number or a date (`typed_slot`), the
 /// value itself, so it is not written as text only to be parsed back. A
 /// reader supplies a typed cell only where parsing its column's text would
-/// give the same value: numbers finite, dates of years 0-9999.
+/// give the same value: numbers finite, dates of years 1800-2999.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell<'a> {
     Text(&'a str),
