@@ -18,9 +18,9 @@ impl Date {
     /// 1800-2999, as `from_ymd` accepts). A typed date outside is read as
     /// its text, so it is rejected as that text would be.
     pub fn parses_back(self) -> bool {
-        let lo = days_from_civil(1800, 1, 1);
-        let hi = days_from_civil(2999, 12, 31);
-        (lo..=hi).contains(&self.0)
+        const FIRST: i32 = days_from_civil(1800, 1, 1);
+        const LAST: i32 = days_from_civil(2999, 12, 31);
+        (FIRST..=LAST).contains(&self.0)
     }
 
     pub fn ymd(self) -> (i32, u32, u32) {
@@ -119,7 +119,7 @@ fn days_in_month(y: i32, m: u32) -> u32 {
 }
 
 // Howard Hinnant's days_from_civil / civil_from_days.
-fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
+const fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
     let yoe = (y - era * 400) as u32;
