@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::model::codes::display_units;
 use crate::model::{Date, Dispense, Line, Text};
-use crate::policy::{Dosing, Policy};
+use crate::policy::{CodeEntry, Dosing, Drug, Policy};
 
 const EPS: f64 = 1e-9;
 
@@ -16,6 +16,9 @@ pub struct Patient<'a> {
     pub person_id: Text,
     /// Active lines (not voided), sorted by (service_date, hcpcs, claim_id, claim_line_number).
     pub lines: Vec<&'a Line>,
+    /// What the policy says of each line's code, looked up once per line
+    /// rather than once per rule that reads it.
+    pub codes: Vec<LineCodes<'a>>,
     /// Net units per (date, code).
     pub net: NetUnits,
     /// Administrations in (date, family) order.
@@ -26,6 +29,24 @@ pub struct Patient<'a> {
     pub dispenses: Vec<NetDispense<'a>>,
     /// Dates with a pharmacy revenue line without HCPCS code, sorted, unique.
     pub uncoded_drug_days: Vec<Date>,
+}
+
+/// A line's code in the policy: its code-table entry and its drug, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct LineCodes<'a> {
+    pub entry: Option<&'a CodeEntry>,
+    pub drug: Option<&'a Drug>,
+}
+
+impl<'a> LineCodes<'a> {
+    pub fn of(policy: &'a Policy, code: &str) -> LineCodes<'a> {
+        LineCodes { entry: policy.hcpcs.get(code), drug: policy.drugs.get(code) }
+    }
+
+    /// Whether the code is in a code-table group (`Policy::in_group`).
+    pub fn in_group(&self, group: &str) -> bool {
+        self.entry.is_some_and(|c| c.groups.iter().any(|g| g == group))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,7 +323,8 @@ pub struct PharmacySide<'a> {
 
 /// Builds a patient from active lines (sorted as `net_reversals` leaves them)
 /// and its pharmacy side.
-pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, side: PharmacySide<'a>, policy: &Policy) -> Patient<'a> {
+pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, side: PharmacySide<'a>, policy: &'a Policy) -> Patient<'a> {
+    let codes: Vec<LineCodes> = lines.iter().map(|l| LineCodes::of(policy, &l.hcpcs)).collect();
     let net = NetUnits::from_sorted(&lines);
     let mut admins = medical_admins(&person_id, &net, policy);
     let mut dispenses = net_dispenses(side.dispenses, policy);
@@ -317,8 +339,7 @@ pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, side: PharmacySi
     // Episode membership: lines that day, and per-diem spans covering the date.
     let mut episode_of = vec![None; lines.len()];
     for (i, l) in lines.iter().enumerate() {
-        let end =
-            if policy.in_group(&l.hcpcs, "per_diem") { l.end_date.unwrap_or(l.service_date).max(l.service_date) } else { l.service_date };
+        let end = if codes[i].in_group("per_diem") { l.end_date.unwrap_or(l.service_date).max(l.service_date) } else { l.service_date };
         let first = admins.partition_point(|a| a.date < l.service_date);
         for (k, a) in admins.iter_mut().enumerate().skip(first) {
             if a.date > end {
@@ -333,7 +354,7 @@ pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, side: PharmacySi
     let mut uncoded_drug_days = side.uncoded_drug_days;
     uncoded_drug_days.sort();
     uncoded_drug_days.dedup();
-    Patient { person_id, lines, net, admins, episode_of, dispenses, uncoded_drug_days }
+    Patient { person_id, lines, codes, net, admins, episode_of, dispenses, uncoded_drug_days }
 }
 
 fn new_admin(person_id: &str, date: Date, family: String, drug: String, dose: f64, supply: Supply) -> Administration {

@@ -13,7 +13,7 @@ fn net(p: &Patient, d: Date, code: &str) -> f64 {
 
 /// Indices of active drug lines (any target drug) dated in range.
 fn drug_lines<'a>(p: &'a Patient, ctx: &'a Ctx) -> impl Iterator<Item = usize> + 'a {
-    (0..p.lines.len()).filter(move |&i| ctx.policy.drugs.contains_key(p.lines[i].hcpcs.as_str()) && ctx.in_range(p.lines[i].service_date))
+    (0..p.lines.len()).filter(move |&i| p.codes[i].drug.is_some() && ctx.in_range(p.lines[i].service_date))
 }
 
 fn dx_list(dx: &Codes) -> String {
@@ -251,7 +251,7 @@ pub fn ndc_mismatch(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     for i in drug_lines(p, ctx) {
         let l = &p.lines[i];
-        let Some(drug) = ctx.policy.drugs.get(l.hcpcs.as_str()) else { continue };
+        let Some(drug) = p.codes[i].drug else { continue };
         if drug.ndc.is_empty() {
             continue;
         }
@@ -306,7 +306,7 @@ pub fn pos_not_home(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let home = &ctx.policy.file.home_infusion.place_of_service;
     let home_bills = &ctx.policy.file.home_infusion.bill_types;
     for (i, l) in p.lines.iter().enumerate() {
-        if !ctx.in_range(l.service_date) || !ctx.policy.hcpcs.get(l.hcpcs.as_str()).is_some_and(|c| c.home_only) {
+        if !ctx.in_range(l.service_date) || !p.codes[i].entry.is_some_and(|c| c.home_only) {
             continue;
         }
         let s = setting(l);
@@ -347,9 +347,7 @@ pub fn wastage_modifier(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let w = &ctx.policy.file.wastage;
     for i in drug_lines(p, ctx) {
         let l = &p.lines[i];
-        if !ctx.policy.drugs.get(l.hcpcs.as_str()).is_some_and(|d| d.wastage_modifiers)
-            || w.required_from.is_some_and(|f| l.service_date < f)
-        {
+        if !p.codes[i].drug.is_some_and(|d| d.wastage_modifiers) || w.required_from.is_some_and(|f| l.service_date < f) {
             continue;
         }
         let Some(program) = l.program.as_deref() else {
@@ -388,7 +386,7 @@ pub fn s_code_medicare(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     let programs = &ctx.policy.file.medicare.programs;
     for (i, l) in p.lines.iter().enumerate() {
-        if !ctx.in_range(l.service_date) || ctx.policy.hcpcs.get(l.hcpcs.as_str()).is_none_or(|c| c.medicare_payable) {
+        if !ctx.in_range(l.service_date) || p.codes[i].entry.is_none_or(|c| c.medicare_payable) {
             continue;
         }
         let Some(program) = l.program.as_deref() else {
@@ -421,7 +419,7 @@ pub fn per_diem_without_drug(p: &Patient, ctx: &Ctx) -> RuleOutput {
         v
     };
     for (i, l) in p.lines.iter().enumerate() {
-        if !ctx.in_range(l.service_date) || !ctx.policy.in_group(&l.hcpcs, "per_diem") {
+        if !ctx.in_range(l.service_date) || !p.codes[i].in_group("per_diem") {
             continue;
         }
         out.evaluated += 1;
@@ -452,7 +450,7 @@ pub fn duplicate_per_diem(p: &Patient, ctx: &Ctx) -> RuleOutput {
         }
         for i in a.line_idx.iter().copied().filter(|&i| p.lines[i].service_date == a.date) {
             let l = &p.lines[i];
-            let Some(entry) = ctx.policy.hcpcs.get(l.hcpcs.as_str()) else { continue };
+            let Some(entry) = p.codes[i].entry else { continue };
             if entry.included_in.is_empty() {
                 continue;
             }
