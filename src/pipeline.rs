@@ -358,10 +358,9 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
         .groups
         .par_iter()
         .fold(PatientResult::default, |mut acc, g| {
-            let r =
-                evaluate_patient(&persons.lines[g.lines.clone()], &persons.dispenses[g.dispenses.clone()], persons.uncoded_days(g), ctx);
+            let lines = &persons.lines[g.lines.clone()];
+            evaluate_patient(lines, &persons.dispenses[g.dispenses.clone()], persons.uncoded_days(g), ctx, &mut acc);
             bar.inc(1);
-            acc.absorb(r);
             acc
         })
         .collect();
@@ -631,43 +630,40 @@ struct PatientResult {
 }
 
 impl PatientResult {
-    /// Adds the next person's result (a worker's fold, in person order).
-    fn absorb(&mut self, mut r: PatientResult) {
-        move_rows(&mut self.findings, &mut r.findings);
-        move_rows(&mut self.episodes, &mut r.episodes);
-        move_rows(&mut self.timeline, &mut r.timeline);
-        move_rows(&mut self.unmatched, &mut r.unmatched);
-        move_rows(&mut self.voided, &mut r.voided);
-        if self.tallies.len() < r.tallies.len() {
-            self.tallies.resize(r.tallies.len(), Tally::default());
+    /// Adds tallies and pharmacy counts of the next person.
+    fn add_counts(&mut self, tallies: &[Tally], pharmacy: &PharmacyCounts) {
+        if self.tallies.len() < tallies.len() {
+            self.tallies.resize(tallies.len(), Tally::default());
         }
-        add_tallies(&mut self.tallies, &r.tallies);
-        self.pharmacy.add(&r.pharmacy);
+        add_tallies(&mut self.tallies, tallies);
+        self.pharmacy.add(pharmacy);
     }
 }
 
-fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days: Vec<Date>, ctx: &Ctx) -> PatientResult {
+/// Evaluates one person and adds the results to `out` (a worker's fold, in
+/// person order): rows are built where they stay, not in a vector per person.
+fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days: Vec<Date>, ctx: &Ctx, out: &mut PatientResult) {
     let rx = net_reversals(dispenses.to_vec());
-    let mut unmatched = unmatched_rejects(&rx.unmatched);
+    out.unmatched.extend(unmatched_rejects(&rx.unmatched));
     // Without a policy-code line or a dispense no rule has an item: only
     // J-codes outside the policy (kept as drug days for PER_DIEM_WITHOUT_DRUG).
     // Most persons of a payer extract are such; they allocate nothing here
     // (empty tallies add nothing).
     if rx.active.is_empty() && !lines.iter().any(|l| ctx.policy.policy_codes.contains(l.hcpcs.as_str())) {
         if lines.iter().any(|l| l.units < 0.0) {
-            unmatched.extend(unmatched_rejects(&net_reversals(lines.to_vec()).unmatched));
+            out.unmatched.extend(unmatched_rejects(&net_reversals(lines.to_vec()).unmatched));
         }
-        return PatientResult { unmatched, ..Default::default() };
+        return;
     }
     let person = lines.first().map(|l| l.person_id.clone()).or_else(|| dispenses.first().map(|d| d.person_id.clone())).unwrap_or_default();
     let netted = net_reversals(lines.to_vec());
-    unmatched.extend(unmatched_rejects(&netted.unmatched));
-    let voided = netted.voided.iter().map(|l| LineKey::of(l)).collect();
+    out.unmatched.extend(unmatched_rejects(&netted.unmatched));
+    out.voided.extend(netted.voided.iter().map(|l| LineKey::of(l)));
     let patient = build_patient(person, netted.active, PharmacySide { dispenses: rx.active, uncoded_drug_days }, ctx.policy);
     let (mut findings, tallies) = evaluate(&patient, ctx);
     // In output order here, on the pool, so a run's findings arrive sorted.
     findings.sort_unstable_by(finding_order);
-    let episodes = episode_rows(&patient, &findings, ctx);
+    out.episodes.extend(episode_rows(&patient, &findings, ctx));
     let mut pharmacy = PharmacyCounts { dispenses: patient.dispenses.len() as u64, ..Default::default() };
     for d in &patient.dispenses {
         match d.used {
@@ -676,6 +672,8 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
             DispenseUse::Unused => pharmacy.unused += 1,
         }
     }
+    out.add_counts(&tallies, &pharmacy);
+    move_rows(&mut out.findings, &mut findings);
     let timeline = patient
         .lines
         .iter()
@@ -697,9 +695,8 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
                 let a = &patient.admins[k];
                 (a.date, ctx.policy.family_index(&a.family))
             }),
-        })
-        .collect();
-    PatientResult { findings, episodes, tallies, pharmacy, unmatched, voided, timeline }
+        });
+    out.timeline.extend(timeline);
 }
 
 /// Reversals that void nothing, as rejects of their files.
@@ -713,34 +710,30 @@ fn unmatched_rejects<T: Reversible>(rows: &[&T]) -> Vec<(u32, RejectRow)> {
         .collect()
 }
 
-fn episode_rows(p: &Patient, findings: &[Finding], ctx: &Ctx) -> Vec<EpisodeRow> {
-    p.admins
-        .iter()
-        .filter(|a| ctx.in_range(a.date))
-        .map(|a| {
-            let mine: Vec<&Finding> = findings.iter().filter(|f| f.episode_id.as_deref() == Some(a.episode_id.as_str())).collect();
-            let mut claims: Vec<&str> = a.line_idx.iter().map(|&i| p.lines[i].claim_id.as_str()).collect();
-            claims.sort();
-            claims.dedup();
-            EpisodeRow {
-                episode_id: a.episode_id.clone(),
-                person_id: p.person_id.clone(),
-                administration_date: a.date,
-                drug_code: Text::new(&a.drug),
-                dose_units: a.dose,
-                dose_sequence: a.sequence,
-                phase: a.phase.as_str(),
-                supply: a.supply.as_str(),
-                dispense_claim_id: a.dispense.and_then(|j| p.dispenses.get(j)).map(|d| d.rows[0].claim_id.clone()),
-                days_since_previous: a.days_since_previous(),
-                previous_administration_date: a.previous,
-                line_count: a.line_idx.len() as u32,
-                claim_ids: Text::from(claims.join(",")),
-                finding_count: mine.len() as u32,
-                max_severity: mine.iter().map(|f| f.severity).max(),
-            }
-        })
-        .collect()
+fn episode_rows<'p>(p: &'p Patient, findings: &'p [Finding], ctx: &'p Ctx) -> impl Iterator<Item = EpisodeRow> + 'p {
+    p.admins.iter().filter(|a| ctx.in_range(a.date)).map(|a| {
+        let mine: Vec<&Finding> = findings.iter().filter(|f| f.episode_id.as_deref() == Some(a.episode_id.as_str())).collect();
+        let mut claims: Vec<&str> = a.line_idx.iter().map(|&i| p.lines[i].claim_id.as_str()).collect();
+        claims.sort();
+        claims.dedup();
+        EpisodeRow {
+            episode_id: a.episode_id.clone(),
+            person_id: p.person_id.clone(),
+            administration_date: a.date,
+            drug_code: Text::new(&a.drug),
+            dose_units: a.dose,
+            dose_sequence: a.sequence,
+            phase: a.phase.as_str(),
+            supply: a.supply.as_str(),
+            dispense_claim_id: a.dispense.and_then(|j| p.dispenses.get(j)).map(|d| d.rows[0].claim_id.clone()),
+            days_since_previous: a.days_since_previous(),
+            previous_administration_date: a.previous,
+            line_count: a.line_idx.len() as u32,
+            claim_ids: Text::from(claims.join(",")),
+            finding_count: mine.len() as u32,
+            max_severity: mine.iter().map(|f| f.severity).max(),
+        }
+    })
 }
 
 #[cfg(test)]
