@@ -198,6 +198,7 @@ impl Layout {
 
     /// Position in `names` of the column that decides a row's scope: the
     /// HCPCS code (medical) or the NDC (pharmacy).
+    #[cfg(feature = "parquet")]
     pub fn key(&self) -> Option<usize> {
         if self.kind == FileKind::Medical { self.code } else { self.ndc }
     }
