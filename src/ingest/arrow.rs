@@ -108,8 +108,10 @@ impl Col {
         Ok(match (typed_slot(slot), a.data_type()) {
             (TypedSlot::Number { .. }, DataType::Int32) => Col::Int32(a.as_primitive::<Int32Type>().clone()),
             (TypedSlot::Number { .. }, DataType::Int64) => Col::Int64(a.as_primitive::<Int64Type>().clone()),
-            // A non-finite number, a fractional line number and a date
-            // `parse` would not accept are read (and rejected) as text.
+            // What would not read back as its value goes as text, and is
+            // rejected as text is: a batch with a non-finite double, any
+            // double line number (a fractional one is rejected with its
+            // text), a date `parse` would not accept.
             (TypedSlot::Number { integer_only: false }, DataType::Float64)
                 if a.as_primitive::<Float64Type>().iter().flatten().all(f64::is_finite) =>
             {

@@ -5,9 +5,9 @@
 //! of rows at a time: read from the pages by `parquet_pages` (only chosen
 //! values are copied), or with arrow-rs and a row selection for a column in
 //! a form that module does not read. The chosen rows' keys come from pass
-//! one, so the key column is decompressed once. Other rows are counted, never decoded further
-//! (INPUT.md, "Out-of-scope rows"). Row groups are read in parallel, each
-//! with its own file handle, the footer parsed once.
+//! one, so the key column is decompressed once. Other rows are counted,
+//! never decoded further (INPUT.md, "Out-of-scope rows"). Row groups are
+//! read in parallel, each with its own file handle, the footer parsed once.
 
 use std::fs::File;
 use std::path::Path;
@@ -179,13 +179,13 @@ impl KeyBatches {
 }
 
 impl Reader<'_> {
-    fn open(&self, what: &str) -> Result<File> {
-        File::open(self.path).map_err(|e| Error::input(self.path, format!("cannot open{what}: {e}")))
+    fn open(&self) -> Result<File> {
+        File::open(self.path).map_err(|e| Error::input(self.path, format!("cannot open: {e}")))
     }
 
     /// An arrow-rs reader of row group `g`'s columns `mask`.
     fn builder(&self, g: usize, m: &ArrowReaderMetadata, mask: &ProjectionMask) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(self.open("")?, m.clone())
+        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(self.open()?, m.clone())
             .with_row_groups(vec![g])
             .with_projection(mask.clone())
             .with_batch_size(BATCH))
@@ -263,7 +263,7 @@ impl Reader<'_> {
                 Some(_) if Some(k) == l.key() => None,
                 // A handle per column: columns may be read on two threads,
                 // and cloned handles would share one file offset.
-                Some(c) => Column::open(&Arc::new(self.open("")?), group.column(c), &dt, rows).map_err(|e| bad(name, e))?,
+                Some(c) => Column::open(&Arc::new(self.open()?), group.column(c), &dt, rows).map_err(|e| bad(name, e))?,
                 None => None,
             });
         }
