@@ -31,16 +31,18 @@ pub struct Patient<'a> {
     pub uncoded_drug_days: Vec<Date>,
 }
 
-/// A line's code in the policy: its code-table entry and its drug, if any.
+/// A line's code in the policy: its code-table entry, its drug and its
+/// role on the timeline (`Policy::role_of`).
 #[derive(Debug, Clone, Copy)]
 pub struct LineCodes<'a> {
     pub entry: Option<&'a CodeEntry>,
     pub drug: Option<&'a Drug>,
+    pub role: &'static str,
 }
 
 impl<'a> LineCodes<'a> {
     pub fn of(policy: &'a Policy, code: &str) -> LineCodes<'a> {
-        LineCodes { entry: policy.hcpcs.get(code), drug: policy.drugs.get(code) }
+        LineCodes { entry: policy.hcpcs.get(code), drug: policy.drugs.get(code), role: policy.role_of(code) }
     }
 
     /// Whether the code is in a code-table group (`Policy::in_group`).
@@ -333,7 +335,7 @@ pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, side: PharmacySi
     }
     classify(&mut admins, policy);
     for a in &mut admins {
-        a.anchor = anchor_line(&lines, a, policy);
+        a.anchor = anchor_line(&lines, &codes, a);
     }
 
     // Episode membership: lines that day, and per-diem spans covering the date.
@@ -462,12 +464,12 @@ fn match_and_supply(person_id: &str, net: &NetUnits, admins: &mut Vec<Administra
 }
 
 /// The line a finding about the administration sits on.
-fn anchor_line(lines: &[&Line], a: &Administration, policy: &Policy) -> Option<usize> {
+fn anchor_line(lines: &[&Line], codes: &[LineCodes], a: &Administration) -> Option<usize> {
     let start = lines.partition_point(|l| l.service_date < a.date);
     let mut day = (start..lines.len()).take_while(|&i| lines[i].service_date == a.date);
     match a.supply {
         Supply::Medical => day.find(|&i| lines[i].hcpcs == a.drug),
-        Supply::Pharmacy => day.find(|&i| lines[i].units > 0.0 && policy.in_group(&lines[i].hcpcs, "nursing_primary")),
+        Supply::Pharmacy => day.find(|&i| lines[i].units > 0.0 && codes[i].in_group("nursing_primary")),
     }
 }
 

@@ -680,7 +680,7 @@ fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days:
         .enumerate()
         // Home-infusion lines only: doses are in episodes, and premedication
         // lines (two per infusion) would double the rows for little.
-        .map(|(i, l)| (i, l, ctx.policy.role_of(&l.hcpcs)))
+        .map(|(i, l)| (i, l, patient.codes[i].role))
         .filter(|(_, _, role)| matches!(*role, "per_diem" | "nursing"))
         .map(|(i, l, role)| TimelineLine {
             person_id: l.person_id.clone(),
