@@ -72,8 +72,8 @@ fn present(v: Option<Cell<'_>>) -> Option<Cell<'_>> {
 
 /// A text slot's non-empty value. Readers supply text slots as text.
 fn nonempty(v: Option<Cell<'_>>) -> Option<&str> {
-    match v {
-        Some(Cell::Text(t)) => Some(trim(t)).filter(|s| !s.is_empty()),
+    match present(v) {
+        Some(Cell::Text(t)) => Some(t),
         _ => None,
     }
 }

@@ -8,7 +8,6 @@
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
@@ -124,14 +123,18 @@ impl Col {
         })
     }
 
-    pub fn len(&self) -> usize {
+    fn array(&self) -> &dyn Array {
         match self {
-            Col::Text(a) => a.len(),
-            Col::Int32(a) => a.len(),
-            Col::Int64(a) => a.len(),
-            Col::Float64(a) => a.len(),
-            Col::Date32(a) => a.len(),
+            Col::Text(a) => a,
+            Col::Int32(a) => a,
+            Col::Int64(a) => a,
+            Col::Float64(a) => a,
+            Col::Date32(a) => a,
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.array().len()
     }
 
     /// Row `j` as text bytes; empty for a typed column (see `typed`).
@@ -155,13 +158,9 @@ impl Col {
 
     /// Row `j` as the text a reject or reversal shows: what `text` gives.
     fn raw(&self, j: usize) -> String {
-        let one = |a: ArrayRef| text(&a.slice(j, 1), "").map(|t| cell(&t, 0).to_string()).unwrap_or_default();
         match self {
             Col::Text(a) => cell(a, j).to_string(),
-            Col::Int32(a) => one(Arc::new(a.clone())),
-            Col::Int64(a) => one(Arc::new(a.clone())),
-            Col::Float64(a) => one(Arc::new(a.clone())),
-            Col::Date32(a) => one(Arc::new(a.clone())),
+            typed => text(&typed.array().slice(j, 1), "").map(|t| cell(&t, 0).to_string()).unwrap_or_default(),
         }
     }
 }
@@ -349,6 +348,8 @@ pub fn read_partition(files: &[Vec<String>], schema: &Schema, batches: &[RecordB
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::policy::Policy;
     use arrow_schema::Field;
