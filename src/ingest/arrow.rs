@@ -137,7 +137,7 @@ impl Col {
         self.array().len()
     }
 
-    /// Row `j` as text bytes; empty for a typed column (see `typed`).
+    /// Row `j` as text bytes; empty for a typed column (see `cell`).
     fn bytes(&self, j: usize) -> &[u8] {
         match self {
             Col::Text(a) => cell(a, j).as_bytes(),
@@ -145,10 +145,11 @@ impl Col {
         }
     }
 
-    /// Row `j` of a typed column; None for text and nulls.
-    fn typed(&self, j: usize) -> Option<Cell<'static>> {
+    /// Row `j` as the sink's cell: text as it is (Arrow strings are UTF-8,
+    /// a null is empty), a typed value as itself; None for a typed null.
+    fn cell(&self, j: usize) -> Option<Cell<'_>> {
         match self {
-            Col::Text(_) => None,
+            Col::Text(a) => Some(Cell::Text(cell(a, j))),
             Col::Int32(a) => a.is_valid(j).then(|| Cell::Int(a.value(j) as i64)),
             Col::Int64(a) => a.is_valid(j).then(|| Cell::Int(a.value(j))),
             Col::Float64(a) => a.is_valid(j).then(|| Cell::Num(a.value(j))),
@@ -245,9 +246,9 @@ impl Layout {
         let width = cols.len();
         for j in 0..cols.first().map_or(0, |c| c.len()) {
             let field = |k: usize| cols[k].bytes(j);
-            let typed = |k: usize| cols[k].typed(j);
+            let cell = |k: usize| cols[k].cell(j);
             let raw = || Cow::Owned(cols.iter().map(|c| c.raw(j)).collect::<Vec<_>>().join(",").into_bytes());
-            sink.row_typed(row_no(j), width, field, typed, raw);
+            sink.row_typed(row_no(j), width, field, cell, raw);
         }
     }
 }

@@ -279,19 +279,20 @@ impl<'a> RowSink<'a> {
         self.row_typed(line, nfields, field, |_| None, raw)
     }
 
-    /// `row_lazy` for readers of typed columns: `typed(i)` is the i-th
-    /// field's value when its column supplies one (see `normalize::Cell`),
-    /// and then `field(i)` is empty; None for text and null fields.
+    /// `row_lazy` for readers of typed columns (Parquet, Arrow): `cell(i)` is
+    /// the i-th field as the reader holds it, a typed value (see
+    /// `normalize::Cell`; `field(i)` is then empty) or text already known to
+    /// be UTF-8. None sends normalization to `field(i)`.
     pub fn row_typed<'f, 'r>(
         &mut self,
         line: u64,
         nfields: usize,
         field: impl Fn(usize) -> &'f [u8],
-        typed: impl Fn(usize) -> Option<Cell<'f>>,
+        cell: impl Fn(usize) -> Option<Cell<'f>>,
         raw: impl Fn() -> std::borrow::Cow<'r, [u8]>,
     ) {
         self.out.stats.counts.rows_read += 1;
-        match self.check(line, nfields, &field, &typed, &raw) {
+        match self.check(line, nfields, &field, &cell, &raw) {
             RowVerdict::Accepted => self.out.stats.counts.rows_accepted += 1,
             RowVerdict::Rejected(r) => {
                 self.out.stats.counts.rows_rejected += 1;
@@ -311,7 +312,7 @@ impl<'a> RowSink<'a> {
         line: u64,
         nfields: usize,
         field: &impl Fn(usize) -> &'f [u8],
-        typed: &impl Fn(usize) -> Option<Cell<'f>>,
+        cell: &impl Fn(usize) -> Option<Cell<'f>>,
         raw: &impl Fn() -> std::borrow::Cow<'r, [u8]>,
     ) -> RowVerdict {
         let width = self.resolved.width;
@@ -364,7 +365,7 @@ impl<'a> RowSink<'a> {
             }
             Ok(())
         } else {
-            self.keep(scope, line, field, typed, raw)
+            self.keep(scope, line, field, cell, raw)
         };
         match verdict {
             Ok(()) => {
@@ -384,7 +385,7 @@ impl<'a> RowSink<'a> {
         scope: Scope,
         line: u64,
         field: &impl Fn(usize) -> &'f [u8],
-        typed: &impl Fn(usize) -> Option<Cell<'f>>,
+        cell: &impl Fn(usize) -> Option<Cell<'f>>,
         raw: &impl Fn() -> std::borrow::Cow<'r, [u8]>,
     ) -> Result<(), Reject> {
         let idx = &self.resolved.idx;
@@ -393,7 +394,7 @@ impl<'a> RowSink<'a> {
             // whole source) as UTF-8, and fields are cut from it at ASCII
             // delimiters and quotes, so each is valid UTF-8 too. This runs
             // ~35 times per in-scope row.
-            idx[slot].map(|i| typed(i).unwrap_or_else(|| Cell::Text(unsafe { std::str::from_utf8_unchecked(field(i)) })))
+            idx[slot].map(|i| cell(i).unwrap_or_else(|| Cell::Text(unsafe { std::str::from_utf8_unchecked(field(i)) })))
         };
         let (lo, hi) = (self.spec.lo, self.spec.hi);
         let in_window = |d: Date| !(lo.is_some_and(|lo| d < lo) || hi.is_some_and(|hi| d > hi));
