@@ -6,9 +6,13 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Date(pub i32);
 
+/// The years a date may have (anything else in an extract is a typo).
+const FIRST_YEAR: i32 = 1800;
+const LAST_YEAR: i32 = 2999;
+
 impl Date {
     pub fn from_ymd(y: i32, m: u32, d: u32) -> Option<Date> {
-        if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) || !(1800..=2999).contains(&y) {
+        if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) || !(FIRST_YEAR..=LAST_YEAR).contains(&y) {
             return None;
         }
         Some(Date(days_from_civil(y, m, d)))
@@ -18,8 +22,8 @@ impl Date {
     /// 1800-2999, as `from_ymd` accepts). A typed date outside is read as
     /// its text, so it is rejected as that text would be.
     pub fn parses_back(self) -> bool {
-        const FIRST: i32 = days_from_civil(1800, 1, 1);
-        const LAST: i32 = days_from_civil(2999, 12, 31);
+        const FIRST: i32 = days_from_civil(FIRST_YEAR, 1, 1);
+        const LAST: i32 = days_from_civil(LAST_YEAR, 12, 31);
         (FIRST..=LAST).contains(&self.0)
     }
 
