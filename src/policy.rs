@@ -255,6 +255,9 @@ pub struct Policy {
     /// The same codes for the per-row scope check: up to 7 bytes as sorted
     /// `code_key`s (one binary search a row), longer ones as upper-case bytes.
     pub policy_code_keys: Vec<u64>,
+    /// One bit per `key_bit` of those keys: most rows' codes (office visits,
+    /// labs) miss it and skip the search.
+    pub policy_code_bits: [u64; 4],
     pub policy_codes_long: Vec<Vec<u8>>,
     /// 11-digit NDC -> its drug and strength, for NDCs with `mg_per_unit`:
     /// the scope of pharmacy extracts.
@@ -382,6 +385,11 @@ impl Policy {
         let roles = policy_codes.iter().map(|c| (c.clone(), role(&drugs, &hcpcs, c))).collect();
         let mut policy_code_keys: Vec<u64> = policy_codes.iter().filter_map(|c| code_key(c.as_bytes())).collect();
         policy_code_keys.sort_unstable();
+        let mut policy_code_bits = [0u64; 4];
+        for &k in &policy_code_keys {
+            let b = key_bit(k);
+            policy_code_bits[b / 64] |= 1 << (b % 64);
+        }
         let mut policy_codes_long: Vec<Vec<u8>> =
             policy_codes.iter().filter(|c| code_key(c.as_bytes()).is_none()).map(|c| c.to_ascii_uppercase().into_bytes()).collect();
         policy_codes_long.sort();
@@ -395,6 +403,7 @@ impl Policy {
             icd,
             policy_codes,
             policy_code_keys,
+            policy_code_bits,
             policy_codes_long,
             roles,
             ndc_products,
@@ -533,6 +542,13 @@ fn role(drugs: &FastMap<String, Drug>, hcpcs: &FastMap<String, CodeEntry>, code:
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A `code_key`'s bit in `Policy::policy_code_bits` (the top byte of a
+/// multiplicative hash).
+#[inline]
+pub fn key_bit(k: u64) -> usize {
+    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
 }
 
 /// A code of up to 7 bytes as one integer: its length, then its bytes upper-

@@ -10,12 +10,16 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::input::Format;
-use super::record::{Fields, next_boundary, quote_state, split_record};
+use super::record::{Fields, Probe, next_boundary, probe_record, quote_state, split_record};
 use super::sink::{FileOutput, RowSink, ScanSpec, append};
 use crate::error::{Error, Result};
 
 const BLOCK: usize = 8 << 20;
 const PIECE: usize = 1 << 20;
+/// The probe looks at its yield every `PROBE_LOOK` rows it probes; under
+/// half settled, it pauses for `PROBE_PAUSE` rows.
+const PROBE_LOOK: u32 = 64;
+const PROBE_PAUSE: u32 = 4096;
 /// A record longer than this means a quote that never closes.
 const MAX_RECORD: usize = 64 << 20;
 
@@ -230,8 +234,37 @@ fn cut(buf: &[u8], delim: u8, eof: bool) -> (Vec<(usize, usize)>, usize) {
 /// Splits and checks every record of a piece; returns the physical lines it spans.
 fn scan_piece(piece: &[u8], delim: u8, sink: &mut RowSink) -> u64 {
     let mut f = Fields::new();
+    let probe_fields = sink.probe_fields();
+    let probe = Probe::new(probe_fields);
     let (mut pos, mut line) = (0usize, 0u64);
+    // Rows probed and rows the probe settled, since the last look. Where most
+    // rows are in scope (a dense extract) the probe is work done twice, so it
+    // pauses for a stretch and then tries again.
+    let (mut probed, mut settled, mut paused) = (0u32, 0u32, 0u32);
     while pos < piece.len() {
+        // Most rows are settled by their key alone, without splitting them.
+        if paused > 0 {
+            paused -= 1;
+        } else if let Some(p) = probe_record(&piece[pos..], delim, &probe) {
+            let field = |i: usize| {
+                let k = probe_fields.iter().position(|&f| f == Some(i));
+                debug_assert!(k.is_some(), "field {i} was not probed");
+                k.map_or(&[][..], |k| &piece[pos + p.ranges[k].0..pos + p.ranges[k].1])
+            };
+            let skip = sink.skip_out_of_scope(p.nfields, field);
+            (probed, settled) = (probed + 1, settled + u32::from(skip));
+            if probed == PROBE_LOOK {
+                if settled < PROBE_LOOK / 2 {
+                    paused = PROBE_PAUSE;
+                }
+                (probed, settled) = (0, 0);
+            }
+            if skip {
+                line += 1;
+                pos += p.line_end + 1;
+                continue;
+            }
+        }
         let Some(span) = split_record(piece, pos, delim, true, &mut f) else { break };
         let raw = &piece[pos..span.text_end];
         // Blank lines (empty or only CRs) are not rows.

@@ -123,6 +123,191 @@ fn scan_plain(hay: &[u8], delim: u8, mut field: impl FnMut(usize, usize)) -> Pla
     Plain::Unterminated
 }
 
+/// The few fields a scan decides a row by (the first field, the key and the
+/// revenue code), located without recording every field's range: a row no
+/// rule reads needs only these and its field count (INPUT.md, "Out-of-scope
+/// rows").
+pub struct Probe {
+    fields: [Option<usize>; 3],
+    /// Delimiter ordinals (1-based) that bound the fields, sorted, without
+    /// repeats; ordinal 0 is the record start and needs no search.
+    ords: [u32; 6],
+    n: usize,
+    /// AVX2 chunks (checked once per probe, not per record).
+    wide: bool,
+}
+
+/// A probed record without quotes.
+pub struct Probed {
+    pub nfields: usize,
+    /// Offset of the record's newline (the text ends before it, and before a
+    /// CR just before it).
+    pub line_end: usize,
+    /// The probe's fields, in its order; empty when the field is not asked
+    /// for or the record has fewer fields.
+    pub ranges: [(usize, usize); 3],
+}
+
+impl Probe {
+    pub fn new(fields: [Option<usize>; 3]) -> Probe {
+        let mut ords = [0u32; 6];
+        let mut n = 0;
+        for f in fields.into_iter().flatten() {
+            for o in [f as u32, f as u32 + 1] {
+                if o > 0 && !ords[..n].contains(&o) {
+                    ords[n] = o;
+                    n += 1;
+                }
+            }
+        }
+        ords[..n].sort_unstable();
+        #[cfg(target_arch = "x86_64")]
+        let wide = std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("popcnt")
+            && std::is_x86_feature_detected!("bmi1")
+            && std::is_x86_feature_detected!("bmi2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let wide = false;
+        Probe { fields, ords, n, wide }
+    }
+}
+
+/// Finds a record's field count and the probe's fields. None when a quote
+/// comes before the newline or there is no newline: `split_record` then.
+/// Delimiters are only counted (a popcount per chunk), except in the chunks
+/// that hold a bounding one.
+#[inline]
+pub fn probe_record(hay: &[u8], delim: u8, p: &Probe) -> Option<Probed> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if p.wide {
+            // SAFETY: `Probe::new` checked that the CPU has these features.
+            return unsafe { probe_avx2(hay, delim, p) };
+        }
+        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+        // SAFETY: SSE2 is part of the x86_64 baseline; `probe_with` loads 16
+        // bytes only where 16 remain.
+        unsafe {
+            let (d, nl, q) = (_mm_set1_epi8(delim as i8), _mm_set1_epi8(b'\n' as i8), _mm_set1_epi8(b'"' as i8));
+            probe_with::<16>(
+                hay,
+                delim,
+                p,
+                |at| {
+                    let v = _mm_loadu_si128(at as *const __m128i);
+                    let m = |x| _mm_movemask_epi8(_mm_cmpeq_epi8(v, x)) as u32;
+                    (m(d), m(nl), m(q))
+                },
+                select_loop,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    probe_with::<0>(hay, delim, p, |_| (0, 0, 0), select_loop)
+}
+
+/// The bit index of the `r`-th (0-based) set bit of `m`.
+#[inline(always)]
+fn select_loop(mut m: u32, r: u32) -> u32 {
+    for _ in 0..r {
+        m &= m - 1;
+    }
+    m.trailing_zeros()
+}
+
+/// 32-byte chunks, and popcount and bit scans as instructions (the baseline
+/// has no popcount: it costs a dozen instructions per chunk).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt,bmi1,bmi2")]
+unsafe fn probe_avx2(hay: &[u8], delim: u8, p: &Probe) -> Option<Probed> {
+    use std::arch::x86_64::{__m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8};
+    let (d, nl, q) = (_mm256_set1_epi8(delim as i8), _mm256_set1_epi8(b'\n' as i8), _mm256_set1_epi8(b'"' as i8));
+    probe_with::<32>(
+        hay,
+        delim,
+        p,
+        |at| {
+            // SAFETY: `probe_with` passes a pointer with 32 bytes after it.
+            let v = unsafe { _mm256_loadu_si256(at as *const __m256i) };
+            let m = |x| _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, x)) as u32;
+            (m(d), m(nl), m(q))
+        },
+        |m, r| std::arch::x86_64::_pdep_u32(1 << r, m).trailing_zeros(),
+    )
+}
+
+/// The probe over `W`-byte chunks: `masks(ptr)` gives the delimiter,
+/// newline and quote bits of the `W` bytes at `ptr`. The tail is byte by byte.
+#[inline(always)]
+fn probe_with<const W: usize>(
+    hay: &[u8],
+    delim: u8,
+    p: &Probe,
+    masks: impl Fn(*const u8) -> (u32, u32, u32),
+    select: impl Fn(u32, u32) -> u32,
+) -> Option<Probed> {
+    // Offsets of the bounding delimiters, by ordinal.
+    let mut at = [usize::MAX; 6];
+    let (mut k, mut count, mut base) = (0usize, 0u32, 0usize);
+    let mut record = |md: u32, base: usize, count: &mut u32, k: &mut usize| {
+        let c = md.count_ones();
+        while *k < p.n && p.ords[*k] <= *count + c {
+            at[*k] = base + select(md, p.ords[*k] - *count - 1) as usize;
+            *k += 1;
+        }
+        *count += c;
+    };
+    let mut line_end = None;
+    if W > 0 {
+        while base + W <= hay.len() {
+            // `base + W <= hay.len()`: the chunk is inside `hay`.
+            let (md, mn, mq) = masks(hay[base..].as_ptr());
+            let stop = mn | mq;
+            if stop != 0 {
+                let s = stop.trailing_zeros();
+                if mq & (1 << s) != 0 {
+                    return None;
+                }
+                record(md & ((1u32 << s) - 1), base, &mut count, &mut k);
+                line_end = Some(base + s as usize);
+                break;
+            }
+            if md != 0 {
+                record(md, base, &mut count, &mut k);
+            }
+            base += W;
+        }
+    }
+    let line_end = match line_end {
+        Some(e) => e,
+        None => {
+            let mut end = None;
+            for (i, &b) in hay.iter().enumerate().skip(base) {
+                if b == delim {
+                    record(1, i, &mut count, &mut k);
+                } else if b == b'\n' {
+                    end = Some(i);
+                    break;
+                } else if b == b'"' {
+                    return None;
+                }
+            }
+            end?
+        }
+    };
+    let nfields = count as usize + 1;
+    let text_end = if line_end > 0 && hay[line_end - 1] == b'\r' { line_end - 1 } else { line_end };
+    let find = |o: u32| p.ords[..p.n].iter().position(|&x| x == o).map_or(usize::MAX, |i| at[i]);
+    let mut ranges = [(0, 0); 3];
+    for (r, f) in ranges.iter_mut().zip(p.fields) {
+        let Some(f) = f.filter(|&f| f < nfields) else { continue };
+        let s = if f == 0 { 0 } else { find(f as u32) + 1 };
+        let e = if f + 1 == nfields { text_end } else { find(f as u32 + 1) };
+        *r = (s, e);
+    }
+    Some(Probed { nfields, line_end, ranges })
+}
+
 fn split_quoted(buf: &[u8], start: usize, delim: u8, at_eof: bool, f: &mut Fields) -> Option<Span> {
     f.scratch.clear();
     let (mut i, mut lines, mut in_q, mut at_field_start) = (start, 0u64, false, true);
@@ -265,6 +450,51 @@ mod tests {
         assert_eq!(fields(b"a,\"x,\"\"y\"\"\nz\",c\nnext"), ["a", "x,\"y\"\nz", "c"]);
         assert_eq!(fields(b"a,5\"tube,c"), ["a", "5\"tube", "c"]);
         assert_eq!(fields(b""), [""]);
+    }
+
+    /// The probe agrees with the full split on every plain record: field
+    /// count, where the line ends and the probed fields' bytes, at every
+    /// offset a 16- or 32-byte chunk can start from, with AVX2 (where the
+    /// machine has it) and without.
+    #[test]
+    fn probe_agrees_with_the_full_split() {
+        let wide = Probe::new([Some(0), Some(3), Some(40)]);
+        let narrow = Probe { wide: false, ..Probe::new([Some(0), Some(3), Some(40)]) };
+        let mut cases: Vec<Vec<u8>> =
+            vec![b"a,b,c,d\n".to_vec(), b"a,b,c,dd\r\n".to_vec(), b"\n".to_vec(), b"\r\n".to_vec(), b",,,\n".to_vec(), b"only\n".to_vec()];
+        // Wide records, delimiters at every spacing, the probed fields early,
+        // middle and last.
+        for width in [4, 5, 39, 40, 41, 60] {
+            for len in [0, 1, 7, 15, 16, 31, 33] {
+                let fields: Vec<String> = (0..width).map(|i| format!("{i}{}", "x".repeat((len + i) % (len + 1)))).collect();
+                cases.push(format!("{}\n", fields.join(",")).into_bytes());
+                cases.push(format!("{}\r\nnext,row\n", fields.join(",")).into_bytes());
+            }
+        }
+        for case in cases {
+            for pad in 0..33 {
+                let mut buf = vec![b'z'; pad];
+                buf.extend_from_slice(&case);
+                let hay = &buf[pad..];
+                let mut f = Fields::new();
+                let span = split_record(hay, 0, b',', true, &mut f).unwrap();
+                for probe in [&wide, &narrow] {
+                    let p = probe_record(hay, b',', probe).unwrap();
+                    assert_eq!(p.nfields, f.ranges.len(), "{case:?}");
+                    assert_eq!(p.line_end + 1, span.next, "{case:?}");
+                    for (k, want) in [0usize, 3, 40].into_iter().enumerate() {
+                        let got = &hay[p.ranges[k].0..p.ranges[k].1];
+                        let full = f.ranges.get(want).map_or(&b""[..], |&(a, b)| &hay[a as usize..b as usize]);
+                        assert_eq!(got, full, "field {want} of {case:?}");
+                    }
+                }
+            }
+        }
+        // Quotes and unterminated records go to the full split.
+        for probe in [&wide, &narrow] {
+            assert!(probe_record(b"a,\"b\",c\n", b',', probe).is_none());
+            assert!(probe_record(b"a,b,c", b',', probe).is_none());
+        }
     }
 
     #[test]

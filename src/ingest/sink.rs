@@ -171,7 +171,10 @@ pub fn code_in_scope(policy: &Policy, code: &[u8]) -> bool {
         None => false,
         Some(b'J') | Some(b'j') => true,
         Some(_) => match crate::policy::code_key(code) {
-            Some(k) => policy.policy_code_keys.binary_search(&k).is_ok(),
+            Some(k) => {
+                let b = crate::policy::key_bit(k);
+                policy.policy_code_bits[b / 64] & (1 << (b % 64)) != 0 && policy.policy_code_keys.binary_search(&k).is_ok()
+            }
             None => policy.policy_codes_long.iter().any(|c| c.eq_ignore_ascii_case(code)),
         },
     }
@@ -307,6 +310,52 @@ impl<'a> RowSink<'a> {
         }
     }
 
+    /// The fields `scope` reads: the first (a repeated header), the key and,
+    /// for medical files, the revenue code.
+    pub fn probe_fields(&self) -> [Option<usize>; 3] {
+        let idx = &self.resolved.idx;
+        match self.resolved.kind {
+            FileKind::Medical => [Some(0), idx[col::HCPCS], idx[col::REVENUE]],
+            FileKind::Pharmacy => [Some(0), idx[col::NDC], None],
+        }
+    }
+
+    /// What a row is to the rules, from its key (and revenue code), and
+    /// whether it is a medical row without a code.
+    fn scope<'f>(&self, field: &impl Fn(usize) -> &'f [u8]) -> (Scope, bool) {
+        let idx = &self.resolved.idx;
+        let get_bytes = |slot: usize| idx[slot].map(field);
+        let (kind, policy) = (self.resolved.kind, self.spec.policy);
+        let key_slot = if kind == FileKind::Medical { col::HCPCS } else { col::NDC };
+        let scope = match key_scope(policy, kind, get_bytes(key_slot).unwrap_or(b"")) {
+            Key::In if kind == FileKind::Medical => Scope::Line,
+            Key::In => Scope::Dispense,
+            Key::Blank if revenue_in_scope(policy, get_bytes(col::REVENUE).unwrap_or(b"")) => Scope::UncodedDrug,
+            _ => Scope::Out,
+        };
+        let no_code = kind == FileKind::Medical && get_bytes(col::HCPCS).is_none_or(|b| b.trim_ascii().is_empty());
+        (scope, no_code)
+    }
+
+    /// Counts a row as `row` would when its probed fields (`probe_fields`)
+    /// show that no rule reads it; false leaves the row to `row`. `field(i)`
+    /// needs to answer only for the probed fields.
+    pub fn skip_out_of_scope<'f>(&mut self, nfields: usize, field: impl Fn(usize) -> &'f [u8]) -> bool {
+        // A wrong width, or a possible repeated header, takes the full checks.
+        if nfields != self.resolved.width || field(0) == self.header_first.as_slice() {
+            return false;
+        }
+        let (scope, no_code) = self.scope(&field);
+        if scope != Scope::Out {
+            return false;
+        }
+        let c = &mut self.out.stats.counts;
+        c.rows_read += 1;
+        c.rows_accepted += 1;
+        c.rows_without_hcpcs += u64::from(no_code);
+        true
+    }
+
     fn check<'f, 'r>(
         &mut self,
         line: u64,
@@ -327,15 +376,7 @@ impl<'a> RowSink<'a> {
         if field(0) == self.header_first.as_slice() && trim_cr(&raw()) == trim_cr(&self.header_raw) {
             return RowVerdict::Rejected(Reject::new("repeated_header", "a repeated header row"));
         }
-        let (kind, policy) = (self.resolved.kind, self.spec.policy);
-        let key_slot = if kind == FileKind::Medical { col::HCPCS } else { col::NDC };
-        let scope = match key_scope(policy, kind, get_bytes(key_slot).unwrap_or(b"")) {
-            Key::In if kind == FileKind::Medical => Scope::Line,
-            Key::In => Scope::Dispense,
-            Key::Blank if revenue_in_scope(policy, get_bytes(col::REVENUE).unwrap_or(b"")) => Scope::UncodedDrug,
-            _ => Scope::Out,
-        };
-        let no_code = self.resolved.kind == FileKind::Medical && get_bytes(col::HCPCS).is_none_or(|b| b.trim_ascii().is_empty());
+        let (scope, no_code) = self.scope(field);
         if scope == Scope::Out {
             // INPUT.md "Out-of-scope rows": counted, boundaries and field
             // count exact; no value is parsed or validated (UTF-8 included).
