@@ -31,11 +31,12 @@ impl Error {
         Error::Output { path: path.into(), msg: msg.into() }
     }
 
-    /// Exit status by kind; documented in the README.
+    /// Exit status by kind; documented in the README (`INPUT_EXIT` for an
+    /// input error).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) => 2,
-            Error::Input { .. } => 3,
+            Error::Input { .. } => INPUT_EXIT,
             Error::Output { .. } => 4,
             Error::Internal(_) => 5,
             Error::Busy(_) => 75,
@@ -45,3 +46,7 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The exit status of an input error (also used where the process ends
+/// without an `Error`: a mapped input cut short).
+pub const INPUT_EXIT: i32 = 3;

@@ -69,13 +69,129 @@ pub(crate) fn header(path: &Path, buf: &[u8], delim: u8, eof: bool) -> Result<(V
 }
 
 pub fn read(path: &Path, format: Format, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
+    if format == Format::Csv
+        && let Some(m) = MappedFile::open(path)?
+    {
+        return read_blocks(Source::Mapped(m), path, file_idx, spec, progress);
+    }
     let mut r = open(path, format)?;
     read_from(&mut *r, path, file_idx, spec, progress)
 }
 
+/// A read-only mapping of part of a file, unmapped on drop.
+struct Map {
+    base: *mut libc::c_void,
+    map_len: usize,
+    /// Where the asked-for bytes start inside the mapping (page alignment).
+    delta: usize,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone.
+unsafe impl Send for Map {}
+// SAFETY: as above; shared references only read.
+unsafe impl Sync for Map {}
+
+impl std::ops::Deref for Map {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `base + delta .. + len` lies inside the live mapping.
+        unsafe { std::slice::from_raw_parts((self.base as *const u8).add(self.delta), self.len) }
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        if self.map_len > 0 {
+            // SAFETY: unmaps exactly the mapping `MappedFile::map` made.
+            unsafe {
+                libc::munmap(self.base, self.map_len);
+            }
+        }
+    }
+}
+
+/// A regular file read through windows of `mmap` (no copy from the page
+/// cache), one block at a time, so resident memory stays a few blocks.
+struct MappedFile {
+    file: File,
+    len: u64,
+}
+
+impl MappedFile {
+    /// None when the path is not a regular file (a pipe, a device) or its
+    /// filesystem cannot map it: it is read with `read` then.
+    fn open(path: &Path) -> Result<Option<MappedFile>> {
+        let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+        let meta = file.metadata().map_err(|e| Error::input(path, format!("cannot stat: {e}")))?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let m = MappedFile { file, len: meta.len() };
+        Ok(m.map(0, 1, path).is_ok().then_some(m))
+    }
+
+    /// The bytes `[from, from + want)`, cut at the end of the file; true
+    /// when they reach it.
+    fn map(&self, from: u64, want: usize, path: &Path) -> Result<(Map, bool)> {
+        use std::os::fd::AsRawFd;
+        let end = self.len.min(from + want as u64);
+        let len = end.saturating_sub(from) as usize;
+        let eof = end >= self.len;
+        if len == 0 {
+            return Ok((Map { base: std::ptr::null_mut(), map_len: 0, delta: 0, len: 0 }, eof));
+        }
+        // SAFETY: sysconf only reads a system setting.
+        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+        let aligned = from / page * page;
+        let delta = (from - aligned) as usize;
+        // SAFETY: a fresh private read-only mapping of an open file; nothing
+        // else refers to the address range.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len + delta,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                self.file.as_raw_fd(),
+                aligned as libc::off_t,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::input(path, format!("cannot map: {}", std::io::Error::last_os_error())));
+        }
+        Ok((Map { base, map_len: len + delta, delta, len }, eof))
+    }
+}
+
+/// Where blocks come from.
+enum Source<'r> {
+    Stream(&'r mut (dyn Read + Send)),
+    Mapped(MappedFile),
+}
+
+/// A block's bytes: a reused buffer, or a window of a mapped file.
+enum Buf {
+    Owned(Vec<u8>),
+    Mapped(Map),
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buf::Owned(v) => v,
+            Buf::Mapped(m) => m,
+        }
+    }
+}
+
 /// A block of whole records and the pieces it is cut into.
 struct Block {
-    buf: Vec<u8>,
+    buf: Buf,
     pieces: Vec<(usize, usize)>,
     /// Input bytes this block accounts for (progress).
     bytes: u64,
@@ -90,12 +206,25 @@ pub fn read_from(
     spec: &ScanSpec,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FileOutput> {
+    read_blocks(Source::Stream(r), path, file_idx, spec, progress)
+}
+
+fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
     let delim = spec.delimiter;
-    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + PIECE);
-    let eof = fill(r, &mut buf, BLOCK, path)?;
-    let (names, header_raw, header_lines, data_start) = header(path, &buf, delim, eof)?;
+    // The first block, for the header.
+    let (mut source, first, eof) = match source {
+        Source::Stream(r) => {
+            let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + PIECE);
+            let eof = fill(r, &mut buf, BLOCK, path)?;
+            (Source::Stream(r), Buf::Owned(buf), eof)
+        }
+        Source::Mapped(m) => {
+            let (map, eof) = m.map(0, BLOCK, path)?;
+            (Source::Mapped(m), Buf::Mapped(map), eof)
+        }
+    };
+    let (names, header_raw, header_lines, data_start) = header(path, &first, delim, eof)?;
     let resolved = spec.columns.resolve(path, &names)?;
-    buf.drain(..data_start);
     progress(data_start as u64);
     let mut total = FileOutput::default();
     total.stats.kind = Some(resolved.kind);
@@ -107,42 +236,73 @@ pub fn read_from(
         // Scanned blocks come back for reuse: fresh 9 MiB buffers would cost a
         // page fault per 4 KiB on every block.
         let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        scope.spawn(move || {
-            let mut buf = buf;
-            let mut eof = eof;
-            loop {
-                let (pieces, consumed) = cut(&buf, delim, eof);
-                if pieces.is_empty() && !eof {
-                    if buf.len() > MAX_RECORD {
-                        let _ = tx.send(Err(Error::input(path, "a record longer than 64 MiB: a quote that never closes?")));
-                        return;
-                    }
-                    let want = buf.len() + BLOCK;
-                    match fill(r, &mut buf, want, path) {
-                        Ok(e) => eof = e,
+        scope.spawn(move || match &mut source {
+            Source::Mapped(m) => {
+                drop(first);
+                let (mut from, mut want) = (data_start as u64, BLOCK);
+                loop {
+                    let (map, eof) = match m.map(from, want, path) {
+                        Ok(x) => x,
                         Err(e) => {
                             let _ = tx.send(Err(e));
                             return;
                         }
-                    }
-                    continue;
-                }
-                let mut next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
-                next.clear();
-                next.extend_from_slice(&buf[consumed..]);
-                buf.truncate(consumed);
-                let done = eof && next.is_empty();
-                if tx.send(Ok(Block { buf, pieces, bytes: consumed as u64 })).is_err() || done {
-                    return;
-                }
-                buf = next;
-                if !eof {
-                    let want = BLOCK.max(buf.len() + PIECE);
-                    match fill(r, &mut buf, want, path) {
-                        Ok(e) => eof = e,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
+                    };
+                    let (pieces, consumed) = cut(&map, delim, eof);
+                    if pieces.is_empty() && !eof {
+                        if want > MAX_RECORD {
+                            let _ = tx.send(Err(Error::input(path, "a record longer than 64 MiB: a quote that never closes?")));
                             return;
+                        }
+                        want += BLOCK;
+                        continue;
+                    }
+                    let done = eof && consumed == map.len();
+                    if tx.send(Ok(Block { buf: Buf::Mapped(map), pieces, bytes: consumed as u64 })).is_err() || done {
+                        return;
+                    }
+                    from += consumed as u64;
+                    want = BLOCK;
+                }
+            }
+            Source::Stream(r) => {
+                let Buf::Owned(mut buf) = first else { return };
+                buf.drain(..data_start);
+                let mut eof = eof;
+                loop {
+                    let (pieces, consumed) = cut(&buf, delim, eof);
+                    if pieces.is_empty() && !eof {
+                        if buf.len() > MAX_RECORD {
+                            let _ = tx.send(Err(Error::input(path, "a record longer than 64 MiB: a quote that never closes?")));
+                            return;
+                        }
+                        let want = buf.len() + BLOCK;
+                        match fill(*r, &mut buf, want, path) {
+                            Ok(e) => eof = e,
+                            Err(e) => {
+                                let _ = tx.send(Err(e));
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                    let mut next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
+                    next.clear();
+                    next.extend_from_slice(&buf[consumed..]);
+                    buf.truncate(consumed);
+                    let done = eof && next.is_empty();
+                    if tx.send(Ok(Block { buf: Buf::Owned(buf), pieces, bytes: consumed as u64 })).is_err() || done {
+                        return;
+                    }
+                    buf = next;
+                    if !eof {
+                        let want = BLOCK.max(buf.len() + PIECE);
+                        match fill(*r, &mut buf, want, path) {
+                            Ok(e) => eof = e,
+                            Err(e) => {
+                                let _ = tx.send(Err(e));
+                                return;
+                            }
                         }
                     }
                 }
@@ -175,7 +335,9 @@ pub fn read_from(
             }
             spec.hand_over(&mut total)?;
             progress(block.bytes);
-            let _ = back_tx.send(block.buf);
+            if let Buf::Owned(v) = block.buf {
+                let _ = back_tx.send(v);
+            }
             Ok(())
         };
         let mut scanned: Option<(Block, Vec<(FileOutput, u64)>)> = None;
