@@ -45,6 +45,12 @@ impl<'a> LineCodes<'a> {
         LineCodes { entry: policy.hcpcs.get(code), drug: policy.drugs.get(code), role: policy.role_of(code) }
     }
 
+    /// Whether some rule reads the code (`Policy::policy_codes`: drugs and
+    /// the code table).
+    pub fn in_policy(&self) -> bool {
+        self.entry.is_some() || self.drug.is_some()
+    }
+
     /// Whether the code is in a code-table group (`Policy::in_group`).
     pub fn in_group(&self, group: &str) -> bool {
         self.entry.is_some_and(|c| c.groups.iter().any(|g| g == group))

@@ -210,9 +210,7 @@ pub fn duplicate_line(p: &Patient, ctx: &Ctx) -> RuleOutput {
         let l = p.lines[i];
         (l.service_date, l.hcpcs.as_str(), l.units.to_bits(), l.modifiers.joined())
     };
-    let mut items: Vec<usize> = (0..p.lines.len())
-        .filter(|&i| ctx.policy.policy_codes.contains(p.lines[i].hcpcs.as_str()) && ctx.in_range(p.lines[i].service_date))
-        .collect();
+    let mut items: Vec<usize> = (0..p.lines.len()).filter(|&i| p.codes[i].in_policy() && ctx.in_range(p.lines[i].service_date)).collect();
     out.evaluated = items.len() as u64;
     items.sort_by(|&a, &b| {
         key(a)
