@@ -311,9 +311,6 @@ fn run(a: RunArgs) -> Result<()> {
     if !opts.quiet {
         eprint!("{}", run_summary(&opts, &result));
     }
-    // The process ends here: the system takes the result's memory back at
-    // once, where dropping it would free each row.
-    std::mem::forget(result);
     Ok(())
 }
 

@@ -1,7 +1,9 @@
-//! The fast CSV reader. Reads blocks with plain `read` (no mmap, so resident
-//! memory stays bounded), cuts each block at record boundaries found with a
-//! quote-aware scan, and splits and checks the pieces in parallel. Only rows
-//! whose code is in scope are normalized; every row is counted.
+//! The fast CSV reader. Maps a plain file a window at a time (a gzip file
+//! or a stream is read into reused buffers), so resident memory stays a few
+//! blocks; cuts each block at record boundaries found with a quote-aware
+//! scan, and checks the pieces in parallel. Most rows are settled by a probe
+//! of their key; only rows some rule may read are split whole and
+//! normalized; every row is counted.
 
 use std::fs::File;
 use std::io::Read;
@@ -209,6 +211,13 @@ pub fn read_from(
     read_blocks(Source::Stream(r), path, file_idx, spec, progress)
 }
 
+/// A record that does not end within `MAX_RECORD` bytes.
+fn too_long(path: &Path) -> Error {
+    Error::input(path, "a record longer than 64 MiB: a quote that never closes?")
+}
+
+/// Reads blocks from `source` on a thread of its own (filling buffers, or
+/// mapping windows) and cuts them, while the pool scans the previous block.
 fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
     let delim = spec.delimiter;
     // The first block, for the header.
@@ -251,7 +260,7 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
                     let (pieces, consumed) = cut(&map, delim, eof);
                     if pieces.is_empty() && !eof {
                         if want > MAX_RECORD {
-                            let _ = tx.send(Err(Error::input(path, "a record longer than 64 MiB: a quote that never closes?")));
+                            let _ = tx.send(Err(too_long(path)));
                             return;
                         }
                         want += BLOCK;
@@ -266,14 +275,17 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
                 }
             }
             Source::Stream(r) => {
-                let Buf::Owned(mut buf) = first else { return };
+                let Buf::Owned(mut buf) = first else {
+                    let _ = tx.send(Err(Error::Internal("a stream's first block is not a buffer".into())));
+                    return;
+                };
                 buf.drain(..data_start);
                 let mut eof = eof;
                 loop {
                     let (pieces, consumed) = cut(&buf, delim, eof);
                     if pieces.is_empty() && !eof {
                         if buf.len() > MAX_RECORD {
-                            let _ = tx.send(Err(Error::input(path, "a record longer than 64 MiB: a quote that never closes?")));
+                            let _ = tx.send(Err(too_long(path)));
                             return;
                         }
                         let want = buf.len() + BLOCK;
