@@ -105,6 +105,11 @@ impl std::ops::Deref for Map {
     }
 }
 
+impl Map {
+    /// No bytes, nothing mapped.
+    const EMPTY: Map = Map { base: std::ptr::null_mut(), map_len: 0, delta: 0, len: 0 };
+}
+
 impl Drop for Map {
     fn drop(&mut self) {
         if self.map_len > 0 {
@@ -144,7 +149,7 @@ impl MappedFile {
         let len = end.saturating_sub(from) as usize;
         let eof = end >= self.len;
         if len == 0 {
-            return Ok((Map { base: std::ptr::null_mut(), map_len: 0, delta: 0, len: 0 }, eof));
+            return Ok((Map::EMPTY, eof));
         }
         // SAFETY: sysconf only reads a system setting.
         let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
@@ -188,6 +193,18 @@ impl std::ops::Deref for Buf {
             Buf::Owned(v) => v,
             Buf::Mapped(m) => m,
         }
+    }
+}
+
+impl From<Vec<u8>> for Buf {
+    fn from(v: Vec<u8>) -> Buf {
+        Buf::Owned(v)
+    }
+}
+
+impl From<Map> for Buf {
+    fn from(m: Map) -> Buf {
+        Buf::Mapped(m)
     }
 }
 
@@ -245,79 +262,43 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
         // Scanned blocks come back for reuse: fresh 9 MiB buffers would cost a
         // page fault per 4 KiB on every block.
         let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        scope.spawn(move || match &mut source {
-            Source::Mapped(m) => {
-                drop(first);
-                let (mut from, mut want) = (data_start as u64, BLOCK);
-                loop {
-                    let (map, eof) = match m.map(from, want, path) {
-                        Ok(x) => x,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let (pieces, consumed) = cut(&map, delim, eof);
-                    if pieces.is_empty() && !eof {
-                        if want > MAX_RECORD {
-                            let _ = tx.send(Err(too_long(path)));
-                            return;
-                        }
-                        want += BLOCK;
-                        continue;
-                    }
-                    let done = eof && consumed == map.len();
-                    if tx.send(Ok(Block { buf: Buf::Mapped(map), pieces, bytes: consumed as u64 })).is_err() || done {
-                        return;
-                    }
-                    from += consumed as u64;
-                    want = BLOCK;
+        scope.spawn(move || {
+            let fed = match (&mut source, first) {
+                (Source::Mapped(m), Buf::Mapped(first)) => {
+                    // Where the next window starts.
+                    let from = std::cell::Cell::new(0u64);
+                    feed(
+                        &tx,
+                        path,
+                        delim,
+                        first,
+                        data_start,
+                        |w, n| {
+                            from.set(from.get() + n as u64);
+                            (w, Map::EMPTY)
+                        },
+                        |_, want| m.map(from.get(), want, path),
+                    )
                 }
-            }
-            Source::Stream(r) => {
-                let Buf::Owned(mut buf) = first else {
-                    let _ = tx.send(Err(Error::Internal("a stream's first block is not a buffer".into())));
-                    return;
-                };
-                buf.drain(..data_start);
-                let mut eof = eof;
-                loop {
-                    let (pieces, consumed) = cut(&buf, delim, eof);
-                    if pieces.is_empty() && !eof {
-                        if buf.len() > MAX_RECORD {
-                            let _ = tx.send(Err(too_long(path)));
-                            return;
-                        }
-                        let want = buf.len() + BLOCK;
-                        match fill(*r, &mut buf, want, path) {
-                            Ok(e) => eof = e,
-                            Err(e) => {
-                                let _ = tx.send(Err(e));
-                                return;
-                            }
-                        }
-                        continue;
-                    }
-                    let mut next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
-                    next.clear();
-                    next.extend_from_slice(&buf[consumed..]);
-                    buf.truncate(consumed);
-                    let done = eof && next.is_empty();
-                    if tx.send(Ok(Block { buf: Buf::Owned(buf), pieces, bytes: consumed as u64 })).is_err() || done {
-                        return;
-                    }
-                    buf = next;
-                    if !eof {
-                        let want = BLOCK.max(buf.len() + PIECE);
-                        match fill(*r, &mut buf, want, path) {
-                            Ok(e) => eof = e,
-                            Err(e) => {
-                                let _ = tx.send(Err(e));
-                                return;
-                            }
-                        }
-                    }
-                }
+                (Source::Stream(r), Buf::Owned(first)) => feed(
+                    &tx,
+                    path,
+                    delim,
+                    first,
+                    data_start,
+                    |mut w, n| {
+                        let mut next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
+                        next.clear();
+                        next.extend_from_slice(&w[n..]);
+                        w.truncate(n);
+                        (w, next)
+                    },
+                    |mut w, want| fill(*r, &mut w, want, path).map(|eof| (w, eof)),
+                ),
+                _ => Err(Error::Internal("a first block of another kind than its source".into())),
+            };
+            if let Err(e) = fed {
+                let _ = tx.send(Err(e));
             }
         });
         // Lines the last piece kept: a piece's line buffer starts at about
@@ -368,6 +349,44 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
     Ok(total)
 }
 
+/// The reader thread's loop, for any source of windows: cuts the window into
+/// pieces of whole records, grows it for a record longer than it, and hands
+/// each block over. `split(w, n)` parts a window after its first `n` bytes
+/// (the block, and what the next window starts with); `fill_to(w, want)`
+/// makes the window hold `want` bytes, fewer at the end of the input (true).
+fn feed<W: std::ops::Deref<Target = [u8]> + Into<Buf>>(
+    tx: &std::sync::mpsc::SyncSender<Result<Block>>,
+    path: &Path,
+    delim: u8,
+    first: W,
+    data_start: usize,
+    mut split: impl FnMut(W, usize) -> (W, W),
+    mut fill_to: impl FnMut(W, usize) -> Result<(W, bool)>,
+) -> Result<()> {
+    let (_, rest) = split(first, data_start);
+    let (mut w, mut eof) = fill_to(rest, BLOCK)?;
+    loop {
+        let (pieces, consumed) = cut(&w, delim, eof);
+        if pieces.is_empty() && !eof {
+            if w.len() > MAX_RECORD {
+                return Err(too_long(path));
+            }
+            // Capped one byte past the limit, so the limit is the same for
+            // every source, whatever steps its window grows by.
+            let want = (w.len() + BLOCK).min(MAX_RECORD + 1);
+            (w, eof) = fill_to(w, want)?;
+            continue;
+        }
+        // At the end `cut` takes everything, so nothing is left to read.
+        let (block, rest) = split(w, consumed);
+        if tx.send(Ok(Block { buf: block.into(), pieces, bytes: consumed as u64 })).is_err() || eof {
+            return Ok(());
+        }
+        let want = BLOCK.max(rest.len() + PIECE);
+        (w, eof) = fill_to(rest, want)?;
+    }
+}
+
 /// Cuts a buffer that starts at a record boundary into pieces of whole
 /// records. Returns the pieces and how many bytes they cover; at EOF that is
 /// everything.
@@ -408,8 +427,7 @@ fn cut(buf: &[u8], delim: u8, eof: bool) -> (Vec<(usize, usize)>, usize) {
 /// Splits and checks every record of a piece; returns the physical lines it spans.
 fn scan_piece(piece: &[u8], delim: u8, sink: &mut RowSink) -> u64 {
     let mut f = Fields::new();
-    let probe_fields = sink.probe_fields();
-    let probe = Probe::new(probe_fields);
+    let probe = Probe::new(sink.probe_fields());
     let (mut pos, mut line) = (0usize, 0u64);
     // Rows probed and rows the probe settled, since the last look. Where most
     // rows are in scope (a dense extract) the probe is work done twice, so it
@@ -421,9 +439,9 @@ fn scan_piece(piece: &[u8], delim: u8, sink: &mut RowSink) -> u64 {
             paused -= 1;
         } else if let Some(p) = probe_record(&piece[pos..], delim, &probe) {
             let field = |i: usize| {
-                let k = probe_fields.iter().position(|&f| f == Some(i));
-                debug_assert!(k.is_some(), "field {i} was not probed");
-                k.map_or(&[][..], |k| &piece[pos + p.ranges[k].0..pos + p.ranges[k].1])
+                let r = p.field(i);
+                debug_assert!(r.is_some(), "field {i} was not probed");
+                r.map_or(&[][..], |(a, b)| &piece[pos + a..pos + b])
             };
             let skip = sink.skip_out_of_scope(p.nfields, field);
             (probed, settled) = (probed + 1, settled + u32::from(skip));
@@ -451,4 +469,40 @@ fn scan_piece(piece: &[u8], delim: u8, sink: &mut RowSink) -> u64 {
         pos = span.next;
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::columns::ColumnMap;
+    use crate::policy::Policy;
+
+    /// A quote that never closes is an error once its record passes
+    /// `MAX_RECORD`, read as a stream or mapped, and a record just under
+    /// the limit is read in both.
+    #[test]
+    fn the_record_limit_is_the_same_mapped_and_streamed() {
+        let policy = Policy::default_policy().unwrap();
+        let columns = ColumnMap::default();
+        let spec = ScanSpec::new(&policy, &columns);
+        let dir = tempfile::tempdir().unwrap();
+        let head = "claim_id,claim_line_number,person_id,claim_line_start_date,hcpcs_code,service_unit_quantity,diagnosis_code_1\nA,1,P1,2025-11-03,J2350,600,G35\n";
+        for (len, fails) in [(MAX_RECORD + 2, true), (MAX_RECORD - 16, false)] {
+            let mut text = format!("{head}B,1,\"").into_bytes();
+            text.resize(text.len() + len, b'a');
+            let path = dir.path().join("t.csv");
+            std::fs::write(&path, &text).unwrap();
+            let mapped = read(&path, Format::Csv, 0, &spec, &|_| {});
+            let streamed = read_from(&mut text.as_slice(), Path::new("t.csv"), 0, &spec, &|_| {});
+            assert_eq!(mapped.is_err(), fails, "mapped, {len} bytes");
+            assert_eq!(streamed.is_err(), fails, "streamed, {len} bytes");
+            if !fails {
+                let (m, s) = (mapped.unwrap(), streamed.unwrap());
+                assert_eq!(m.stats.counts, s.stats.counts);
+                assert_eq!(m.stats.counts.rows_read, 2);
+            }
+        }
+    }
 }

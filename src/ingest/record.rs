@@ -138,7 +138,8 @@ pub struct Probe {
 }
 
 /// A probed record without quotes.
-pub struct Probed {
+pub struct Probed<'p> {
+    probe: &'p Probe,
     pub nfields: usize,
     /// Offset of the record's newline (the text ends before it, and before a
     /// CR just before it).
@@ -177,7 +178,7 @@ impl Probe {
 /// Delimiters are only counted (a popcount per chunk), except in the chunks
 /// that hold a bounding one.
 #[inline]
-pub fn probe_record(hay: &[u8], delim: u8, p: &Probe) -> Option<Probed> {
+pub fn probe_record<'p>(hay: &[u8], delim: u8, p: &'p Probe) -> Option<Probed<'p>> {
     #[cfg(target_arch = "x86_64")]
     {
         if p.wide {
@@ -206,7 +207,7 @@ pub fn probe_record(hay: &[u8], delim: u8, p: &Probe) -> Option<Probed> {
     probe_with::<0>(hay, delim, p, |_| (0, 0, 0), select_loop)
 }
 
-/// The bit index of the `r`-th (0-based) set bit of `m`.
+/// The bit index of the `r`-th (0-based) set bit of `m`, without BMI2.
 #[inline(always)]
 fn select_loop(mut m: u32, r: u32) -> u32 {
     for _ in 0..r {
@@ -219,7 +220,7 @@ fn select_loop(mut m: u32, r: u32) -> u32 {
 /// has no popcount: it costs a dozen instructions per chunk).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt,bmi1,bmi2")]
-unsafe fn probe_avx2(hay: &[u8], delim: u8, p: &Probe) -> Option<Probed> {
+unsafe fn probe_avx2<'p>(hay: &[u8], delim: u8, p: &'p Probe) -> Option<Probed<'p>> {
     use std::arch::x86_64::{__m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8};
     let (d, nl, q) = (_mm256_set1_epi8(delim as i8), _mm256_set1_epi8(b'\n' as i8), _mm256_set1_epi8(b'"' as i8));
     probe_with::<32>(
@@ -232,6 +233,7 @@ unsafe fn probe_avx2(hay: &[u8], delim: u8, p: &Probe) -> Option<Probed> {
             let m = |x| _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, x)) as u32;
             (m(d), m(nl), m(q))
         },
+        // One instruction instead of a loop whose trip count mispredicts.
         |m, r| std::arch::x86_64::_pdep_u32(1 << r, m).trailing_zeros(),
     )
 }
@@ -239,13 +241,13 @@ unsafe fn probe_avx2(hay: &[u8], delim: u8, p: &Probe) -> Option<Probed> {
 /// The probe over `W`-byte chunks: `masks(ptr)` gives the delimiter,
 /// newline and quote bits of the `W` bytes at `ptr`. The tail is byte by byte.
 #[inline(always)]
-fn probe_with<const W: usize>(
+fn probe_with<'p, const W: usize>(
     hay: &[u8],
     delim: u8,
-    p: &Probe,
+    p: &'p Probe,
     masks: impl Fn(*const u8) -> (u32, u32, u32),
     select: impl Fn(u32, u32) -> u32,
-) -> Option<Probed> {
+) -> Option<Probed<'p>> {
     // Offsets of the bounding delimiters, by ordinal.
     let mut at = [usize::MAX; 6];
     let (mut k, mut count, mut base) = (0usize, 0u32, 0usize);
@@ -305,7 +307,14 @@ fn probe_with<const W: usize>(
         let e = if f + 1 == nfields { text_end } else { find(f as u32 + 1) };
         *r = (s, e);
     }
-    Some(Probed { nfields, line_end, ranges })
+    Some(Probed { probe: p, nfields, line_end, ranges })
+}
+
+impl Probed<'_> {
+    /// Field `i`'s range, when the probe located it.
+    pub fn field(&self, i: usize) -> Option<(usize, usize)> {
+        self.probe.fields.iter().position(|&f| f == Some(i)).map(|k| self.ranges[k])
+    }
 }
 
 fn split_quoted(buf: &[u8], start: usize, delim: u8, at_eof: bool, f: &mut Fields) -> Option<Span> {
