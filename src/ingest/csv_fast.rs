@@ -5,11 +5,11 @@
 //! of their key; only rows some rule may read are split whole and
 //! normalized; every row is counted.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-
-use rayon::prelude::*;
+use std::sync::Arc;
 
 use super::input::Format;
 use super::record::{Fields, Probe, next_boundary, probe_record, quote_state, split_record};
@@ -158,19 +158,34 @@ impl MappedFile {
         // SAFETY: a fresh private read-only mapping of an open file; nothing
         // else refers to the address range.
         let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len + delta,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE | libc::MAP_POPULATE,
-                self.file.as_raw_fd(),
-                aligned as libc::off_t,
-            )
+            libc::mmap(std::ptr::null_mut(), len + delta, libc::PROT_READ, libc::MAP_PRIVATE, self.file.as_raw_fd(), aligned as libc::off_t)
         };
         if base == libc::MAP_FAILED {
             return Err(Error::input(path, format!("cannot map: {}", std::io::Error::last_os_error())));
         }
+        populate(base, len + delta);
         Ok((Map { base, map_len: len + delta, delta, len }, eof))
+    }
+}
+
+/// Faults a fresh window's pages in here, on the reader thread, so the
+/// scanning threads do not fault on them. In steps: populating holds the
+/// process's memory-map lock, and an allocator growing its heap on a
+/// scanning thread (`mprotect`) waits for it; a whole window at once
+/// (`MAP_POPULATE`) made it wait a millisecond or more each time. Failures
+/// are left to the read itself (an old kernel without the advice faults
+/// on access; a file cut short raises SIGBUS there, see `signals`).
+fn populate(base: *mut libc::c_void, len: usize) {
+    const STEP: usize = 256 << 10;
+    let mut at = 0;
+    while at < len {
+        let n = STEP.min(len - at);
+        // SAFETY: advice over a range of a live mapping this thread owns.
+        let r = unsafe { libc::madvise(base.cast::<u8>().add(at).cast(), n, libc::MADV_POPULATE_READ) };
+        if r != 0 {
+            return;
+        }
+        at += n;
     }
 }
 
@@ -206,6 +221,15 @@ impl From<Map> for Buf {
     fn from(m: Map) -> Buf {
         Buf::Mapped(m)
     }
+}
+
+/// A block being scanned: its pieces' results, in order, as they come.
+struct InFlight {
+    seq: u64,
+    block: Arc<Block>,
+    bytes: u64,
+    parts: Vec<Option<(FileOutput, u64)>>,
+    left: usize,
 }
 
 /// A block of whole records and the pieces it is cut into.
@@ -256,8 +280,9 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
     total.stats.kind = Some(resolved.kind);
     let mut line_base = 1 + header_lines;
     std::thread::scope(|scope| -> Result<()> {
-        // One block queued, one scanned and one being joined: as many blocks
-        // in memory as when joining waited for the scan.
+        // One block queued and two being scanned (the older one's last
+        // pieces, the newer one's first): four blocks in memory at most,
+        // with the one being read.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(1);
         // Scanned blocks come back for reuse: fresh 9 MiB buffers would cost a
         // page fault per 4 KiB on every block.
@@ -304,46 +329,79 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
         // Lines the last piece kept: a piece's line buffer starts at about
         // that size instead of growing (and copying its lines) by doubling.
         let kept_hint = std::sync::atomic::AtomicUsize::new(0);
-        let scan = |block: &Block| -> Vec<(FileOutput, u64)> {
-            block
-                .pieces
-                .par_iter()
-                .map(|&(a, b)| {
-                    // UTF-8 is checked per row, only for rows some rule reads.
-                    let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
-                    let hint = kept_hint.load(std::sync::atomic::Ordering::Relaxed);
-                    sink.out.lines.reserve(hint + hint / 4);
-                    let lines = scan_piece(&block.buf[a..b], delim, &mut sink);
-                    kept_hint.store(sink.out.lines.len(), std::sync::atomic::Ordering::Relaxed);
-                    (sink.out, lines)
-                })
-                .collect()
+        let scan = |buf: &[u8]| -> (FileOutput, u64) {
+            // UTF-8 is checked per row, only for rows some rule reads.
+            let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
+            let hint = kept_hint.load(std::sync::atomic::Ordering::Relaxed);
+            sink.out.lines.reserve(hint + hint / 4);
+            let lines = scan_piece(buf, delim, &mut sink);
+            kept_hint.store(sink.out.lines.len(), std::sync::atomic::Ordering::Relaxed);
+            (sink.out, lines)
         };
-        // A scanned block's results are joined in order (and handed to the
-        // store) while the pool scans the next block, so neither waits.
-        let mut finish = |block: Block, parts: Vec<(FileOutput, u64)>| -> Result<()> {
-            for (part, lines) in parts {
+        // A block's pieces are joined in order (and handed to the store)
+        // here, once all are scanned.
+        let mut finish = |f: InFlight| -> Result<()> {
+            for part in f.parts {
+                let (part, lines) = part.ok_or_else(|| Error::Internal("a block joined before its scan".into()))?;
                 append(&mut total, part, line_base);
                 line_base += lines;
             }
             spec.hand_over(&mut total)?;
-            progress(block.bytes);
-            if let Buf::Owned(v) = block.buf {
+            progress(f.bytes);
+            if let Ok(Block { buf: Buf::Owned(v), .. }) = Arc::try_unwrap(f.block) {
                 let _ = back_tx.send(v);
             }
             Ok(())
         };
-        let mut scanned: Option<(Block, Vec<(FileOutput, u64)>)> = None;
-        for block in rx {
-            let block = block?;
-            crate::signals::check()?;
-            let (parts, done) = rayon::join(|| scan(&block), || scanned.take().map_or(Ok(()), |(b, p)| finish(b, p)));
-            done?;
-            scanned = Some((block, parts));
-        }
-        if let Some((b, p)) = scanned {
-            finish(b, p)?;
-        }
+        // Pieces are tasks of one scope, and the next block's are queued
+        // before the last one's end: the pool does not wait at each block's
+        // end for its slowest piece (a fifth of the scanning threads' time
+        // at 5M lines, when each block was a parallel loop of its own).
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, usize, std::thread::Result<(FileOutput, u64)>)>();
+        rayon::in_place_scope(|s| -> Result<()> {
+            let mut flight: VecDeque<InFlight> = VecDeque::new();
+            let mut blocks = rx.into_iter();
+            let mut seq = 0u64;
+            let mut more = true;
+            loop {
+                while flight.front().is_some_and(|f| f.left == 0) {
+                    flight.pop_front().map_or(Ok(()), &mut finish)?;
+                }
+                // Two blocks in flight: one scanned while the other's last
+                // pieces finish.
+                if more && flight.len() < 2 {
+                    match blocks.next() {
+                        Some(block) => {
+                            let block = Arc::new(block?);
+                            crate::signals::check()?;
+                            for (i, &(a, b)) in block.pieces.iter().enumerate() {
+                                let (block, done_tx, scan) = (Arc::clone(&block), done_tx.clone(), &scan);
+                                s.spawn(move |_| {
+                                    let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(&block.buf[a..b])));
+                                    // Released before the result is sent, so
+                                    // the joiner holds the last reference.
+                                    drop(block);
+                                    let _ = done_tx.send((seq, i, part));
+                                });
+                            }
+                            let n = block.pieces.len();
+                            flight.push_back(InFlight { seq, bytes: block.bytes, parts: (0..n).map(|_| None).collect(), left: n, block });
+                            seq += 1;
+                            continue;
+                        }
+                        None => more = false,
+                    }
+                }
+                let Some(first) = flight.front().map(|f| f.seq) else { break };
+                let (at, i, part) = done_rx.recv().map_err(|_| Error::Internal("a piece's scan was lost".into()))?;
+                let part = part.map_err(|_| Error::Internal("a piece's scan panicked".into()))?;
+                let f = usize::try_from(at - first).ok().and_then(|k| flight.get_mut(k));
+                let f = f.ok_or_else(|| Error::Internal("a scanned piece of no block in flight".into()))?;
+                f.parts[i] = Some(part);
+                f.left -= 1;
+            }
+            Ok(())
+        })?;
         Ok(())
     })?;
     Ok(total)
