@@ -120,7 +120,9 @@ impl RuleOutput {
             units: l.units,
             paid_amount: l.paid_amount,
             allowed_amount: l.allowed_amount,
-            at_stake: l.paid_amount.or(l.allowed_amount),
+            // Paid, else allowed, else billed: an extract taken before
+            // adjudication (a pharmacy's own claims) has charges alone.
+            at_stake: l.paid_amount.or(l.allowed_amount).or(l.charge_amount),
             payer_program: l.program.clone(),
             rendering_npi: l.rendering_npi.clone(),
             billing_npi: l.billing_npi.clone(),

@@ -303,6 +303,20 @@ fn premed_billed_under_a_pharmacy_revenue_line_is_not_evaluable() {
 }
 
 #[test]
+fn money_at_stake_is_paid_else_allowed_else_charged() {
+    let off = |paid, allowed, charge| {
+        let mut l = line("2025-11-03", "99601", 1.0).pos(Some("11"));
+        (l.paid_amount, l.allowed_amount, l.charge_amount) = (paid, allowed, charge);
+        fire("POS_NOT_HOME", vec![l])[0].at_stake
+    };
+    assert_eq!(off(Some(100.0), Some(120.0), Some(300.0)), Some(100.0));
+    assert_eq!(off(None, Some(120.0), Some(300.0)), Some(120.0));
+    // Before adjudication only the charge is known.
+    assert_eq!(off(None, None, Some(300.0)), Some(300.0));
+    assert_eq!(off(None, None, None), None);
+}
+
+#[test]
 fn cross_benefit_duplicate() {
     let medical = clean_day("2025-11-03", 600.0);
     // Dispensed 4 days before the medical J2350: paid twice.
