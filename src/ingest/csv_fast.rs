@@ -158,34 +158,19 @@ impl MappedFile {
         // SAFETY: a fresh private read-only mapping of an open file; nothing
         // else refers to the address range.
         let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), len + delta, libc::PROT_READ, libc::MAP_PRIVATE, self.file.as_raw_fd(), aligned as libc::off_t)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len + delta,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                self.file.as_raw_fd(),
+                aligned as libc::off_t,
+            )
         };
         if base == libc::MAP_FAILED {
             return Err(Error::input(path, format!("cannot map: {}", std::io::Error::last_os_error())));
         }
-        populate(base, len + delta);
         Ok((Map { base, map_len: len + delta, delta, len }, eof))
-    }
-}
-
-/// Faults a fresh window's pages in here, on the reader thread, so the
-/// scanning threads do not fault on them. In steps: populating holds the
-/// process's memory-map lock, and an allocator growing its heap on a
-/// scanning thread (`mprotect`) waits for it; a whole window at once
-/// (`MAP_POPULATE`) made it wait a millisecond or more each time. Failures
-/// are left to the read itself (an old kernel without the advice faults
-/// on access; a file cut short raises SIGBUS there, see `signals`).
-fn populate(base: *mut libc::c_void, len: usize) {
-    const STEP: usize = 256 << 10;
-    let mut at = 0;
-    while at < len {
-        let n = STEP.min(len - at);
-        // SAFETY: advice over a range of a live mapping this thread owns.
-        let r = unsafe { libc::madvise(base.cast::<u8>().add(at).cast(), n, libc::MADV_POPULATE_READ) };
-        if r != 0 {
-            return;
-        }
-        at += n;
     }
 }
 
