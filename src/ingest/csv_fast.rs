@@ -212,7 +212,6 @@ impl From<Map> for Buf {
 struct InFlight {
     seq: u64,
     block: Arc<Block>,
-    bytes: u64,
     parts: Vec<Option<(FileOutput, u64)>>,
     left: usize,
 }
@@ -332,7 +331,7 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
                 line_base += lines;
             }
             spec.hand_over(&mut total)?;
-            progress(f.bytes);
+            progress(f.block.bytes);
             if let Ok(Block { buf: Buf::Owned(v), .. }) = Arc::try_unwrap(f.block) {
                 let _ = back_tx.send(v);
             }
@@ -370,7 +369,7 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
                                 });
                             }
                             let n = block.pieces.len();
-                            flight.push_back(InFlight { seq, bytes: block.bytes, parts: (0..n).map(|_| None).collect(), left: n, block });
+                            flight.push_back(InFlight { seq, parts: (0..n).map(|_| None).collect(), left: n, block });
                             seq += 1;
                             continue;
                         }

@@ -87,9 +87,8 @@ pub struct RowCounts {
 }
 
 impl FileStats {
-    /// Counts a row no rule reads that a reader skipped by its key alone:
-    /// read and accepted; `blank` when it has no HCPCS code.
-    #[cfg(feature = "arrow")]
+    /// Counts a row no rule reads: read and accepted; `blank` when it has
+    /// no HCPCS code.
     pub(crate) fn count_out_of_scope(&mut self, blank: bool) {
         self.counts.rows_read += 1;
         self.counts.rows_accepted += 1;
@@ -246,6 +245,8 @@ pub(crate) struct RowSink<'a> {
 
 pub(crate) enum RowVerdict {
     Accepted,
+    /// Accepted, and no rule reads it; true when it has no HCPCS code.
+    OutOfScope(bool),
     Rejected(Reject),
 }
 
@@ -294,10 +295,14 @@ impl<'a> RowSink<'a> {
         cell: impl Fn(usize) -> Option<Cell<'f>>,
         raw: impl Fn() -> std::borrow::Cow<'r, [u8]>,
     ) {
-        self.out.stats.counts.rows_read += 1;
         match self.check(line, nfields, &field, &cell, &raw) {
-            RowVerdict::Accepted => self.out.stats.counts.rows_accepted += 1,
+            RowVerdict::OutOfScope(no_code) => self.out.stats.count_out_of_scope(no_code),
+            RowVerdict::Accepted => {
+                self.out.stats.counts.rows_read += 1;
+                self.out.stats.counts.rows_accepted += 1;
+            }
             RowVerdict::Rejected(r) => {
+                self.out.stats.counts.rows_read += 1;
                 self.out.stats.counts.rows_rejected += 1;
                 self.out.rejects.push(RejectRow {
                     file: self.ctx.file,
@@ -349,10 +354,7 @@ impl<'a> RowSink<'a> {
         if scope != Scope::Out {
             return false;
         }
-        let c = &mut self.out.stats.counts;
-        c.rows_read += 1;
-        c.rows_accepted += 1;
-        c.rows_without_hcpcs += u64::from(no_code);
+        self.out.stats.count_out_of_scope(no_code);
         true
     }
 
@@ -380,10 +382,7 @@ impl<'a> RowSink<'a> {
         if scope == Scope::Out {
             // INPUT.md "Out-of-scope rows": counted, boundaries and field
             // count exact; no value is parsed or validated (UTF-8 included).
-            if no_code {
-                self.out.stats.counts.rows_without_hcpcs += 1;
-            }
-            return RowVerdict::Accepted;
+            return RowVerdict::OutOfScope(no_code);
         }
         let person_empty = get_bytes(col::PERSON_ID).is_none_or(|b| b.trim_ascii().is_empty())
             && get_bytes(col::MEMBER_ID).is_none_or(|b| b.trim_ascii().is_empty());
