@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use claims_audit::columns::ColumnMap;
 use claims_audit::episodes::{PharmacySide, build_patient, net_reversals};
 use claims_audit::generate::{GenFormat, GenOptions, generate};
-use claims_audit::ingest::{Format, ScanSpec, csv_fast, parquet};
+use claims_audit::ingest::{Format, ScanSpec, csv_fast, parquet_fast};
 use claims_audit::model::Line;
 use claims_audit::policy::Policy;
 use claims_audit::rules::{Ctx, evaluate};
@@ -35,7 +35,7 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(LINES));
     g.bench_function("csv_fast_300k", |b| b.iter(|| csv_fast::read(&csv, Format::Csv, 0, &spec, &|_| {}).expect("csv")));
-    g.bench_function("parquet_300k", |b| b.iter(|| parquet::read(&pq, 0, &spec).expect("parquet")));
+    g.bench_function("parquet_fast_300k", |b| b.iter(|| parquet_fast::read(&pq, 0, &spec, &|_| {}).expect("parquet")));
     g.finish();
 
     let lines: Vec<Line> = csv_fast::read(&dense, Format::Csv, 0, &spec, &|_| {}).expect("dense").into_chunks().concat();

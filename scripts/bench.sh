@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/cache/target}"
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-# Same features as `cargo test --release`, so the polars build is shared.
+# Same features as `cargo test --release`, so the dependencies' build is shared.
 cargo build --release --all-targets --quiet
 BIN="$CARGO_TARGET_DIR/release/claims-audit"
 DIR="${BENCH_DIR:-/tmp/claims-audit-bench}"

@@ -2,8 +2,13 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
+
 use crate::error::{Error, Result};
 use crate::model::Date;
+use crate::report::parquet_io::ParquetOut;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GenFormat {
@@ -631,31 +636,40 @@ fn write_pharmacy(o: &GenOptions, rx: &[PLine]) -> Result<()> {
         }
         return std::fs::write(path, text).map_err(|e| err(format!("write failed: {e}")));
     }
-    use polars::prelude::*;
     let cents = |v: f64| (v * 100.0).round() / 100.0;
-    let ids = |f: &dyn Fn(&PLine) -> String| rx.iter().map(f).collect::<Vec<_>>();
-    let mut df = DataFrame::new_infer_height(vec![
-        Column::new("claim_id".into(), ids(&|l| format!("R{:09}", l.claim))),
-        Column::new("claim_line_number".into(), vec![1i64; rx.len()]),
-        Column::new("person_id".into(), ids(&|l| format!("P{:08}", l.person))),
-        Column::new("member_id".into(), ids(&|l| format!("M{:08}", l.person))),
-        Column::new("payer".into(), rx.iter().map(|l| PAYERS[l.payer].0).collect::<Vec<_>>()),
-        Column::new("plan".into(), rx.iter().map(|l| PAYERS[l.payer].1).collect::<Vec<_>>()),
-        Column::new("dispensing_date".into(), rx.iter().map(|l| l.date.0).collect::<Vec<_>>())
-            .cast(&DataType::Date)
-            .map_err(|e| err(e.to_string()))?,
-        Column::new("ndc_code".into(), rx.iter().map(|l| l.ndc).collect::<Vec<_>>()),
-        Column::new("quantity".into(), rx.iter().map(|l| l.quantity).collect::<Vec<_>>()),
-        Column::new("days_supply".into(), rx.iter().map(|l| if l.quantity < 0.0 { -1i64 } else { 1 }).collect::<Vec<_>>()),
-        Column::new("paid_amount".into(), rx.iter().map(|l| cents(l.price * l.quantity)).collect::<Vec<_>>()),
-        Column::new("allowed_amount".into(), rx.iter().map(|l| cents(l.price * l.quantity * 1.05)).collect::<Vec<_>>()),
-        Column::new("dispensing_provider_npi".into(), vec!["1134567892"; rx.len()]),
-        Column::new("prescribing_provider_npi".into(), vec!["1902837465"; rx.len()]),
+    let ids = |f: &dyn Fn(&PLine) -> String| strs(rx.iter().map(f));
+    let nums = |f: &dyn Fn(&PLine) -> f64| -> ArrayRef { Arc::new(Float64Array::from_iter_values(rx.iter().map(f))) };
+    let batch = RecordBatch::try_from_iter([
+        ("claim_id", ids(&|l| format!("R{:09}", l.claim))),
+        ("claim_line_number", Arc::new(Int64Array::from(vec![1i64; rx.len()])) as ArrayRef),
+        ("person_id", ids(&|l| format!("P{:08}", l.person))),
+        ("member_id", ids(&|l| format!("M{:08}", l.person))),
+        ("payer", strs(rx.iter().map(|l| PAYERS[l.payer].0))),
+        ("plan", strs(rx.iter().map(|l| PAYERS[l.payer].1))),
+        ("dispensing_date", Arc::new(Date32Array::from_iter_values(rx.iter().map(|l| l.date.0)))),
+        ("ndc_code", strs(rx.iter().map(|l| l.ndc))),
+        ("quantity", nums(&|l| l.quantity)),
+        ("days_supply", Arc::new(Int64Array::from_iter_values(rx.iter().map(|l| if l.quantity < 0.0 { -1i64 } else { 1 })))),
+        ("paid_amount", nums(&|l| cents(l.price * l.quantity))),
+        ("allowed_amount", nums(&|l| cents(l.price * l.quantity * 1.05))),
+        ("dispensing_provider_npi", strs(rx.iter().map(|_| "1134567892"))),
+        ("prescribing_provider_npi", strs(rx.iter().map(|_| "1902837465"))),
     ])
     .map_err(|e| err(e.to_string()))?;
-    let f = std::fs::File::create(path).map_err(|e| err(format!("cannot create: {e}")))?;
-    ParquetWriter::new(f).with_compression(ParquetCompression::Zstd(None)).finish(&mut df).map_err(|e| err(e.to_string()))?;
-    Ok(())
+    write_parquet(path, &batch)
+}
+
+/// A column of strings.
+fn strs<S: AsRef<str>>(v: impl Iterator<Item = S>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(v))
+}
+
+/// Writes one batch as a Parquet file.
+fn write_parquet(path: &std::path::Path, batch: &RecordBatch) -> Result<()> {
+    let f = std::fs::File::create(path).map_err(|e| Error::output(path, format!("cannot create: {e}")))?;
+    let mut w = ParquetOut::new(f, path, batch.schema())?;
+    w.write(batch)?;
+    w.finish()
 }
 
 /// Lines generated before they are formatted (in parallel) and written.
@@ -720,7 +734,7 @@ struct ParquetSink {
     /// One buffer per column of `COLUMNS`, in that order.
     cols: Vec<Buf>,
     rows: usize,
-    writer: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
+    writer: Option<ParquetOut>,
     path: std::path::PathBuf,
 }
 
@@ -764,16 +778,14 @@ impl Buf {
         }
     }
 
-    fn take(&mut self, name: &str) -> polars::prelude::PolarsResult<polars::prelude::Column> {
-        use polars::prelude::*;
-        let name: PlSmallStr = name.into();
-        Ok(match self {
-            Buf::Id(v) => Column::new(name, std::mem::take(v)),
-            Buf::Text(v) => Column::new(name, std::mem::take(v)),
-            Buf::Int(v) => Column::new(name, std::mem::take(v)),
-            Buf::Date(v) => Column::new(name, std::mem::take(v)).cast(&DataType::Date)?,
-            Buf::Num(v) => Column::new(name, std::mem::take(v)),
-        })
+    fn take(&mut self) -> ArrayRef {
+        match self {
+            Buf::Id(v) => strs(std::mem::take(v).into_iter()),
+            Buf::Text(v) => Arc::new(StringArray::from(std::mem::take(v))),
+            Buf::Int(v) => Arc::new(Int64Array::from(std::mem::take(v))),
+            Buf::Date(v) => Arc::new(Date32Array::from(std::mem::take(v))),
+            Buf::Num(v) => Arc::new(Float64Array::from(std::mem::take(v))),
+        }
     }
 }
 
@@ -861,31 +873,28 @@ impl ParquetSink {
 
     /// Writes the buffered rows as one row group, columns in `COLUMNS` order.
     fn seal(&mut self) -> Result<()> {
-        use polars::prelude::*;
         if self.rows == 0 {
             return Ok(());
         }
-        let err = |e: PolarsError| Error::output(&self.path, e.to_string());
-        let cols = self.cols.iter_mut().zip(COLUMNS).map(|(b, name)| b.take(name)).collect::<PolarsResult<Vec<_>>>().map_err(err)?;
-        let df = DataFrame::new_infer_height(cols).map_err(err)?;
+        let batch = RecordBatch::try_from_iter(COLUMNS.iter().zip(self.cols.iter_mut()).map(|(name, b)| (*name, b.take())))
+            .map_err(|e| Error::output(&self.path, e.to_string()))?;
         self.rows = 0;
         if self.writer.is_none() {
             let f = std::fs::File::create(&self.path).map_err(|e| Error::output(&self.path, format!("cannot create: {e}")))?;
-            let w = ParquetWriter::new(f).with_compression(ParquetCompression::Zstd(None)).batched(df.schema()).map_err(err)?;
-            self.writer = Some(w);
+            self.writer = Some(ParquetOut::new(f, &self.path, batch.schema())?);
         }
-        if let Some(w) = self.writer.as_mut() {
-            w.write_batch(&df).map_err(err)?;
+        match self.writer.as_mut() {
+            Some(w) => w.write(&batch),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn finish(mut self) -> Result<()> {
         self.seal()?;
-        if let Some(w) = self.writer.take() {
-            w.finish().map_err(|e| Error::output(&self.path, e.to_string()))?;
+        match self.writer.take() {
+            Some(w) => w.finish(),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -893,8 +902,6 @@ impl ParquetSink {
 /// become DATE, units and amounts DOUBLE, when every value parses; anything
 /// else stays a string. Used to make the Parquet twin of sample_data.
 pub fn csv_to_parquet(input: &std::path::Path, output: &std::path::Path) -> Result<()> {
-    use polars::prelude::*;
-    let perr = |e: PolarsError| Error::input(input, e.to_string().lines().next().unwrap_or("").to_string());
     let cerr = |e: csv::Error| Error::input(input, e.to_string());
     let mut rd = csv::Reader::from_path(input).map_err(cerr)?;
     let header: Vec<String> = rd.headers().map_err(cerr)?.iter().map(str::to_string).collect();
@@ -905,28 +912,26 @@ pub fn csv_to_parquet(input: &std::path::Path, output: &std::path::Path) -> Resu
             c.push(rec.get(k).unwrap_or("").to_string());
         }
     }
-    let mut cols = Vec::new();
+    let mut cols: Vec<(String, ArrayRef)> = Vec::new();
     for (name, c) in header.into_iter().zip(&cells) {
         let vals: Vec<Option<&str>> = c.iter().map(|v| Some(v.as_str()).filter(|x| !x.trim().is_empty())).collect();
         let lname = name.to_ascii_lowercase();
         if lname.ends_with("_date") {
             let parsed: Vec<Option<i32>> = vals.iter().map(|v| v.and_then(crate::model::Date::parse).map(|d| d.0)).collect();
             if parsed.iter().zip(&vals).all(|(p, v)| p.is_some() == v.is_some()) {
-                cols.push(Column::new(name.into(), parsed).cast(&DataType::Date).map_err(perr)?);
+                cols.push((name, Arc::new(Date32Array::from(parsed))));
                 continue;
             }
         }
         if ["service_unit_quantity", "quantity", "days_supply"].contains(&lname.as_str()) || lname.ends_with("_amount") {
             let parsed: Vec<Option<f64>> = vals.iter().map(|v| v.and_then(crate::model::codes::parse_number)).collect();
             if parsed.iter().zip(&vals).all(|(p, v)| p.is_some() == v.is_some()) {
-                cols.push(Column::new(name.into(), parsed));
+                cols.push((name, Arc::new(Float64Array::from(parsed))));
                 continue;
             }
         }
-        cols.push(Column::new(name.into(), vals));
+        cols.push((name, Arc::new(StringArray::from(vals))));
     }
-    let mut out = DataFrame::new_infer_height(cols).map_err(perr)?;
-    let f = std::fs::File::create(output).map_err(|e| Error::output(output, e.to_string()))?;
-    ParquetWriter::new(f).finish(&mut out).map_err(|e| Error::output(output, e.to_string()))?;
-    Ok(())
+    let batch = RecordBatch::try_from_iter(cols).map_err(|e| Error::input(input, e.to_string()))?;
+    write_parquet(output, &batch)
 }

@@ -8,7 +8,7 @@
 pub mod columns;
 pub mod episodes;
 pub mod error;
-#[cfg(feature = "polars")]
+#[cfg(feature = "parquet")]
 pub mod generate;
 pub mod history;
 pub mod ingest;

@@ -103,7 +103,8 @@ struct RunArgs {
     #[arg(long)]
     quiet: bool,
     /// Readers: fast (default) or plain, the reference readers the fast ones
-    /// are tested against (the csv crate for CSV, polars for Parquet).
+    /// are tested against (the csv crate for CSV, arrow-rs's record batch reader for
+    /// Parquet).
     #[arg(long, alias = "csv-engine", value_enum, default_value_t = Engine::Fast, hide = true)]
     engine: Engine,
     /// Only scan and count in-scope rows; write nothing (benchmark floor).

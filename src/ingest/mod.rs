@@ -6,12 +6,12 @@ pub mod arrow;
 pub mod csv_fast;
 pub mod csv_plain;
 pub mod input;
-#[cfg(feature = "polars")]
-pub mod parquet;
 #[cfg(feature = "parquet")]
 pub mod parquet_fast;
 #[cfg(feature = "parquet")]
 mod parquet_pages;
+#[cfg(feature = "parquet")]
+pub mod parquet_plain;
 mod record;
 pub mod sink;
 
@@ -26,9 +26,9 @@ pub fn read_file(input: &InputFile, file_idx: u32, spec: &ScanSpec, progress: &(
     let mut out = match input.format {
         #[cfg(feature = "parquet")]
         Format::Parquet if spec.engine == Engine::Fast => parquet_fast::read(&input.path, file_idx, spec, progress)?,
-        #[cfg(feature = "polars")]
-        Format::Parquet => parquet::read(&input.path, file_idx, spec)?,
-        #[cfg(not(feature = "polars"))]
+        #[cfg(feature = "parquet")]
+        Format::Parquet => parquet_plain::read(&input.path, file_idx, spec)?,
+        #[cfg(not(feature = "parquet"))]
         Format::Parquet => return Err(Error::input(&input.path, "built without Parquet support")),
         Format::Arrow => return Err(Error::input(&input.path, "an in-memory table is read with ingest::arrow")),
         Format::Csv | Format::CsvGz => match spec.engine {

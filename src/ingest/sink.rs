@@ -15,8 +15,8 @@ use crate::spill::{Batch, KeptStore};
 pub const RAW_TEXT_MAX: usize = 64 * 1024;
 
 /// Which readers to use. `Plain` are the straightforward readers kept as the
-/// reference the fast ones are tested against: the csv crate for CSV, a
-/// polars scan for Parquet.
+/// reference the fast ones are tested against: the csv crate for CSV,
+/// arrow-rs's whole-column record batch reader for Parquet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
     Fast,
@@ -483,7 +483,7 @@ pub fn raw_text(raw: &[u8]) -> String {
 
 /// One file's output from pieces read in parallel, in order (line numbers
 /// already absolute).
-#[cfg(any(feature = "arrow", feature = "polars"))]
+#[cfg(feature = "arrow")]
 pub(crate) fn join(kind: FileKind, parts: impl IntoIterator<Item = crate::error::Result<FileOutput>>) -> crate::error::Result<FileOutput> {
     let mut out = FileOutput::default();
     out.stats.kind = Some(kind);

@@ -3,13 +3,15 @@
 //! the current policy and under the proposed one, and see what would change
 //! before it goes live.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::previous::load_run;
 use super::summary::money;
-use crate::error::{Error, Result};
+use super::table::Values;
+use crate::error::Result;
 use crate::history::FindingRow;
 use crate::util::FastSet;
 
@@ -86,8 +88,11 @@ fn write_sides(out: &Path, run_a: &str, only_old: &[&FindingRow], run_b: &str, o
     let side: Vec<&str> = std::iter::repeat_n("old", only_old.len()).chain(std::iter::repeat_n("new", only_new.len())).collect();
     let run_ids: Vec<&str> = std::iter::repeat_n(run_a, only_old.len()).chain(std::iter::repeat_n(run_b, only_new.len())).collect();
     let mut t = super::table::findings("", &rows);
-    t.set("run_id", super::write::strings(run_ids));
-    t.insert(1, "side", super::write::strings(side));
-    let mut df = super::write::frame(t).map_err(|e| Error::Internal(format!("building diff: {e}")))?;
-    super::write::write_private_parquet(out, &mut df)
+    t.set("run_id", strings(run_ids));
+    t.insert(1, "side", strings(side));
+    super::parquet_io::write_private(out, &super::table::to_record_batch(&t)?)
+}
+
+fn strings<'a>(v: impl IntoIterator<Item = &'a str>) -> Values<'a> {
+    Values::Str(v.into_iter().map(|s| Some(Cow::Borrowed(s))).collect())
 }

@@ -4,9 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use polars::prelude::*;
-
 use super::html::{DoseView, FindingView, LineView, PersonView, render_person, short_message};
+use super::parquet_io::TableIn;
 use super::previous::load_run;
 use crate::error::{Error, Result};
 use crate::model::Date;
@@ -30,43 +29,51 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
             short: short_message(&f.message),
         })
         .collect();
-    let bad = |what: &str, e: PolarsError| {
-        Error::Config(format!("explain --out {}: {what}: {}", dir.display(), e.to_string().lines().next().unwrap_or("")))
-    };
-    let episodes = person_rows(&dir.join("episodes.parquet"), person).map_err(|e| bad("episodes.parquet", e))?;
-    let doses = (0..episodes.height())
-        .map(|i| -> PolarsResult<DoseView> {
-            Ok(DoseView {
-                date: date_at(&episodes, "administration_date", i)?.unwrap_or_default(),
-                drug: text_at(&episodes, "drug_code", i)?.unwrap_or_default(),
-                dose: num_at(&episodes, "dose_units", i)?.unwrap_or(0.0),
-                phase: text_at(&episodes, "phase", i)?.unwrap_or_default(),
-                days_since_previous: num_at(&episodes, "days_since_previous", i)?.map(|v| v as i32),
-                supply: text_at(&episodes, "supply", i)?.unwrap_or_else(|| "medical".into()),
-            })
+    let bad = |what: &str, e: String| Error::Config(format!("explain --out {}: {what}: {e}", dir.display()));
+    let e = person_rows(&dir.join("episodes.parquet"), person).map_err(|e| bad("episodes.parquet", e))?;
+    let (date, drug, dose, phase, since, supply) = (
+        e.dates("administration_date"),
+        e.text("drug_code"),
+        e.num("dose_units"),
+        e.text("phase"),
+        e.num("days_since_previous"),
+        e.text("supply"),
+    );
+    let doses: Vec<DoseView> = (0..e.height())
+        .map(|i| DoseView {
+            date: date[i].unwrap_or_default(),
+            drug: drug[i].clone().unwrap_or_default(),
+            dose: dose[i].unwrap_or(0.0),
+            phase: phase[i].clone().unwrap_or_default(),
+            days_since_previous: since[i].map(|v| v as i32),
+            supply: supply[i].clone().unwrap_or_else(|| "medical".into()),
         })
-        .collect::<PolarsResult<Vec<_>>>()
-        .map_err(|e| bad("episodes.parquet", e))?;
+        .collect();
     // Directories written before timeline.parquet existed have no lines to show.
     let timeline_path = dir.join("timeline.parquet");
     let mut lines = Vec::new();
     if timeline_path.exists() {
         let t = person_rows(&timeline_path, person).map_err(|e| bad("timeline.parquet", e))?;
-        for i in 0..t.height() {
-            let role = text_at(&t, "role", i).map_err(|e| bad("timeline.parquet", e))?.unwrap_or_default();
-            let get = || -> PolarsResult<LineView> {
-                Ok(LineView {
-                    date: date_at(&t, "service_date", i)?.unwrap_or_default(),
-                    end: date_at(&t, "end_date", i)?,
-                    code: text_at(&t, "hcpcs_code", i)?.unwrap_or_default(),
-                    units: num_at(&t, "units", i)?.unwrap_or(0.0),
-                    role: role.clone(),
-                    claim_id: text_at(&t, "claim_id", i)?.unwrap_or_default(),
-                    claim_line_number: num_at(&t, "claim_line_number", i)?.unwrap_or(0.0) as i64,
-                })
-            };
-            lines.push(get().map_err(|e| bad("timeline.parquet", e))?);
-        }
+        let (date, end, code, units, role, claim, line) = (
+            t.dates("service_date"),
+            t.dates("end_date"),
+            t.text("hcpcs_code"),
+            t.num("units"),
+            t.text("role"),
+            t.text("claim_id"),
+            t.num("claim_line_number"),
+        );
+        lines = (0..t.height())
+            .map(|i| LineView {
+                date: date[i].unwrap_or_default(),
+                end: end[i],
+                code: code[i].clone().unwrap_or_default(),
+                units: units[i].unwrap_or(0.0),
+                role: role[i].clone().unwrap_or_default(),
+                claim_id: claim[i].clone().unwrap_or_default(),
+                claim_line_number: line[i].unwrap_or(0.0) as i64,
+            })
+            .collect();
     }
     if findings.is_empty() && doses.is_empty() && lines.is_empty() {
         return Err(Error::Config(format!(
@@ -77,26 +84,30 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
     Ok(PersonView { person_id: person.to_string(), doses, lines, findings })
 }
 
-/// Rows of one person from an output Parquet file.
-fn person_rows(path: &Path, person: &str) -> PolarsResult<DataFrame> {
-    let file = std::fs::File::open(path)?;
-    let df = ParquetReader::new(file).finish()?;
-    let mask: BooleanChunked = df.column("person_id")?.str()?.iter().map(|v| v == Some(person)).collect();
-    df.filter(&mask)
+/// Rows of one person from an output Parquet file, its columns read as
+/// the view needs them (a missing column reads as empty).
+fn person_rows(path: &Path, person: &str) -> std::result::Result<PersonRows, String> {
+    Ok(PersonRows(TableIn::read(path)?.rows_where("person_id", person)?))
 }
 
-fn text_at(df: &DataFrame, name: &str, i: usize) -> PolarsResult<Option<String>> {
-    let c = df.column(name)?.cast(&DataType::String)?;
-    Ok(c.str()?.get(i).map(str::to_string))
-}
+struct PersonRows(TableIn);
 
-fn num_at(df: &DataFrame, name: &str, i: usize) -> PolarsResult<Option<f64>> {
-    let c = df.column(name)?.cast(&DataType::Float64)?;
-    Ok(c.f64()?.get(i))
-}
+impl PersonRows {
+    fn height(&self) -> usize {
+        self.0.height()
+    }
 
-fn date_at(df: &DataFrame, name: &str, i: usize) -> PolarsResult<Option<Date>> {
-    Ok(text_at(df, name, i)?.as_deref().and_then(Date::parse))
+    fn text(&self, name: &str) -> Vec<Option<String>> {
+        self.0.text(name).unwrap_or_else(|| vec![None; self.height()])
+    }
+
+    fn num(&self, name: &str) -> Vec<Option<f64>> {
+        self.0.num(name).unwrap_or_else(|| vec![None; self.height()])
+    }
+
+    fn dates(&self, name: &str) -> Vec<Option<Date>> {
+        self.text(name).iter().map(|v| v.as_deref().and_then(Date::parse)).collect()
+    }
 }
 
 /// The timeline as terminal text.

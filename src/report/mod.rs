@@ -1,18 +1,21 @@
 //! Output files: the tables (`table`, written as Parquet by `write`), the
 //! manifest (JSON), the summary (Markdown) and report.html. What reads or
-//! writes Parquet needs polars; the rest serves the Python package too.
+//! writes Parquet needs the `parquet` feature; the rest serves the Python
+//! package too.
 
 mod atomic;
-#[cfg(feature = "polars")]
+#[cfg(feature = "parquet")]
 pub mod diff;
-#[cfg(feature = "polars")]
+#[cfg(feature = "parquet")]
 pub mod explain;
 pub mod html;
-#[cfg(feature = "polars")]
+#[cfg(feature = "parquet")]
+pub mod parquet_io;
+#[cfg(feature = "parquet")]
 pub mod previous;
 pub mod summary;
 pub mod table;
-#[cfg(feature = "polars")]
+#[cfg(feature = "parquet")]
 mod write;
 
 use std::collections::BTreeMap;
@@ -30,7 +33,7 @@ use crate::policy::Policy;
 use crate::rules::RULES;
 
 pub use atomic::{OutputLock, Staging};
-#[cfg(feature = "polars")]
+#[cfg(feature = "parquet")]
 pub use write::write_all;
 
 /// Everything about the run that is not in the data: ids and times.

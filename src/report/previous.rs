@@ -4,8 +4,7 @@
 
 use std::path::Path;
 
-use polars::prelude::*;
-
+use super::parquet_io::TableIn;
 use crate::error::{Error, Result};
 use crate::history::{FindingRow, PreviousRun};
 use crate::model::{CATALOGUE_VERSION, Date, finding_id};
@@ -50,17 +49,10 @@ pub fn load_run(dir: &Path, what: &str) -> Result<PreviousRun> {
 }
 
 fn read_findings(path: &Path, run_date: Date) -> std::result::Result<Vec<FindingRow>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let df = ParquetReader::new(file).finish().map_err(|e| format!("unreadable: {}", e.to_string().lines().next().unwrap_or("")))?;
+    let df = TableIn::read(path)?;
     let n = df.height();
-    let text = |name: &str| -> Option<Vec<Option<String>>> {
-        let c = df.column(name).ok()?.cast(&DataType::String).ok()?;
-        Some(c.str().ok()?.iter().map(|v| v.map(str::to_string)).collect())
-    };
-    let num = |name: &str| -> Option<Vec<Option<f64>>> {
-        let c = df.column(name).ok()?.cast(&DataType::Float64).ok()?;
-        Some(c.f64().ok()?.iter().collect())
-    };
+    let text = |name: &str| df.text(name);
+    let num = |name: &str| df.num(name);
     let required = |name: &str| text(name).ok_or_else(|| format!("no {name} column: written by an incompatible version"));
     let (rule, person, claim, line, date) =
         (required("rule_id")?, required("person_id")?, required("claim_id")?, required("claim_line_number")?, required("service_date")?);

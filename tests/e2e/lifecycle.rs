@@ -307,3 +307,28 @@ fn a_file_appended_to_while_read_fails() {
     assert!(err.contains("big.csv.gz: changed while it was read"), "{err}");
     assert!(!out.join("_SUCCESS").exists());
 }
+
+/// An output directory of the sample written by the release before this
+/// one, whose tables polars wrote (large strings, its own encodings):
+/// tonight's run, `diff` and `explain` still read it.
+#[test]
+fn an_earlier_releases_output_still_loads() {
+    let t = tmp();
+    let old = repo().join("tests/fixtures/polars-written-run");
+    let new = t.path().join("new");
+    run_ok(&new, &["--previous", old.to_str().unwrap(), sample_dir().to_str().unwrap()]);
+    let (a, b) = (findings(&old), findings(&new));
+    assert!(a.len() > 5, "{a:?}");
+    assert_eq!(a.iter().map(|f| &f.0).collect::<Vec<_>>(), b.iter().map(|f| &f.0).collect::<Vec<_>>());
+    // Every finding was seen by the earlier run, on its own run date.
+    assert!(b.iter().zip(&a).all(|(n, o)| n.2 == "open" && n.3 == o.3), "{b:?}");
+
+    let o = diff(&old, &new, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let explain = |dir: &Path| bin().args(["explain", "--out"]).arg(dir).args(["--person", "P0003"]).output().unwrap();
+    let (eo, en) = (explain(&old), explain(&new));
+    assert!(eo.status.success(), "{}", String::from_utf8_lossy(&eo.stderr));
+    // The same timeline; only the finding's status differs (new then, open now).
+    assert_eq!(String::from_utf8_lossy(&eo.stdout).replace("(new)", "(open)"), String::from_utf8_lossy(&en.stdout));
+}

@@ -1,6 +1,6 @@
 //! End-to-end tests: the real binary on real files, outputs read back with
-//! the arrow-rs `parquet` crate (never with polars). One test binary keeps
-//! link time down.
+//! the `parquet` crate's row reader (the Python tests read them with
+//! pyarrow). One test binary keeps link time down.
 
 mod common;
 mod golden;

@@ -75,8 +75,9 @@ fn fast_path_equals_plain_path() {
     assert_eq!(mf["rules"], mp["rules"]);
 }
 
-/// The arrow-rs Parquet reader against the polars one (`--engine plain`);
-/// python/tests/test_parquet_writers.py covers other writers' files.
+/// The fast Parquet reader against the plain one (`--engine plain`, arrow-rs's
+/// record batch reader); python/tests/test_parquet_writers.py covers other
+/// writers' files, and polars' own reader.
 #[test]
 fn fast_parquet_reader_equals_plain_reader() {
     let t = tmp();

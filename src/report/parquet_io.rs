@@ -1,0 +1,132 @@
+//! Parquet files of our own with arrow-rs: the run's tables, the `diff`
+//! output and generated extracts are written here; output tables of an
+//! earlier run (`--previous`, `diff`, `explain`) are read back here.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, StringArray};
+use arrow_schema::{DataType, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Error, Result};
+
+/// A Parquet file being written: zstd, each batch its own row group, so
+/// that writing holds one batch at a time.
+pub struct ParquetOut {
+    // Buffered: page headers and the footer are thrift, written a field at
+    // a time (thousands of `write` calls per table unbuffered).
+    w: ArrowWriter<BufWriter<File>>,
+    path: PathBuf,
+}
+
+impl ParquetOut {
+    /// Writes into `file` (created by the caller, who chose its permissions);
+    /// `path` names it in errors.
+    pub fn new(file: File, path: &Path, schema: SchemaRef) -> Result<ParquetOut> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            // Row groups end where the caller's batches do (`write`).
+            .set_max_row_group_row_count(None)
+            .build();
+        let w = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props))
+            .map_err(|e| Error::output(path, format!("write failed: {e}")))?;
+        Ok(ParquetOut { w, path: path.to_path_buf() })
+    }
+
+    /// Writes `batch` as one row group.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.w.write(batch).and_then(|_| self.w.flush()).map_err(|e| self.failed(e))
+    }
+
+    /// Writes the footer and syncs the file: complete once this returns.
+    pub fn finish(self) -> Result<()> {
+        let path = self.path;
+        let buf = self.w.into_inner().map_err(|e| Error::output(&path, format!("write failed: {e}")))?;
+        let file = buf.into_inner().map_err(|e| Error::output(&path, format!("write failed: {}", e.error())))?;
+        file.sync_all().map_err(|e| Error::output(&path, format!("sync failed: {e}")))
+    }
+
+    fn failed(&self, e: parquet::errors::ParquetError) -> Error {
+        Error::output(&self.path, format!("write failed: {e}"))
+    }
+}
+
+/// Writes one batch as a Parquet file outside a run's directory (the `diff`
+/// output): owner-only, complete or absent.
+pub fn write_private(path: &Path, batch: &RecordBatch) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::output(path, format!("cannot create: {e}")))?;
+    let written = ParquetOut::new(file, path, batch.schema()).and_then(|mut w| {
+        w.write(batch)?;
+        w.finish()
+    });
+    let written =
+        written.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::output(path, format!("cannot move into place: {e}"))));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// An output table read back whole, its columns taken by name as text or
+/// numbers whatever type the writer gave them (older releases wrote with
+/// polars: large or view strings).
+pub(crate) struct TableIn {
+    batch: RecordBatch,
+}
+
+impl TableIn {
+    pub fn read(path: &Path) -> std::result::Result<TableIn, String> {
+        let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let unreadable = |e: &dyn std::fmt::Display| format!("unreadable: {}", e.to_string().lines().next().unwrap_or(""));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| unreadable(&e))?;
+        let schema = reader.schema();
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| unreadable(&e))?;
+        let batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| unreadable(&e))?;
+        Ok(TableIn { batch })
+    }
+
+    pub fn height(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    fn column(&self, name: &str) -> Option<&ArrayRef> {
+        self.batch.column_by_name(name)
+    }
+
+    /// Column `name` as text (dates as YYYY-MM-DD); None when it is missing
+    /// or cannot be read as text.
+    pub fn text(&self, name: &str) -> Option<Vec<Option<String>>> {
+        let a = arrow_cast::cast(self.column(name)?, &DataType::Utf8).ok()?;
+        let a: &StringArray = a.as_any().downcast_ref()?;
+        Some(a.iter().map(|v| v.map(str::to_string)).collect())
+    }
+
+    /// Column `name` as numbers; None when it is missing or not numeric.
+    pub fn num(&self, name: &str) -> Option<Vec<Option<f64>>> {
+        let a = arrow_cast::cast(self.column(name)?, &DataType::Float64).ok()?;
+        Some(a.as_primitive::<Float64Type>().iter().collect())
+    }
+
+    /// The rows whose `key` column holds `value` (one person's rows).
+    pub fn rows_where(&self, key: &str, value: &str) -> std::result::Result<TableIn, String> {
+        let keys = self.text(key).ok_or_else(|| format!("no {key} column"))?;
+        let mask: arrow_array::BooleanArray = keys.iter().map(|v| Some(v.as_deref() == Some(value))).collect();
+        let batch = arrow_select::filter::filter_record_batch(&self.batch, &mask).map_err(|e| e.to_string())?;
+        Ok(TableIn { batch })
+    }
+}
