@@ -1,7 +1,6 @@
 //! Synthetic payer-wide extracts (see `claims-audit generate`).
 
 use std::path::PathBuf;
-
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
@@ -879,14 +878,14 @@ impl ParquetSink {
         let batch = RecordBatch::try_from_iter(COLUMNS.iter().zip(self.cols.iter_mut()).map(|(name, b)| (*name, b.take())))
             .map_err(|e| Error::output(&self.path, e.to_string()))?;
         self.rows = 0;
-        if self.writer.is_none() {
-            let f = std::fs::File::create(&self.path).map_err(|e| Error::output(&self.path, format!("cannot create: {e}")))?;
-            self.writer = Some(ParquetOut::new(f, &self.path, batch.schema())?);
-        }
-        match self.writer.as_mut() {
-            Some(w) => w.write(&batch),
-            None => Ok(()),
-        }
+        let w = match self.writer.take() {
+            Some(w) => w,
+            None => {
+                let f = std::fs::File::create(&self.path).map_err(|e| Error::output(&self.path, format!("cannot create: {e}")))?;
+                ParquetOut::new(f, &self.path, batch.schema())?
+            }
+        };
+        self.writer.insert(w).write(&batch)
     }
 
     fn finish(mut self) -> Result<()> {

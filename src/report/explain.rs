@@ -32,12 +32,12 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
     let bad = |what: &str, e: String| Error::Config(format!("explain --out {}: {what}: {e}", dir.display()));
     let e = person_rows(&dir.join("episodes.parquet"), person).map_err(|e| bad("episodes.parquet", e))?;
     let (date, drug, dose, phase, since, supply) = (
-        e.dates("administration_date"),
-        e.text("drug_code"),
-        e.num("dose_units"),
-        e.text("phase"),
-        e.num("days_since_previous"),
-        e.text("supply"),
+        dates(&e, "administration_date"),
+        e.text_or_nulls("drug_code"),
+        e.num_or_nulls("dose_units"),
+        e.text_or_nulls("phase"),
+        e.num_or_nulls("days_since_previous"),
+        e.text_or_nulls("supply"),
     );
     let doses: Vec<DoseView> = (0..e.height())
         .map(|i| DoseView {
@@ -55,13 +55,13 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
     if timeline_path.exists() {
         let t = person_rows(&timeline_path, person).map_err(|e| bad("timeline.parquet", e))?;
         let (date, end, code, units, role, claim, line) = (
-            t.dates("service_date"),
-            t.dates("end_date"),
-            t.text("hcpcs_code"),
-            t.num("units"),
-            t.text("role"),
-            t.text("claim_id"),
-            t.num("claim_line_number"),
+            dates(&t, "service_date"),
+            dates(&t, "end_date"),
+            t.text_or_nulls("hcpcs_code"),
+            t.num_or_nulls("units"),
+            t.text_or_nulls("role"),
+            t.text_or_nulls("claim_id"),
+            t.num_or_nulls("claim_line_number"),
         );
         lines = (0..t.height())
             .map(|i| LineView {
@@ -84,30 +84,14 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
     Ok(PersonView { person_id: person.to_string(), doses, lines, findings })
 }
 
-/// Rows of one person from an output Parquet file, its columns read as
-/// the view needs them (a missing column reads as empty).
-fn person_rows(path: &Path, person: &str) -> std::result::Result<PersonRows, String> {
-    Ok(PersonRows(TableIn::read(path)?.rows_where("person_id", person)?))
+/// Rows of one person from an output Parquet file.
+fn person_rows(path: &Path, person: &str) -> std::result::Result<TableIn, String> {
+    TableIn::read(path)?.rows_where("person_id", person)
 }
 
-struct PersonRows(TableIn);
-
-impl PersonRows {
-    fn height(&self) -> usize {
-        self.0.height()
-    }
-
-    fn text(&self, name: &str) -> Vec<Option<String>> {
-        self.0.text(name).unwrap_or_else(|| vec![None; self.height()])
-    }
-
-    fn num(&self, name: &str) -> Vec<Option<f64>> {
-        self.0.num(name).unwrap_or_else(|| vec![None; self.height()])
-    }
-
-    fn dates(&self, name: &str) -> Vec<Option<Date>> {
-        self.text(name).iter().map(|v| v.as_deref().and_then(Date::parse)).collect()
-    }
+/// A date column (a missing one reads as nulls).
+fn dates(t: &TableIn, name: &str) -> Vec<Option<Date>> {
+    t.text_or_nulls(name).iter().map(|v| v.as_deref().and_then(Date::parse)).collect()
 }
 
 /// The timeline as terminal text.

@@ -108,12 +108,15 @@ impl TableIn {
         self.batch.column_by_name(name)
     }
 
+    fn strings(&self, name: &str) -> Option<StringArray> {
+        let a = arrow_cast::cast(self.column(name)?, &DataType::Utf8).ok()?;
+        a.as_any().downcast_ref::<StringArray>().cloned()
+    }
+
     /// Column `name` as text (dates as YYYY-MM-DD); None when it is missing
     /// or cannot be read as text.
     pub fn text(&self, name: &str) -> Option<Vec<Option<String>>> {
-        let a = arrow_cast::cast(self.column(name)?, &DataType::Utf8).ok()?;
-        let a: &StringArray = a.as_any().downcast_ref()?;
-        Some(a.iter().map(|v| v.map(str::to_string)).collect())
+        Some(self.strings(name)?.iter().map(|v| v.map(str::to_string)).collect())
     }
 
     /// Column `name` as numbers; None when it is missing or not numeric.
@@ -122,10 +125,20 @@ impl TableIn {
         Some(a.as_primitive::<Float64Type>().iter().collect())
     }
 
+    /// `text`, with a column an older release did not write read as nulls.
+    pub fn text_or_nulls(&self, name: &str) -> Vec<Option<String>> {
+        self.text(name).unwrap_or_else(|| vec![None; self.height()])
+    }
+
+    /// `num`, with a column an older release did not write read as nulls.
+    pub fn num_or_nulls(&self, name: &str) -> Vec<Option<f64>> {
+        self.num(name).unwrap_or_else(|| vec![None; self.height()])
+    }
+
     /// The rows whose `key` column holds `value` (one person's rows).
     pub fn rows_where(&self, key: &str, value: &str) -> std::result::Result<TableIn, String> {
-        let keys = self.text(key).ok_or_else(|| format!("no {key} column"))?;
-        let mask: arrow_array::BooleanArray = keys.iter().map(|v| Some(v.as_deref() == Some(value))).collect();
+        let keys = self.strings(key).ok_or_else(|| format!("no {key} column"))?;
+        let mask: arrow_array::BooleanArray = keys.iter().map(|v| Some(v == Some(value))).collect();
         let batch = arrow_select::filter::filter_record_batch(&self.batch, &mask).map_err(|e| e.to_string())?;
         Ok(TableIn { batch })
     }

@@ -51,12 +51,10 @@ pub fn load_run(dir: &Path, what: &str) -> Result<PreviousRun> {
 fn read_findings(path: &Path, run_date: Date) -> std::result::Result<Vec<FindingRow>, String> {
     let df = TableIn::read(path)?;
     let n = df.height();
-    let text = |name: &str| df.text(name);
-    let num = |name: &str| df.num(name);
-    let required = |name: &str| text(name).ok_or_else(|| format!("no {name} column: written by an incompatible version"));
+    let required = |name: &str| df.text(name).ok_or_else(|| format!("no {name} column: written by an incompatible version"));
     let (rule, person, claim, line, date) =
         (required("rule_id")?, required("person_id")?, required("claim_id")?, required("claim_line_number")?, required("service_date")?);
-    let opt = |name: &str| text(name).unwrap_or_else(|| vec![None; n]);
+    let opt = |name: &str| df.text_or_nulls(name);
     let (id, category, severity, hcpcs, episode, message, evidence, version, src, src_line) = (
         opt("finding_id"),
         opt("category"),
@@ -71,8 +69,8 @@ fn read_findings(path: &Path, run_date: Date) -> std::result::Result<Vec<Finding
     );
     let (program, rendering, billing, first_seen, status) =
         (opt("payer_program"), opt("rendering_npi"), opt("billing_npi"), opt("first_seen"), opt("status"));
-    let numeric = |name: &str| num(name).unwrap_or_else(|| vec![None; n]);
-    let (units, paid, allowed, at_stake) = (numeric("units"), numeric("paid_amount"), numeric("allowed_amount"), num("amount_at_stake"));
+    let numeric = |name: &str| df.num_or_nulls(name);
+    let (units, paid, allowed, at_stake) = (numeric("units"), numeric("paid_amount"), numeric("allowed_amount"), df.num("amount_at_stake"));
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
     let mut rows = Vec::with_capacity(n);
     for i in 0..n {

@@ -1,7 +1,8 @@
 //! The output tables' columns, defined once: names, types and values of
 //! findings, resolved, episodes, timeline, rejects and rule tallies. The
-//! command line writes them with polars, the Python package hands them over
-//! as Arrow; both convert these, so the two cannot drift apart.
+//! command line writes them as Parquet, the Python package hands them over
+//! as Arrow; both convert these to the same record batches, so the two
+//! cannot drift apart.
 
 use std::borrow::Cow;
 
@@ -185,7 +186,8 @@ pub fn tallies<'a>(policy: &Policy, t: &'a [Tally]) -> Table<'a> {
         .col("not_evaluable", n(|x| x.not_evaluable))
 }
 
-/// The table as one Arrow record batch (the Python package's results).
+/// The table as one Arrow record batch (the output files' row groups, the
+/// Python package's results).
 #[cfg(feature = "arrow")]
 pub fn to_record_batch(t: &Table) -> crate::error::Result<arrow_array::RecordBatch> {
     use std::sync::Arc;

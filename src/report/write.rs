@@ -12,8 +12,8 @@ use crate::pipeline::{RunOptions, RunResult};
 use crate::policy::Policy;
 use crate::spill::{Record, Spool};
 
-/// Rows per row group of the run's tables. Each batch's record batch is built,
-/// written and dropped before the next, so writing holds one batch of
+/// Rows per row group of the run's tables. Each batch of rows is built as a
+/// record batch, written and dropped before the next, so writing holds one batch of
 /// strings at a time, whatever the table's size. Finding rows carry a
 /// message and evidence (over a kilobyte each), so their batches are smaller.
 const BATCH_ROWS: usize = 32 * 1024;
