@@ -143,3 +143,66 @@ impl TableIn {
         Ok(TableIn { batch })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Date32Array, Int64Array, LargeStringArray};
+
+    use super::*;
+
+    fn file(dir: &Path, batch: &RecordBatch) -> PathBuf {
+        let path = dir.join("t.parquet");
+        let mut w = ParquetOut::new(File::create(&path).unwrap(), &path, batch.schema()).unwrap();
+        w.write(batch).unwrap();
+        w.write(&batch.slice(0, 1)).unwrap();
+        w.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn written_tables_read_back_as_text_and_numbers_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = RecordBatch::try_from_iter([
+            ("person_id", Arc::new(LargeStringArray::from(vec![Some("P1"), Some("P2"), None])) as ArrayRef),
+            ("service_date", Arc::new(Date32Array::from(vec![Some(20089), None, Some(0)])) as ArrayRef),
+            ("claim_line_number", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+        ])
+        .unwrap();
+        let path = file(dir.path(), &batch);
+        let groups = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap().metadata().num_row_groups();
+        assert_eq!(groups, 2, "a row group per batch written");
+
+        let t = TableIn::read(&path).unwrap();
+        assert_eq!(t.height(), 4);
+        let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>();
+        assert_eq!(t.text("person_id").unwrap(), s(&[Some("P1"), Some("P2"), None, Some("P1")]));
+        assert_eq!(t.text("service_date").unwrap(), s(&[Some("2025-01-01"), None, Some("1970-01-01"), Some("2025-01-01")]));
+        assert_eq!(t.text("claim_line_number").unwrap(), s(&[Some("1"), Some("2"), Some("3"), Some("1")]));
+        assert_eq!(t.num("claim_line_number").unwrap(), vec![Some(1.0), Some(2.0), Some(3.0), Some(1.0)]);
+        // A column an older release did not write.
+        assert!(t.text("status").is_none());
+        assert_eq!(t.text_or_nulls("status"), vec![None; 4]);
+        assert_eq!(t.num_or_nulls("units"), vec![None; 4]);
+
+        let p1 = t.rows_where("person_id", "P1").unwrap();
+        assert_eq!(p1.num_or_nulls("claim_line_number"), vec![Some(1.0), Some(1.0)]);
+        assert!(t.rows_where("nobody", "P1").is_err());
+    }
+
+    #[test]
+    fn a_private_file_is_owner_only_and_complete() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let batch = RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(vec![7])) as ArrayRef)]).unwrap();
+        let path = dir.path().join("diff.parquet");
+        write_private(&path, &batch).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(TableIn::read(&path).unwrap().num("x").unwrap(), vec![Some(7.0)]);
+        // Nothing is left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A directory that does not exist: an error, and no file.
+        assert!(write_private(&dir.path().join("no/such/dir.parquet"), &batch).is_err());
+    }
+}
