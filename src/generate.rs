@@ -666,9 +666,7 @@ fn strs<S: AsRef<str>>(v: impl Iterator<Item = S>) -> ArrayRef {
 /// Writes one batch as a Parquet file.
 fn write_parquet(path: &std::path::Path, batch: &RecordBatch) -> Result<()> {
     let f = std::fs::File::create(path).map_err(|e| Error::output(path, format!("cannot create: {e}")))?;
-    let mut w = ParquetOut::new(f, path, batch.schema())?;
-    w.write(batch)?;
-    w.finish()
+    ParquetOut::write_one(f, path, batch)
 }
 
 /// Lines generated before they are formatted (in parallel) and written.

@@ -52,7 +52,7 @@ fn batches(obj: &Bound<PyAny>) -> PyResult<(arrow_schema::SchemaRef, Vec<RecordB
     Ok((schema, batches))
 }
 
-fn to_py<'py>(py: Python<'py>, t: &table::Table) -> PyResult<Bound<'py, PyAny>> {
+fn to_py<'py>(py: Python<'py>, t: table::Table) -> PyResult<Bound<'py, PyAny>> {
     let b = table::to_record_batch(t).map_err(py_err)?;
     let schema = b.schema();
     PaTable::try_new(vec![b], schema).map_err(|e| PyRuntimeError::new_err(e.to_string()))?.into_pyarrow(py)
@@ -95,12 +95,12 @@ fn results<'py>(py: Python<'py>, r: &RunResult, policy: &Policy, run_id: &str) -
     let rows = report::finding_rows(r, policy);
     let refs: Vec<_> = rows.iter().collect();
     let d = PyDict::new(py);
-    d.set_item("findings", to_py(py, &table::findings(run_id, &refs))?)?;
+    d.set_item("findings", to_py(py, table::findings(run_id, &refs))?)?;
     // The Python package keeps results in memory (it never spills).
     let episodes = r.episodes.in_memory_rows().ok_or_else(|| PyRuntimeError::new_err("episodes were spilled to disk"))?;
-    d.set_item("episodes", to_py(py, &table::episodes(episodes))?)?;
-    d.set_item("rejects", to_py(py, &table::rejects(&r.rejects, |i| r.source_name(i)))?)?;
-    d.set_item("tallies", to_py(py, &table::tallies(policy, &r.tallies))?)?;
+    d.set_item("episodes", to_py(py, table::episodes(episodes))?)?;
+    d.set_item("rejects", to_py(py, table::rejects(&r.rejects, |i| r.source_name(i)))?)?;
+    d.set_item("tallies", to_py(py, table::tallies(policy, &r.tallies))?)?;
     d.set_item("run_id", run_id)?;
     let totals = report::totals(r);
     d.set_item("totals", serde_json::to_string(&totals).map_err(|e| PyRuntimeError::new_err(e.to_string()))?)?;

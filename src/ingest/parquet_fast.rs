@@ -28,7 +28,7 @@ use super::sink::{FileOutput, Key, RowSink, ScanSpec, join, key_scope, revenue_i
 use crate::columns::{FileKind, col};
 use crate::error::{Error, Result};
 
-fn perr(path: &Path, e: impl std::fmt::Display) -> Error {
+pub(crate) fn perr(path: &Path, e: impl std::fmt::Display) -> Error {
     let msg = e.to_string();
     Error::input(path, format!("cannot read as Parquet: {}", msg.lines().next().unwrap_or("unreadable")))
 }

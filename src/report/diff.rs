@@ -90,7 +90,7 @@ fn write_sides(out: &Path, run_a: &str, only_old: &[&FindingRow], run_b: &str, o
     let mut t = super::table::findings("", &rows);
     t.set("run_id", strings(run_ids));
     t.insert(1, "side", strings(side));
-    super::parquet_io::write_private(out, &super::table::to_record_batch(&t)?)
+    super::parquet_io::write_private(out, &super::table::to_record_batch(t)?)
 }
 
 fn strings<'a>(v: impl IntoIterator<Item = &'a str>) -> Values<'a> {

@@ -53,6 +53,13 @@ impl ParquetOut {
         file.sync_all().map_err(|e| Error::output(&path, format!("sync failed: {e}")))
     }
 
+    /// A whole file of one batch (one row group).
+    pub fn write_one(file: File, path: &Path, batch: &RecordBatch) -> Result<()> {
+        let mut w = ParquetOut::new(file, path, batch.schema())?;
+        w.write(batch)?;
+        w.finish()
+    }
+
     fn failed(&self, e: parquet::errors::ParquetError) -> Error {
         Error::output(&self.path, format!("write failed: {e}"))
     }
@@ -70,12 +77,8 @@ pub fn write_private(path: &Path, batch: &RecordBatch) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| Error::output(path, format!("cannot create: {e}")))?;
-    let written = ParquetOut::new(file, path, batch.schema()).and_then(|mut w| {
-        w.write(batch)?;
-        w.finish()
-    });
-    let written =
-        written.and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::output(path, format!("cannot move into place: {e}"))));
+    let written = ParquetOut::write_one(file, path, batch)
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::output(path, format!("cannot move into place: {e}"))));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

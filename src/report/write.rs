@@ -26,27 +26,27 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
     // written on a second thread while the others are written here.
     let (timeline, rest) = std::thread::scope(|scope| {
         let timeline =
-            scope.spawn(|| write_parquet(&st, "timeline.parquet", &r.timeline, |t| table::to_record_batch(&table::timeline(t, policy))));
+            scope.spawn(|| write_parquet(&st, "timeline.parquet", &r.timeline, |t| table::to_record_batch(table::timeline(t, policy))));
         let rest = (|| -> Result<(usize, usize, usize, usize)> {
             // Rows are built a batch at a time, from the findings' positions.
             let at: Vec<usize> = (0..r.findings.len()).collect();
             let n_findings = write_parquet_in(&st, "findings.parquet", &at, FINDING_BATCH_ROWS, |ks| {
                 let rows = finding_rows_in(r, policy, ks.first().map_or(0..0, |&a| a..a + ks.len()));
                 let refs: Vec<&FindingRow> = rows.iter().collect();
-                table::to_record_batch(&table::findings(&info.run_id, &refs))
+                table::to_record_batch(table::findings(&info.run_id, &refs))
             })?;
             crate::signals::check()?;
             bar.inc(1);
             let n_resolved = write_parquet_in(&st, "resolved.parquet", &r.lifecycle.resolved, FINDING_BATCH_ROWS, |res| {
                 let rows: Vec<&FindingRow> = res.iter().map(|x| &x.row).collect();
                 let reasons = res.iter().map(|x| x.reason.as_str()).collect();
-                table::to_record_batch(&table::resolved(&info.run_id, &rows, reasons, opts.run_date))
+                table::to_record_batch(table::resolved(&info.run_id, &rows, reasons, opts.run_date))
             })?;
-            let n_episodes = write_parquet(&st, "episodes.parquet", &r.episodes, |e| table::to_record_batch(&table::episodes(e)))?;
+            let n_episodes = write_parquet(&st, "episodes.parquet", &r.episodes, |e| table::to_record_batch(table::episodes(e)))?;
             crate::signals::check()?;
             bar.inc(1);
             let n_rejects =
-                write_parquet(&st, "rejects.parquet", &r.rejects, |j| table::to_record_batch(&table::rejects(j, |i| r.source_name(i))))?;
+                write_parquet(&st, "rejects.parquet", &r.rejects, |j| table::to_record_batch(table::rejects(j, |i| r.source_name(i))))?;
             crate::signals::check()?;
             bar.inc(1);
             Ok((n_findings, n_resolved, n_episodes, n_rejects))
