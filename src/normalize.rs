@@ -226,6 +226,32 @@ pub fn normalize_row<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(us
     })
 }
 
+/// Slots normalization reads only when another slot of the row is empty:
+/// member_id stands in for person_id, the claim dates for the line dates,
+/// the charge for paid and allowed amounts.
+pub const FALLBACK_SLOTS: [usize; 4] = [col::MEMBER_ID, col::CLAIM_START, col::CLAIM_END, col::CHARGE];
+
+/// Whether normalizing a row reads fallback slot `slot` (one of
+/// `FALLBACK_SLOTS`), from the row's other cells alone. A reader may leave a
+/// fallback empty in a row that does not read it: the line, dispense or day
+/// comes out the same, and so does a rejection. Only the raw text (of a
+/// reject or a reversal) would lack the value: the reader then leaves it
+/// empty, to be completed from the file (`parquet_fast::raw_rows`).
+pub fn reads_fallback<'r>(slot: usize, get: impl Fn(usize) -> Option<Cell<'r>>) -> bool {
+    let amount = |s: usize| present(get(s)).and_then(money);
+    match slot {
+        // As `person`, and as the row check's "empty person" (ASCII trim).
+        col::MEMBER_ID => match get(col::PERSON_ID) {
+            Some(Cell::Text(t)) => t.trim_ascii().is_empty() || trim(t).is_empty(),
+            _ => true,
+        },
+        col::CLAIM_START => present(get(col::LINE_START)).is_none(),
+        col::CLAIM_END => present(get(col::LINE_END)).is_none(),
+        col::CHARGE => amount(col::PAID).is_none() && amount(col::ALLOWED).is_none(),
+        _ => true,
+    }
+}
+
 /// The person and date of a kept institutional line without HCPCS code
 /// (pharmacy revenue code): only what PREMED_NOT_BILLED reads is checked.
 pub fn normalize_uncoded_drug<'r>(get: impl Fn(usize) -> Option<Cell<'r>>) -> Result<UncodedDrugDay, Reject> {

@@ -145,7 +145,7 @@ pub fn audit(
     tracing::debug!(seconds = read_seconds, peak_rss_mib = crate::util::peak_rss_mib(), "read");
     let run = Run { opts, policy, progress, previous, read_seconds };
     let horizon = opts.to.or(kept.max_date);
-    match kept.rows {
+    let mut r = match kept.rows {
         Held::Memory(rows) => audit_groups(extract, std::iter::once(Ok(rows)), None, horizon, inputs, &run),
         Held::Spilled(spilled) => {
             let groups = (0..spilled.groups()).map(|k| spilled.load(k));
@@ -161,7 +161,9 @@ pub fn audit(
             r.spill = Some(info);
             Ok(r)
         }
-    }
+    }?;
+    crate::ingest::complete_raw_texts(&r.inputs, columns, &mut r.rejects)?;
+    Ok(r)
 }
 
 /// Evaluates what was read (from files, or from tables in memory) and

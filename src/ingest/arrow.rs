@@ -147,7 +147,7 @@ impl Col {
 
     /// Row `j` as the sink's cell: text as it is (Arrow strings are UTF-8,
     /// a null is empty), a typed value as itself; None for a typed null.
-    fn cell(&self, j: usize) -> Option<Cell<'_>> {
+    pub fn cell(&self, j: usize) -> Option<Cell<'_>> {
         match self {
             Col::Text(a) => Some(Cell::Text(cell(a, j))),
             Col::Int32(a) => a.is_valid(j).then(|| Cell::Int(a.value(j) as i64)),
@@ -232,8 +232,20 @@ impl Layout {
             };
             cols.push(self.col(c, k)?);
         }
-        self.feed_cols(sink, &cols, row_no);
+        self.feed_cols(sink, &cols, row_no, &[]);
         Ok(())
+    }
+
+    /// Position in `names` of slot `slot`'s column, if the source has it.
+    #[cfg(feature = "parquet")]
+    pub fn position(&self, slot: usize) -> Option<usize> {
+        self.local.idx[slot]
+    }
+
+    /// The slot of the `k`-th of `names`.
+    #[cfg(feature = "parquet")]
+    pub fn slot(&self, k: usize) -> usize {
+        self.slots[k]
     }
 
     /// Column `a` as the `k`-th of `names`, for `feed_cols`.
@@ -241,16 +253,23 @@ impl Layout {
         Col::new(a, self.slots[k], &self.header[k])
     }
 
-    /// Feeds rows given as one column per name in `names`, in order.
-    pub fn feed_cols(&self, sink: &mut RowSink, cols: &[Col], row_no: &dyn Fn(usize) -> u64) {
+    /// Feeds rows given as one column per name in `names`, in order. A row
+    /// `partial` marks (some column left empty) gets an empty raw text.
+    pub fn feed_cols(&self, sink: &mut RowSink, cols: &[Col], row_no: &dyn Fn(usize) -> u64, partial: &[bool]) {
         let width = cols.len();
         for j in 0..cols.first().map_or(0, |c| c.len()) {
             let field = |k: usize| cols[k].bytes(j);
             let cell = |k: usize| cols[k].cell(j);
-            let raw = || Cow::Owned(cols.iter().map(|c| c.raw(j)).collect::<Vec<_>>().join(",").into_bytes());
+            let raw = || if partial.get(j) == Some(&true) { Cow::Borrowed(&b""[..]) } else { Cow::Owned(raw_row(cols, j)) };
             sink.row_typed(row_no(j), width, field, cell, raw);
         }
     }
+}
+
+/// Row `j` of `cols` as a reject or reversal shows it: every column's text,
+/// comma-separated.
+pub(crate) fn raw_row(cols: &[Col], j: usize) -> Vec<u8> {
+    cols.iter().map(|c| c.raw(j)).collect::<Vec<_>>().join(",").into_bytes()
 }
 
 pub(crate) fn new_sink<'a>(spec: &'a ScanSpec<'a>, l: &'a Layout, file: u32) -> RowSink<'a> {

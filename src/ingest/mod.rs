@@ -41,3 +41,31 @@ pub fn read_file(input: &InputFile, file_idx: u32, spec: &ScanSpec, progress: &(
     out.stats.bytes = input.bytes;
     Ok(out)
 }
+
+/// Fills in the raw text of rejects that a reader left empty: the fast
+/// Parquet reader reads a fallback column (member_id, the claim dates, the
+/// charge) only for the rows that use it, so a reject or reversal from
+/// another row is shown once the run is done, from a read of those rows.
+/// Rejects are few; this reads only their rows' pages.
+pub fn complete_raw_texts(inputs: &[InputFile], columns: &crate::columns::ColumnMap, rejects: &mut [RejectRow]) -> Result<()> {
+    #[cfg(feature = "parquet")]
+    for (k, input) in inputs.iter().enumerate() {
+        let mine = |r: &RejectRow| r.file as usize == k && r.raw_text.is_empty();
+        if input.format != Format::Parquet || !rejects.iter().any(mine) {
+            continue;
+        }
+        let mut lines: Vec<u64> = rejects.iter().filter(|r| mine(r)).map(|r| r.source_line).collect();
+        lines.sort_unstable();
+        lines.dedup();
+        input.check_unchanged()?;
+        let raw = parquet_fast::raw_rows(&input.path, columns, &lines)?;
+        for r in rejects.iter_mut().filter(|r| mine(r)) {
+            if let Ok(i) = lines.binary_search(&r.source_line) {
+                r.raw_text = raw[i].clone();
+            }
+        }
+    }
+    #[cfg(not(feature = "parquet"))]
+    let _ = (inputs, columns, rejects);
+    Ok(())
+}

@@ -22,11 +22,12 @@ use parquet::arrow::arrow_reader::{
 };
 use rayon::prelude::*;
 
-use super::arrow::{Col, Layout, new_sink, resolve, text};
+use super::arrow::{Col, Layout, new_sink, raw_row, resolve, text};
 use super::parquet_pages::Column;
-use super::sink::{FileOutput, Key, RowSink, ScanSpec, join, key_scope, revenue_in_scope};
-use crate::columns::{FileKind, col};
+use super::sink::{FileOutput, Key, RowSink, ScanSpec, join, key_scope, raw_text, revenue_in_scope};
+use crate::columns::{ColumnMap, FileKind, col};
 use crate::error::{Error, Result};
+use crate::normalize::{FALLBACK_SLOTS, reads_fallback};
 
 pub(crate) fn perr(path: &Path, e: impl std::fmt::Display) -> Error {
     let msg = e.to_string();
@@ -251,7 +252,11 @@ impl Reader<'_> {
     /// Pass two: every column the run uses, for the chosen rows only, a
     /// batch of rows at a time: the key from pass one; the others from the
     /// pages, or with arrow-rs for a column in a form `parquet_pages` does
-    /// not read.
+    /// not read. A fallback column (member_id, the claim dates, the charge)
+    /// read from the pages is taken only for the rows that read it
+    /// (`normalize::reads_fallback`), so its other pages are never
+    /// decompressed. A row read without one gets an empty raw text, which
+    /// `raw_rows` completes where a reject shows it.
     fn chosen_rows(&self, g: usize, sink: &mut RowSink, chosen: &[usize], rows: usize, key: &KeyBatches) -> Result<()> {
         let l = &self.layout;
         let group = self.plain.metadata().row_group(g);
@@ -268,6 +273,8 @@ impl Reader<'_> {
             });
         }
         let others: Vec<usize> = (0..l.names.len()).filter(|&k| paged[k].is_none() && Some(k) != l.key()).collect();
+        let mut fallbacks: Vec<(usize, Column)> =
+            FALLBACK_SLOTS.iter().filter_map(|&s| l.position(s)).filter_map(|k| paged[k].take().map(|c| (k, c))).collect();
         let mut arrow_rows = if others.is_empty() {
             None
         } else {
@@ -279,24 +286,27 @@ impl Reader<'_> {
         let start = self.starts[g];
         for (b, batch_rows) in chosen.chunks(BATCH).enumerate() {
             sink.out.lines.reserve(batch_rows.len());
-            let mut cols = take_columns(&mut paged, &l.names, batch_rows, &bad)?;
+            let taken = take_columns(&mut paged, &l.names, batch_rows, &bad)?;
+            let mut cols: Vec<Option<Col>> =
+                taken.iter().enumerate().map(|(k, c)| c.as_ref().map(|c| l.col(c, k)).transpose()).collect::<Result<_>>()?;
             if let Some(k) = l.key() {
-                cols[k] = Some(key.take(batch_rows)?);
+                cols[k] = Some(l.col(&key.take(batch_rows)?, k)?);
             }
             if let Some(reader) = arrow_rows.as_mut() {
                 let batch = reader.take(batch_rows.len()).map_err(|e| self.err(e))?;
                 for &k in &others {
                     let c =
                         batch.column_by_name(&l.names[k]).ok_or_else(|| Error::Internal(format!("batch has no column {}", l.names[k])))?;
-                    cols[k] = Some(Arc::clone(c));
+                    cols[k] = Some(l.col(c, k)?);
                 }
             }
-            let cols: Vec<Col> = cols.iter().enumerate().filter_map(|(k, c)| c.as_ref().map(|c| l.col(c, k))).collect::<Result<_>>()?;
+            let without = self.take_fallbacks(&mut fallbacks, &mut cols, batch_rows)?;
+            let cols: Vec<Col> = cols.into_iter().flatten().collect();
             if cols.len() != l.names.len() || cols.iter().any(|c| c.len() != batch_rows.len()) {
                 return Err(Error::Internal(format!("{}: columns of unequal length", self.path.display())));
             }
             let first = b * BATCH;
-            l.feed_cols(sink, &cols, &|j| start + chosen[first + j] as u64 + 1);
+            l.feed_cols(sink, &cols, &|j| start + chosen[first + j] as u64 + 1, &without);
             // A batch at a time, so the store's limit holds (a dense row
             // group keeps every row: about 100 MB of lines), without the
             // room reserved for chosen rows that were not lines.
@@ -305,6 +315,81 @@ impl Reader<'_> {
         }
         Ok(())
     }
+
+    /// Takes each fallback column for the batch's rows that read it, and
+    /// sets it in `cols` with the other rows empty. Returns, per row,
+    /// whether some fallback was left out.
+    fn take_fallbacks(&self, fallbacks: &mut [(usize, Column)], cols: &mut [Option<Col>], batch_rows: &[usize]) -> Result<Vec<bool>> {
+        let l = &self.layout;
+        let n = batch_rows.len();
+        let mut without = vec![false; n];
+        // Which rows read each fallback, from the other columns alone.
+        let wants: Vec<Vec<bool>> = {
+            let cols = &*cols;
+            let get = |j: usize| move |s: usize| l.position(s).and_then(|k| cols[k].as_ref()).and_then(|c| c.cell(j));
+            fallbacks.iter().map(|(k, _)| (0..n).map(|j| reads_fallback(l.slot(*k), get(j))).collect()).collect()
+        };
+        for ((k, column), want) in fallbacks.iter_mut().zip(wants) {
+            let rows: Vec<usize> = (0..n).filter(|&j| want[j]).map(|j| batch_rows[j]).collect();
+            let values = column.take(&rows).map_err(|e| self.err(format!("column {}: {e}", l.names[*k])))?;
+            let mut at = 0u32;
+            let spread: UInt32Array = want
+                .iter()
+                .zip(without.iter_mut())
+                .map(|(&w, left)| {
+                    *left |= !w;
+                    w.then(|| {
+                        at += 1;
+                        at - 1
+                    })
+                })
+                .collect();
+            let full =
+                arrow_select::take::take(&values, &spread, None).map_err(|e| Error::Internal(format!("spread {}: {e}", l.names[*k])))?;
+            cols[*k] = Some(l.col(&full, *k)?);
+        }
+        Ok(without)
+    }
+}
+
+/// The raw text of rows of a file (1-based source lines, ascending), as the
+/// reader shows a row read whole: every column the run reads, as text,
+/// comma-joined (`arrow::raw_row`), cut as a reject's (`raw_text`).
+pub fn raw_rows(path: &Path, columns: &ColumnMap, lines: &[u64]) -> Result<Vec<String>> {
+    let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
+    let schema = Arc::clone(meta.schema());
+    let layout = Layout::new(&resolve(columns, &path.display().to_string(), &schema)?, &schema);
+    let plain = ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), ArrowReaderOptions::new().with_schema(read_hint(&schema, &[])))
+        .unwrap_or_else(|_| meta.clone());
+    let total = meta.metadata().file_metadata().num_rows().max(0) as usize;
+    let rows: Vec<usize> = lines.iter().map(|&n| n.saturating_sub(1) as usize).filter(|&r| r < total).collect();
+    if rows.len() != lines.len() {
+        return Err(Error::Internal(format!("{}: a reject past the file's rows", path.display())));
+    }
+    let names: Vec<&str> = layout.names.iter().map(String::as_str).collect();
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, plain.clone())
+        .with_projection(mask(&plain, &names))
+        .with_row_selection(selection(&rows, total))
+        .with_batch_size(BATCH)
+        .build()
+        .map_err(|e| perr(path, e))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for batch in reader {
+        let batch = batch.map_err(|e| perr(path, e))?;
+        let cols: Vec<Col> = (0..layout.names.len())
+            .map(|k| {
+                let name = &layout.names[k];
+                let c = batch.column_by_name(name).ok_or_else(|| Error::Internal(format!("batch has no column {name}")))?;
+                layout.col(c, k)
+            })
+            .collect::<Result<_>>()?;
+        out.extend((0..batch.num_rows()).map(|j| raw_text(&raw_row(&cols, j))));
+    }
+    if out.len() != rows.len() {
+        return Err(Error::Internal(format!("{}: {} rows re-read of {}", path.display(), out.len(), rows.len())));
+    }
+    Ok(out)
 }
 
 /// The values at `rows` of each column read from the pages (None where

@@ -18,7 +18,7 @@ use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, Date32Array, Float32Array, Float64Array, Int32Array, Int64Array};
 use arrow_schema::DataType;
 use parquet::basic::{Encoding, Type as PhysicalType};
-use parquet::column::page::Page;
+use parquet::column::page::{Page, PageReader};
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::schema::types::ColumnDescriptor;
@@ -119,6 +119,7 @@ impl Column {
                     continue;
                 }
                 None => {
+                    self.skip_before(rows[k])?;
                     self.page = Some(self.next_data_page()?.ok_or("a chosen row past the column chunk")?);
                     continue;
                 }
@@ -130,19 +131,40 @@ impl Column {
         Ok(picked.into_array())
     }
 
+    /// Skips the data pages that end before `row` without decompressing
+    /// them: a column read only for a few rows (a fallback, see
+    /// `normalize::reads_fallback`) passes most of its pages by. A
+    /// dictionary page on the way is kept.
+    fn skip_before(&mut self, row: usize) -> Res<()> {
+        while let Some(m) = self.pages.peek_next_page().map_err(|e| e.to_string())? {
+            if m.is_dict {
+                match self.pages.get_next_page().map_err(|e| e.to_string())? {
+                    Some(Page::DictionaryPage { buf, num_values, encoding, .. }) => {
+                        self.dict = Some(Dict::of(self.kind, &buf, num_values as usize, encoding)?)
+                    }
+                    _ => return Err("a dictionary page that is not one".into()),
+                }
+                continue;
+            }
+            // A flat column's page holds one level per row.
+            match m.num_rows.or(m.num_levels) {
+                Some(n) if row >= self.row0 + n => {
+                    self.pages.skip_next_page().map_err(|e| e.to_string())?;
+                    self.row0 += n;
+                }
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
     /// The next data page; a dictionary page on the way is kept.
     fn next_data_page(&mut self) -> Res<Option<DataPage>> {
         for page in self.pages.by_ref() {
             let page = page.map_err(|e| e.to_string())?;
             let (n, encoding, defs, values) = match &page {
                 Page::DictionaryPage { buf, num_values, encoding, .. } => {
-                    if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
-                        return Err(format!("dictionary page encoded {encoding}"));
-                    }
-                    self.dict = Some(match self.kind {
-                        Kind::Text => Dict::text(buf, *num_values as usize)?,
-                        _ => Dict::Fixed(buf.to_vec()),
-                    });
+                    self.dict = Some(Dict::of(self.kind, buf, *num_values as usize, *encoding)?);
                     continue;
                 }
                 Page::DataPage { buf, num_values, encoding, def_level_encoding, .. } => {
@@ -298,6 +320,17 @@ enum Dict {
 }
 
 impl Dict {
+    /// A dictionary page's values, read as `kind`.
+    fn of(kind: Kind, buf: &[u8], n: usize, encoding: Encoding) -> Res<Dict> {
+        if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+            return Err(format!("dictionary page encoded {encoding}"));
+        }
+        Ok(match kind {
+            Kind::Text => Dict::text(buf, n)?,
+            _ => Dict::Fixed(buf.to_vec()),
+        })
+    }
+
     fn text(buf: &[u8], n: usize) -> Res<Dict> {
         let spans = plain_spans(buf, n, None)?;
         let mut all = String::with_capacity(buf.len());

@@ -242,3 +242,56 @@ fn cclf5_layout_audits_like_tuva_names() {
     assert!(!fa.is_empty());
     assert_eq!(fa, strip(&b));
 }
+
+/// The fast Parquet reader reads member_id, the claim dates and the charge
+/// only for rows that use them (person_id, line dates, paid and allowed
+/// empty). A reject or an unmatched reversal from another row still shows
+/// every column in its raw text, as the plain reader does.
+#[test]
+fn parquet_rejects_show_fallback_columns_the_reader_skipped() {
+    let t = tmp();
+    let header = "claim_id,claim_line_number,person_id,member_id,claim_line_start_date,claim_start_date,claim_line_end_date,claim_end_date,\
+                  hcpcs_code,service_unit_quantity,diagnosis_code_1,paid_amount,allowed_amount,charge_amount";
+    let rows = [
+        "A,1,P1,M1,2025-11-03,2025-11-01,2025-11-03,2025-11-30,J2350,600,G35.A,100,90,5000",
+        // Rejected: units not a number, and a bad line date.
+        "B,1,P1,M1,2025-11-03,2025-11-01,2025-11-03,2025-11-30,S9379,one,G35.A,5,4,70",
+        "C,1,P1,M1,2025-13-45,2025-11-01,,2025-11-30,J2930,1,G35.A,5,4,70",
+        // A reversal of nothing.
+        "D,1,P1,M1,2025-12-03,2025-12-01,2025-12-03,2025-12-30,J2350,-600,G35.A,-100,-90,-5000",
+        // Fallbacks in use: no person_id, no line dates, no paid or allowed.
+        "E,1,,M2,,2025-11-05,,2025-11-06,J2350,600,G35.A,,,4800",
+        "F,1,,,2025-11-03,,,,J2350,600,G35.A,,,",
+    ];
+    let mut text = format!("{header}\n");
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    let csv = t.path().join("fb.csv");
+    std::fs::write(&csv, text).unwrap();
+    let pq = t.path().join("fb.parquet");
+    let o = bin().args(["convert", csv.to_str().unwrap(), pq.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (fast, plain) = (t.path().join("fast"), t.path().join("plain"));
+    run_ok(&fast, &[pq.to_str().unwrap()]);
+    run_ok(&plain, &["--engine", "plain", pq.to_str().unwrap()]);
+    let (names, rejects) = read_table(&fast.join("rejects.parquet"));
+    assert_eq!(read_table(&plain.join("rejects.parquet")), (names.clone(), rejects.clone()));
+    let (l, c, r) = (col(&names, "source_line"), col(&names, "reason_code"), col(&names, "raw_text"));
+    let got: Vec<(&str, &str)> = rejects.iter().map(|x| (x[l].as_str(), x[c].as_str())).collect();
+    // Parquet rows are numbered from 1.
+    assert_eq!(got, [("2", "bad_units"), ("3", "bad_date"), ("4", "reversal_unmatched"), ("6", "empty_person")]);
+    // member_id, claim start and end dates are in the raw text.
+    for x in &rejects[..3] {
+        let raw = &x[r];
+        assert!(raw.contains(",M1,") && raw.contains("-01,") && raw.contains("-30,"), "{raw}");
+    }
+    // The rows that use their fallbacks are kept with them.
+    let m = manifest(&fast);
+    assert_eq!(m["inputs"][0]["rows_kept"], 2, "A and E: {}", m["inputs"][0]);
+    let (names, eps) = read_table(&fast.join("episodes.parquet"));
+    let id = col(&names, "episode_id");
+    assert!(eps.iter().any(|x| x[id].starts_with("M2:2025-11-05:")), "{eps:?}");
+    assert_eq!(read_table(&plain.join("episodes.parquet")), (names, eps));
+}
