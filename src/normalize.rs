@@ -313,6 +313,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_fallback_is_read_only_where_its_primary_is_empty() {
+        let row = |cells: Vec<(usize, Cell<'static>)>| move |s: usize| cells.iter().find(|c| c.0 == s).map(|c| c.1);
+        let full = row(vec![
+            (col::PERSON_ID, Cell::Text("P1")),
+            (col::LINE_START, Cell::Date(Date(20_000))),
+            (col::LINE_END, Cell::Text("2025-11-03")),
+            (col::PAID, Cell::Text("0")),
+        ]);
+        for s in FALLBACK_SLOTS {
+            assert!(!reads_fallback(s, &full), "slot {s}");
+        }
+        let empty = row(vec![
+            (col::PERSON_ID, Cell::Text("  ")),
+            (col::LINE_END, Cell::Text("")),
+            (col::PAID, Cell::Text("n/a")),
+            (col::ALLOWED, Cell::Text("")),
+        ]);
+        for s in FALLBACK_SLOTS {
+            assert!(reads_fallback(s, &empty), "slot {s}");
+        }
+        // An allowed amount alone is enough to leave the charge unread.
+        let allowed = row(vec![(col::ALLOWED, Cell::Num(12.5))]);
+        assert!(!reads_fallback(col::CHARGE, &allowed));
+    }
+
+    #[test]
     fn modifiers_are_upper_sorted_unique_and_spaceless() {
         let m = modifier_list(["kx", "JW", "j w", "KX"].into_iter());
         assert_eq!(m.iter().collect::<Vec<_>>(), ["JW", "KX"]);
