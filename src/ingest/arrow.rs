@@ -248,6 +248,12 @@ impl Layout {
         self.slots[k]
     }
 
+    /// The `k`-th of `names` in `batch`, for `feed_cols`.
+    #[cfg(feature = "parquet")]
+    pub fn batch_col(&self, batch: &RecordBatch, k: usize) -> Result<Col> {
+        self.col(self.column(batch, k)?, k)
+    }
+
     /// Column `a` as the `k`-th of `names`, for `feed_cols`.
     pub fn col(&self, a: &ArrayRef, k: usize) -> Result<Col> {
         Col::new(a, self.slots[k], &self.header[k])

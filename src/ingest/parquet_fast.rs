@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use super::arrow::{Col, Layout, new_sink, raw_row, resolve, text};
 use super::parquet_pages::Column;
 use super::sink::{FileOutput, Key, RowSink, ScanSpec, join, key_scope, raw_text, revenue_in_scope};
-use crate::columns::{ColumnMap, FileKind, col};
+use crate::columns::{ColumnMap, FileKind, Resolved, col};
 use crate::error::{Error, Result};
 use crate::normalize::{FALLBACK_SLOTS, reads_fallback};
 
@@ -80,26 +80,44 @@ fn leaves(meta: &ArrowReaderMetadata, names: &[String]) -> Vec<Option<usize>> {
     names.iter().map(|n| (0..descr.num_columns()).find(|&i| descr.column(i).path().parts() == std::slice::from_ref(n))).collect()
 }
 
+/// A file's footer, its columns resolved to slots, and how to read it.
+struct Opened {
+    file: File,
+    meta: ArrowReaderMetadata,
+    resolved: Resolved,
+    layout: Layout,
+}
+
+impl Opened {
+    fn new(path: &Path, columns: &ColumnMap) -> Result<Opened> {
+        let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
+        let resolved = resolve(columns, &path.display().to_string(), meta.schema())?;
+        let layout = Layout::new(&resolved, meta.schema());
+        Ok(Opened { file, meta, resolved, layout })
+    }
+
+    /// The file read with `keys` as dictionaries and strings as `Utf8` when
+    /// it allows that; as stored when not.
+    fn hint(&self, keys: &[&str]) -> ArrowReaderMetadata {
+        let schema = read_hint(self.meta.schema(), keys);
+        ArrowReaderMetadata::try_new(Arc::clone(self.meta.metadata()), ArrowReaderOptions::new().with_schema(schema))
+            .unwrap_or_else(|_| self.meta.clone())
+    }
+}
+
 /// Reads one file; `progress` gets each row group's compressed bytes when it is done.
 pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
-    let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
-    let schema = Arc::clone(meta.schema());
-    let name = path.display().to_string();
-    let resolved = resolve(spec.columns, &name, &schema)?;
-    let layout = Layout::new(&resolved, &schema);
+    let opened = Opened::new(path, spec.columns)?;
+    let (resolved, schema) = (&opened.resolved, opened.meta.schema());
     let medical = resolved.kind == FileKind::Medical;
     let col_name = |slot: usize| resolved.idx[slot].map(|i| schema.field(i).name().clone());
     let key_name = col_name(if medical { col::HCPCS } else { col::NDC }).unwrap_or_default();
     let rev_name = if medical { col_name(col::REVENUE) } else { None };
-    // Key columns as dictionaries and strings as `Utf8` when the file allows
-    // it; as stored when not.
-    let hint = |keys: &[&str]| {
-        ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), ArrowReaderOptions::new().with_schema(read_hint(&schema, keys)))
-            .unwrap_or_else(|_| meta.clone())
-    };
-    let hinted = hint(&[key_name.as_str()]);
-    let plain = hint(&[]);
+    let hinted = opened.hint(&[key_name.as_str()]);
+    let plain = opened.hint(&[]);
+    let meta = &opened.meta;
+    let layout = opened.layout;
     let mut starts = Vec::new();
     let mut n = 0u64;
     for g in meta.metadata().row_groups() {
@@ -295,9 +313,7 @@ impl Reader<'_> {
             if let Some(reader) = arrow_rows.as_mut() {
                 let batch = reader.take(batch_rows.len()).map_err(|e| self.err(e))?;
                 for &k in &others {
-                    let c =
-                        batch.column_by_name(&l.names[k]).ok_or_else(|| Error::Internal(format!("batch has no column {}", l.names[k])))?;
-                    cols[k] = Some(l.col(c, k)?);
+                    cols[k] = Some(l.batch_col(&batch, k)?);
                 }
             }
             let without = self.take_fallbacks(&mut fallbacks, &mut cols, batch_rows)?;
@@ -332,18 +348,12 @@ impl Reader<'_> {
         for ((k, column), want) in fallbacks.iter_mut().zip(wants) {
             let rows: Vec<usize> = (0..n).filter(|&j| want[j]).map(|j| batch_rows[j]).collect();
             let values = column.take(&rows).map_err(|e| self.err(format!("column {}: {e}", l.names[*k])))?;
-            let mut at = 0u32;
-            let spread: UInt32Array = want
-                .iter()
-                .zip(without.iter_mut())
-                .map(|(&w, left)| {
-                    *left |= !w;
-                    w.then(|| {
-                        at += 1;
-                        at - 1
-                    })
-                })
-                .collect();
+            for (left, &w) in without.iter_mut().zip(&want) {
+                *left |= !w;
+            }
+            // Row j of the batch takes the next value where it wants one.
+            let mut next = 0u32..;
+            let spread: UInt32Array = want.iter().map(|&w| if w { next.next() } else { None }).collect();
             let full =
                 arrow_select::take::take(&values, &spread, None).map_err(|e| Error::Internal(format!("spread {}: {e}", l.names[*k])))?;
             cols[*k] = Some(l.col(&full, *k)?);
@@ -356,12 +366,9 @@ impl Reader<'_> {
 /// reader shows a row read whole: every column the run reads, as text,
 /// comma-joined (`arrow::raw_row`), cut as a reject's (`raw_text`).
 pub fn raw_rows(path: &Path, columns: &ColumnMap, lines: &[u64]) -> Result<Vec<String>> {
-    let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
-    let schema = Arc::clone(meta.schema());
-    let layout = Layout::new(&resolve(columns, &path.display().to_string(), &schema)?, &schema);
-    let plain = ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), ArrowReaderOptions::new().with_schema(read_hint(&schema, &[])))
-        .unwrap_or_else(|_| meta.clone());
+    let opened = Opened::new(path, columns)?;
+    let plain = opened.hint(&[]);
+    let Opened { file, meta, layout, .. } = opened;
     let total = meta.metadata().file_metadata().num_rows().max(0) as usize;
     let rows: Vec<usize> = lines.iter().map(|&n| n.saturating_sub(1) as usize).filter(|&r| r < total).collect();
     if rows.len() != lines.len() {
@@ -377,13 +384,7 @@ pub fn raw_rows(path: &Path, columns: &ColumnMap, lines: &[u64]) -> Result<Vec<S
     let mut out = Vec::with_capacity(rows.len());
     for batch in reader {
         let batch = batch.map_err(|e| perr(path, e))?;
-        let cols: Vec<Col> = (0..layout.names.len())
-            .map(|k| {
-                let name = &layout.names[k];
-                let c = batch.column_by_name(name).ok_or_else(|| Error::Internal(format!("batch has no column {name}")))?;
-                layout.col(c, k)
-            })
-            .collect::<Result<_>>()?;
+        let cols: Vec<Col> = (0..layout.names.len()).map(|k| layout.batch_col(&batch, k)).collect::<Result<_>>()?;
         out.extend((0..batch.num_rows()).map(|j| raw_text(&raw_row(&cols, j))));
     }
     if out.len() != rows.len() {
