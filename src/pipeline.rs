@@ -241,6 +241,9 @@ fn audit_groups(
             present.extend(part.chunks.iter().flatten().map(LineKey::of).filter(|k| watch.contains(k)));
         }
         e.voided.retain(|k| watch.contains(k));
+        // Freed on the pool: dropping every kept line on one thread left
+        // the other cores idle.
+        std::mem::take(&mut part.chunks).into_par_iter().for_each(drop);
         if spool.is_some() {
             episodes.push_run(std::mem::take(&mut e.episodes))?;
             timeline.push_run(std::mem::take(&mut e.timeline))?;
@@ -345,6 +348,9 @@ pub struct Evaluated {
     pub timeline: Vec<TimelineLine>,
 }
 
+/// The most persons one worker evaluates in a run (one part of the results).
+const PERSONS_PER_RUN: usize = 256;
+
 /// Groups the extract's lines by person and evaluates persons in parallel.
 /// Takes the extract's file counts and rejects; leaves its lines.
 pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Evaluated {
@@ -355,10 +361,13 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
     let bar = progress.bar("evaluate", n_persons as u64);
     // Each worker folds its run of persons (contiguous, in id order) into
     // one result, so per-person buffers are freed where they were made and
-    // only a few large parts are joined here, in order.
+    // only parts are joined here, in order. Runs are short: persons with
+    // policy lines cluster (a payer's infusion patients share an id range),
+    // and one long run of them would leave the other workers idle.
     let parts: Vec<PatientResult> = persons
         .groups
         .par_iter()
+        .with_max_len(PERSONS_PER_RUN)
         .fold(PatientResult::default, |mut acc, g| {
             let lines = &persons.lines[g.lines.clone()];
             evaluate_patient(lines, &persons.dispenses[g.dispenses.clone()], persons.uncoded_days(g), ctx, &mut acc);
@@ -590,7 +599,7 @@ fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], mut unc
         groups.push(PersonGroup { lines: li..i, dispenses: dj..j });
     }
     Persons {
-        lines: lines.into_iter().map(|(_, l)| l).collect(),
+        lines: lines.into_par_iter().map(|(_, l)| l).collect(),
         dispenses: dispenses.into_iter().map(|(_, d)| d).collect(),
         uncoded,
         groups,
@@ -611,7 +620,7 @@ fn sort_by_person<T: Sync>(items: Vec<&T>, person: impl Fn(&T) -> &str + Sync) -
         b[..n].copy_from_slice(&s.as_bytes()[..n]);
         (u128::from_be_bytes(b), s.len())
     };
-    let mut idx: Vec<(PersonKey, &T)> = items.into_iter().map(|x| (key(person(x)), x)).collect();
+    let mut idx: Vec<(PersonKey, &T)> = items.into_par_iter().with_min_len(1 << 14).map(|x| (key(person(x)), x)).collect();
     idx.par_sort_unstable_by(|a, b| {
         a.0.cmp(&b.0).then_with(|| if a.0.1 <= 16 { std::cmp::Ordering::Equal } else { person(a.1).cmp(person(b.1)) })
     });
