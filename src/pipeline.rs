@@ -540,63 +540,66 @@ fn move_rows<T>(into: &mut Vec<T>, from: &mut Vec<T>) {
 struct Persons<'a> {
     lines: Vec<&'a Line>,
     dispenses: Vec<&'a Dispense>,
-    /// Uncoded pharmacy revenue days, sorted by (person, date), unique.
-    uncoded: Vec<UncodedDrugDay>,
+    /// Uncoded pharmacy revenue days with their person keys, by person (in
+    /// `person_order`) and date, unique.
+    uncoded: Vec<(PersonKey, UncodedDrugDay)>,
     groups: Vec<PersonGroup>,
 }
 
-/// One person's ranges in `Persons::lines` and `Persons::dispenses`.
+/// One person's ranges in `Persons::lines`, `Persons::dispenses` and
+/// `Persons::uncoded`.
 struct PersonGroup {
     lines: std::ops::Range<usize>,
     dispenses: std::ops::Range<usize>,
+    uncoded: std::ops::Range<usize>,
 }
 
 impl Persons<'_> {
-    fn person(&self, g: &PersonGroup) -> &str {
-        match self.lines.get(g.lines.start).filter(|_| !g.lines.is_empty()) {
-            Some(l) => &l.person_id,
-            None => &self.dispenses[g.dispenses.start].person_id,
-        }
-    }
-
     /// The person's uncoded pharmacy revenue days. Only persons with medical
     /// lines have episodes that could use them.
     fn uncoded_days(&self, g: &PersonGroup) -> Vec<Date> {
-        if g.lines.is_empty() || self.uncoded.is_empty() {
+        if g.lines.is_empty() {
             return Vec::new();
         }
-        let person = self.person(g);
-        let a = self.uncoded.partition_point(|u| u.person_id.as_str() < person);
-        self.uncoded[a..].iter().take_while(|u| u.person_id == person).map(|u| u.date).collect()
+        self.uncoded[g.uncoded.clone()].iter().map(|(_, u)| u.date).collect()
     }
 }
 
-/// Groups lines and dispenses by person. Sorts references, never the
-/// (large) lines, and groups by the sort keys, so each line is read once.
-fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], mut uncoded: Vec<UncodedDrugDay>) -> Persons<'a> {
+/// Groups lines, dispenses and uncoded days by person. Sorts references,
+/// never the (large) lines, and groups by the sort keys, so each line is
+/// read once and a person's uncoded days are found by the same walk.
+fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], uncoded: Vec<UncodedDrugDay>) -> Persons<'a> {
     let lines = sort_by_person(chunks.iter().flatten().collect(), |l| &l.person_id);
     let dispenses = sort_by_person(dispenses.iter().collect(), |d| &d.person_id);
-    uncoded.par_sort_unstable();
-    uncoded.dedup();
-    let same = |a: &PersonKey, b: &PersonKey, x: &str, y: &str| a == b && (a.1 <= 16 || x == y);
+    let mut uncoded: Vec<(PersonKey, UncodedDrugDay)> = uncoded.into_iter().map(|u| (person_key(&u.person_id), u)).collect();
+    uncoded.par_sort_unstable_by(|a, b| person_order(a.0, b.0, || (&a.1.person_id, &b.1.person_id)).then(a.1.date.cmp(&b.1.date)));
+    uncoded.dedup_by(|a, b| a.1 == b.1);
     // Merge the two sorted lists into one group per person.
     let mut groups = Vec::new();
-    let (mut i, mut j) = (0, 0);
+    let (mut i, mut j, mut u) = (0, 0, 0);
     while i < lines.len() || j < dispenses.len() {
         let take_line = match (lines.get(i), dispenses.get(j)) {
-            (Some(l), Some(d)) => (l.0, l.1.person_id.as_str()) <= (d.0, d.1.person_id.as_str()),
+            (Some(l), Some(d)) => person_order(l.0, d.0, || (&l.1.person_id, &d.1.person_id)).is_le(),
             (l, _) => l.is_some(),
         };
         let (key, person) =
             if take_line { (lines[i].0, lines[i].1.person_id.as_str()) } else { (dispenses[j].0, dispenses[j].1.person_id.as_str()) };
         let (li, dj) = (i, j);
-        while i < lines.len() && same(&lines[i].0, &key, &lines[i].1.person_id, person) {
+        while i < lines.len() && person_order(lines[i].0, key, || (&lines[i].1.person_id, person)).is_eq() {
             i += 1;
         }
-        while j < dispenses.len() && same(&dispenses[j].0, &key, &dispenses[j].1.person_id, person) {
+        while j < dispenses.len() && person_order(dispenses[j].0, key, || (&dispenses[j].1.person_id, person)).is_eq() {
             j += 1;
         }
-        groups.push(PersonGroup { lines: li..i, dispenses: dj..j });
+        let at = |u: usize| person_order(uncoded[u].0, key, || (&uncoded[u].1.person_id, person));
+        while u < uncoded.len() && at(u).is_lt() {
+            u += 1;
+        }
+        let uk = u;
+        while u < uncoded.len() && at(u).is_eq() {
+            u += 1;
+        }
+        groups.push(PersonGroup { lines: li..i, dispenses: dj..j, uncoded: uk..u });
     }
     Persons {
         lines: lines.into_par_iter().map(|(_, l)| l).collect(),
@@ -612,18 +615,29 @@ fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], mut unc
 /// groups them all the same (`Evaluated::sort` restores the text order).
 type PersonKey = (u128, usize);
 
-/// Sorts references by person id, with their keys.
+fn person_key(s: &str) -> PersonKey {
+    let mut b = [0u8; 16];
+    let n = s.len().min(16);
+    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    (u128::from_be_bytes(b), s.len())
+}
+
+/// The order persons are grouped and evaluated in: by key, then, for long
+/// ids the key does not settle, by their texts (read only then).
+fn person_order<'s>(a: PersonKey, b: PersonKey, texts: impl FnOnce() -> (&'s str, &'s str)) -> std::cmp::Ordering {
+    a.cmp(&b).then_with(|| {
+        if a.1 <= 16 {
+            return std::cmp::Ordering::Equal;
+        }
+        let (x, y) = texts();
+        x.cmp(y)
+    })
+}
+
+/// Sorts references by person (`person_order`), with their keys.
 fn sort_by_person<T: Sync>(items: Vec<&T>, person: impl Fn(&T) -> &str + Sync) -> Vec<(PersonKey, &T)> {
-    let key = |s: &str| -> PersonKey {
-        let mut b = [0u8; 16];
-        let n = s.len().min(16);
-        b[..n].copy_from_slice(&s.as_bytes()[..n]);
-        (u128::from_be_bytes(b), s.len())
-    };
-    let mut idx: Vec<(PersonKey, &T)> = items.into_par_iter().with_min_len(1 << 14).map(|x| (key(person(x)), x)).collect();
-    idx.par_sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| if a.0.1 <= 16 { std::cmp::Ordering::Equal } else { person(a.1).cmp(person(b.1)) })
-    });
+    let mut idx: Vec<(PersonKey, &T)> = items.into_par_iter().with_min_len(1 << 14).map(|x| (person_key(person(x)), x)).collect();
+    idx.par_sort_unstable_by(|a, b| person_order(a.0, b.0, || (person(a.1), person(b.1))));
     idx
 }
 
@@ -756,6 +770,13 @@ mod tests {
         Line { person_id: person.into(), ..line(date, "J2350", 300.0) }
     }
 
+    fn person<'a>(p: &'a Persons, g: &PersonGroup) -> &'a str {
+        match p.lines.get(g.lines.start).filter(|_| !g.lines.is_empty()) {
+            Some(l) => &l.person_id,
+            None => &p.dispenses[g.dispenses.start].person_id,
+        }
+    }
+
     #[test]
     fn persons_group_whole_whatever_their_ids() {
         // Ids sharing their first 16 bytes, of equal and of other lengths,
@@ -771,12 +792,31 @@ mod tests {
             Dispense { person_id: long_b.into(), ..dispense("2026-01-01", 20.0) },
             Dispense { person_id: "P0".into(), ..dispense("2026-01-01", 20.0) },
         ];
-        let p = group_persons(&chunks, &dispenses, Vec::new());
+        // Uncoded days out of order, repeated, and of a person with no line.
+        let day = |person: &str, date: &str| UncodedDrugDay { person_id: person.into(), date: crate::rules::testkit::d(date) };
+        let uncoded = vec![
+            day(long_c, "2026-02-05"),
+            day(long_a, "2026-02-05"),
+            day("P0", "2026-01-01"),
+            day("Q9", "2026-01-01"),
+            day(long_a, "2026-01-05"),
+            day(long_a, "2026-02-05"),
+            day("MEMBER-000000000-AB", "2026-01-01"),
+        ];
+        let p = group_persons(&chunks, &dispenses, uncoded);
         let groups: Vec<(String, usize, usize)> =
-            p.groups.iter().map(|g| (p.person(g).to_string(), g.lines.len(), g.dispenses.len())).collect();
+            p.groups.iter().map(|g| (person(&p, g).to_string(), g.lines.len(), g.dispenses.len())).collect();
         // One group per person, each with all of its rows and no one else's.
         for g in &p.groups {
-            let person = p.person(g);
+            let person = person(&p, g);
+            let days = p.uncoded_days(g).iter().map(|d| d.to_string()).collect::<Vec<_>>();
+            let want: &[&str] = match person {
+                "MEMBER-000000000-A" => &["2026-01-05", "2026-02-05"],
+                "MEMBER-000000000-AA" => &["2026-02-05"],
+                // P0 has no medical line: no episode could use the day.
+                _ => &[],
+            };
+            assert_eq!(days, want, "{person}");
             assert!(p.lines[g.lines.clone()].iter().all(|l| l.person_id == person));
             assert!(p.dispenses[g.dispenses.clone()].iter().all(|d| d.person_id == person));
         }
