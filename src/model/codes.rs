@@ -145,12 +145,48 @@ fn integral_digits(s: &str) -> Option<std::borrow::Cow<'_, str>> {
 
 pub fn parse_number(s: &str) -> Option<f64> {
     let t = trim(s);
+    if let Some(v) = plain_decimal(t.as_bytes()) {
+        return Some(v);
+    }
     let t = t.strip_prefix('+').unwrap_or(t);
     t.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// The usual number of an extract (`600`, `-1`, `18600.00`): an optional
+/// minus, then at most 15 digits with at most one point. None for anything
+/// else, which the general parser then reads. The digits as an integer are
+/// exact in an f64, and so is the power of ten, so the one division is
+/// correctly rounded: the nearest f64 to the decimal, as `str::parse` gives.
+fn plain_decimal(b: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let (neg, digits) = match b {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, b),
+    };
+    let (mut n, mut count, mut point) = (0u64, 0usize, None);
+    for (i, &c) in digits.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                n = n * 10 + u64::from(c - b'0');
+                count += 1;
+            }
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    if count == 0 || count > 15 {
+        return None;
+    }
+    let scale = point.map_or(0, |p| digits.len() - p - 1);
+    let v = n as f64 / POW10[scale];
+    Some(if neg { -v } else { v })
+}
+
 /// Money with an optional `$` and thousands separators.
 pub fn parse_money(s: &str) -> Option<f64> {
+    if let Some(v) = plain_decimal(s.as_bytes()) {
+        return Some(v);
+    }
     if !s.contains(['$', ',']) {
         return parse_number(s);
     }
@@ -161,6 +197,54 @@ pub fn parse_money(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shortcut gives `str::parse`'s value, bit for bit, and leaves to
+    /// it whatever it does not read.
+    #[test]
+    fn plain_decimals_parse_as_str_parse() {
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.00",
+            "600",
+            "-1",
+            "18600.00",
+            "0.1",
+            ".5",
+            "5.",
+            "-.5",
+            "123456789012345",
+            "0.00000000000001",
+            "9.99999999999999",
+            "1234567.891",
+            "00012",
+            "-600.5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // A spread of digit strings and point positions (a fixed LCG).
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let len = 1 + (x >> 59) as usize % 15;
+            let digits: String = (0..len).map(|i| char::from(b'0' + ((x >> (i * 4)) % 10) as u8)).collect();
+            let at = (x >> 40) as usize % (len + 1);
+            let s = if (x >> 33) & 1 == 1 { format!("{}.{}", &digits[..at], &digits[at..]) } else { digits };
+            cases.push(if (x >> 34) & 1 == 1 { format!("-{s}") } else { s });
+        }
+        for c in &cases {
+            let want: f64 = c.parse().unwrap();
+            let got = plain_decimal(c.as_bytes()).unwrap_or_else(|| panic!("{c} not read"));
+            assert_eq!(got.to_bits(), want.to_bits(), "{c}");
+        }
+        for c in ["", "-", ".", "-.", "1.2.3", "1e5", "+5", " 5", "1,000", "$5", "1234567890123456", "NaN", "inf", "5-"] {
+            assert_eq!(plain_decimal(c.as_bytes()), None, "{c}");
+        }
+        assert_eq!(parse_money("$1,234.50"), Some(1234.5));
+        assert_eq!(parse_number(" +5 "), Some(5.0));
+    }
 
     #[test]
     fn trim_is_str_trim() {
