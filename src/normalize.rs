@@ -118,14 +118,19 @@ pub struct RowContext<'a> {
     pub policy: &'a Policy,
     pub presence: Presence,
     pub file: u32,
-    /// The last payer/plan/claim-type texts (each as length + bytes) and
-    /// their program: extracts repeat a few payers, so most rows hit it.
-    pub program_cache: (Vec<u8>, Text),
+    /// Recent payer/plan/claim-type texts (as length + bytes each) and their
+    /// program: an extract repeats a few dozen combinations, interleaved.
+    programs: Vec<(Vec<u8>, Text)>,
+    /// The entry the next new combination replaces, once `programs` is full.
+    next_slot: usize,
 }
+
+/// How many payer/plan/claim-type combinations `RowContext` remembers.
+const PROGRAM_CACHE: usize = 32;
 
 impl<'a> RowContext<'a> {
     pub fn new(policy: &'a Policy, presence: Presence, file: u32) -> RowContext<'a> {
-        RowContext { policy, presence, file, program_cache: (Vec::new(), Text::default()) }
+        RowContext { policy, presence, file, programs: Vec::new(), next_slot: 0 }
     }
 
     fn program(&mut self, parts: [Option<Cell>; 3]) -> Text {
@@ -145,12 +150,18 @@ impl<'a> RowContext<'a> {
             key[n + 4..n + 4 + p.len()].copy_from_slice(p);
             n += 4 + p.len();
         }
-        if self.program_cache.0 != key[..n] {
-            self.program_cache.0.clear();
-            self.program_cache.0.extend_from_slice(&key[..n]);
-            self.program_cache.1 = Text::new(self.policy.payer_program_of(&parts));
+        let key = &key[..n];
+        if let Some((_, program)) = self.programs.iter().find(|(k, _)| k.as_slice() == key) {
+            return program.clone();
         }
-        self.program_cache.1.clone()
+        let program = Text::new(self.policy.payer_program_of(&parts));
+        if self.programs.len() < PROGRAM_CACHE {
+            self.programs.push((key.to_vec(), program.clone()));
+        } else {
+            self.programs[self.next_slot] = (key.to_vec(), program.clone());
+            self.next_slot = (self.next_slot + 1) % PROGRAM_CACHE;
+        }
+        program
     }
 }
 
