@@ -349,6 +349,30 @@ mod tests {
         assert!(!reads_fallback(col::CHARGE, &allowed));
     }
 
+    /// Remembered programs are those of their own combination, however the
+    /// combinations interleave and past the cache's size.
+    #[test]
+    fn remembered_programs_match_their_payer() {
+        let policy = Policy::default_policy().unwrap();
+        let mut ctx = RowContext::new(&policy, Presence::default(), 0);
+        let payers: Vec<String> = (0..PROGRAM_CACHE + 8)
+            .map(|i| match i % 4 {
+                0 => format!("Medicare {i}"),
+                1 => format!("State Medicaid {i}"),
+                2 => format!("Acme Medicare Advantage {i}"),
+                _ => format!("Aetna {i}"),
+            })
+            .collect();
+        for round in 0..3 {
+            for (i, p) in payers.iter().enumerate().rev().skip(round) {
+                let plan = if i % 2 == 0 { Some(Cell::Text("Part B")) } else { None };
+                let got = ctx.program([Some(Cell::Text(p)), plan, Some(Cell::Text("professional"))]);
+                let want = policy.payer_program_of(&[Some(p), plan.map(|_| "Part B"), Some("professional")]);
+                assert_eq!(got, want, "{p}, round {round}");
+            }
+        }
+    }
+
     #[test]
     fn modifiers_are_upper_sorted_unique_and_spaceless() {
         let m = modifier_list(["kx", "JW", "j w", "KX"].into_iter());
