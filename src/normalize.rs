@@ -123,6 +123,9 @@ pub struct RowContext<'a> {
     programs: Vec<(Vec<u8>, Text)>,
     /// The entry the next new combination replaces, once `programs` is full.
     next_slot: usize,
+    /// Diagnosis slots past the file's last diagnosis column are never read
+    /// (an extract has a few of the `N_DX`).
+    dx_slots: usize,
 }
 
 /// How many payer/plan/claim-type combinations `RowContext` remembers.
@@ -130,7 +133,13 @@ const PROGRAM_CACHE: usize = 32;
 
 impl<'a> RowContext<'a> {
     pub fn new(policy: &'a Policy, presence: Presence, file: u32) -> RowContext<'a> {
-        RowContext { policy, presence, file, programs: Vec::new(), next_slot: 0 }
+        RowContext { policy, presence, file, programs: Vec::new(), next_slot: 0, dx_slots: N_DX }
+    }
+
+    /// Reads diagnosis slots up to `present(slot)`'s last one only.
+    pub fn with_dx_columns(mut self, present: impl Fn(usize) -> bool) -> RowContext<'a> {
+        self.dx_slots = (0..N_DX).rev().find(|&i| present(col::DX1 + i)).map_or(0, |i| i + 1);
+        self
     }
 
     fn program(&mut self, parts: [Option<Cell>; 3]) -> Text {
@@ -205,7 +214,7 @@ pub fn normalize_row<'r>(ctx: &mut RowContext, source_line: u64, get: impl Fn(us
     let units = number(units_cell).map_err(|t| Reject::new("bad_units", format!("service_unit_quantity {:?} is not a number", clip(t))))?;
     let (claim_id, claim_line_number) = claim_key(&get)?;
 
-    let dx = Codes::from_codes((0..N_DX).filter_map(|i| nonempty(get(col::DX1 + i)).map(dx_text)));
+    let dx = Codes::from_codes((0..ctx.dx_slots).filter_map(|i| nonempty(get(col::DX1 + i)).map(dx_text)));
     let modifiers = modifier_list((0..N_MOD).filter_map(|i| nonempty(get(col::MOD1 + i))));
 
     let program = if ctx.presence.payer { Some(ctx.program([get(col::PAYER), get(col::PLAN), get(col::CLAIM_TYPE)])) } else { None };
