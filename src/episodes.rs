@@ -96,11 +96,11 @@ impl Supply {
 pub struct Administration {
     pub episode_id: String,
     pub date: Date,
-    pub family: String,
-    pub drug: String,
+    pub family: Text,
+    pub drug: Text,
     pub dose: f64,
     /// Drug codes of this family with net units > 0 that day (medical).
-    pub drugs_that_day: Vec<String>,
+    pub drugs_that_day: Vec<Text>,
     /// 1-based sequence within the family.
     pub sequence: u32,
     pub phase: Phase,
@@ -139,8 +139,8 @@ pub enum DispenseUse {
 #[derive(Debug, Clone)]
 pub struct NetDispense<'a> {
     pub date: Date,
-    pub drug: String,
-    pub family: String,
+    pub drug: Text,
+    pub family: Text,
     pub quantity: f64,
     pub mg: f64,
     /// Active rows (not voided), by claim id and line number.
@@ -365,7 +365,7 @@ pub fn build_patient<'a>(person_id: Text, lines: Vec<&'a Line>, side: PharmacySi
     Patient { person_id, lines, codes, net, admins, episode_of, dispenses, uncoded_drug_days }
 }
 
-fn new_admin(person_id: &str, date: Date, family: String, drug: String, dose: f64, supply: Supply) -> Administration {
+fn new_admin(person_id: &str, date: Date, family: Text, drug: Text, dose: f64, supply: Supply) -> Administration {
     Administration {
         episode_id: episode_id(person_id, date, &family),
         date,
@@ -386,21 +386,21 @@ fn new_admin(person_id: &str, date: Date, family: String, drug: String, dose: f6
 
 /// Per (date, family), the first drug in policy order with net units > 0.
 fn medical_admins(person_id: &str, net: &NetUnits, policy: &Policy) -> Vec<Administration> {
-    let mut by_date: BTreeMap<(Date, String), Vec<String>> = BTreeMap::new();
-    for ((d, code), &units) in net.iter() {
-        if units > EPS
-            && let Some(drug) = policy.drugs.get(code.as_str())
-        {
-            by_date.entry((*d, drug.family.clone())).or_default().push(code.to_string());
-        }
-    }
-    by_date
-        .into_iter()
-        .map(|((date, family), mut codes)| {
-            let order = |c: &String| policy.file.drug.iter().position(|d| d.code == *c);
-            codes.sort_by_key(order);
+    // Drug days in (date, code) order; stably by (date, family) then, so a
+    // family's codes of a day stay in code order before the policy's.
+    let mut days: Vec<(Date, &str, &Text)> = net
+        .iter()
+        .filter(|(_, units)| **units > EPS)
+        .filter_map(|((d, code), _)| policy.drugs.get(code.as_str()).map(|drug| (*d, drug.family.as_str(), code)))
+        .collect();
+    days.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    days.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+        .map(|day| {
+            let (date, family) = (day[0].0, day[0].1);
+            let mut codes: Vec<Text> = day.iter().map(|&(_, _, c)| c.clone()).collect();
+            codes.sort_by_key(|c| policy.file.drug.iter().position(|d| d.code == c.as_str()));
             let drug = codes[0].clone();
-            let mut a = new_admin(person_id, date, family, drug.clone(), net.get(date, &drug), Supply::Medical);
+            let mut a = new_admin(person_id, date, Text::new(family), drug.clone(), net.get(date, &drug), Supply::Medical);
             a.drugs_that_day = codes;
             a
         })
@@ -409,14 +409,14 @@ fn medical_admins(person_id: &str, net: &NetUnits, policy: &Policy) -> Vec<Admin
 
 /// Active pharmacy rows -> one dispense per (date, drug) with net mg > 0.
 fn net_dispenses<'a>(rows: Vec<&'a Dispense>, policy: &Policy) -> Vec<NetDispense<'a>> {
-    let mut by_day: BTreeMap<(Date, String), NetDispense<'a>> = BTreeMap::new();
+    let mut by_day: BTreeMap<(Date, &str), NetDispense<'a>> = BTreeMap::new();
     for r in rows {
         let Some(info) = policy.ndc_product(&r.ndc) else { continue };
         let Some(drug) = policy.drugs.get(&info.drug) else { continue };
-        let d = by_day.entry((r.date, info.drug.clone())).or_insert_with(|| NetDispense {
+        let d = by_day.entry((r.date, info.drug.as_str())).or_insert_with(|| NetDispense {
             date: r.date,
-            drug: info.drug.clone(),
-            family: drug.family.clone(),
+            drug: Text::new(&info.drug),
+            family: Text::new(&drug.family),
             quantity: 0.0,
             mg: 0.0,
             rows: Vec::new(),
@@ -482,14 +482,14 @@ fn anchor_line(lines: &[&Line], codes: &[LineCodes], a: &Administration) -> Opti
 /// Sequence, phase, previous date and initiation pairs, per drug family,
 /// exactly as RULES.md defines an initiation and its second half.
 fn classify(admins: &mut [Administration], policy: &Policy) {
-    let families: Vec<String> = {
-        let mut f: Vec<String> = admins.iter().map(|a| a.family.clone()).collect();
+    let families: Vec<Text> = {
+        let mut f: Vec<Text> = admins.iter().map(|a| a.family.clone()).collect();
         f.sort();
         f.dedup();
         f
     };
     for fam in families {
-        let Some(dosing) = policy.file.dosing.get(&fam) else { continue };
+        let Some(dosing) = policy.file.dosing.get(fam.as_str()) else { continue };
         let idx: Vec<usize> = (0..admins.len()).filter(|&i| admins[i].family == fam).collect();
         for (n, &i) in idx.iter().enumerate() {
             admins[i].sequence = n as u32 + 1;

@@ -481,7 +481,7 @@ fn covered_by(p: &Patient, d: Date, code: &str, episode_lines: &[usize]) -> bool
 pub fn premed_not_billed(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     for a in &p.admins {
-        if !ctx.in_range(a.date) || !ctx.policy.drugs.get(&a.drug).is_some_and(|d| d.premedication_billed) {
+        if !ctx.in_range(a.date) || !ctx.policy.drugs.get(a.drug.as_str()).is_some_and(|d| d.premedication_billed) {
             continue;
         }
         let has = p.net.day(a.date).iter().any(|((_, c), n)| *n > 0.0 && ctx.policy.in_group(c, "steroid_premed"));

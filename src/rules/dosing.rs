@@ -19,13 +19,13 @@ fn dose_label(a: &Administration) -> String {
 }
 
 fn dosing<'a>(ctx: &'a Ctx, a: &Administration) -> Option<&'a Dosing> {
-    ctx.policy.file.dosing.get(&a.family)
+    ctx.policy.file.dosing.get(a.family.as_str())
 }
 
 pub fn dose_unexpected(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
     for a in p.admins.iter().filter(|a| ctx.in_range(a.date)) {
-        let Some(drug) = ctx.policy.drugs.get(&a.drug) else { continue };
+        let Some(drug) = ctx.policy.drugs.get(a.drug.as_str()) else { continue };
         out.evaluated += 1;
         if drug.allowed_doses.iter().any(|d| (d - a.dose).abs() < 1e-9) {
             continue;
