@@ -14,6 +14,7 @@ use crate::episodes::{DispenseUse, Patient, PharmacySide, Reversible, build_pati
 use crate::error::{Error, Result};
 use crate::history::{Lifecycle, LineKey, PreviousRun, reconcile, resolved_candidates};
 use crate::ingest::{Engine, FileOutput, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
+use crate::model::text::{PrefixKey, prefix_key};
 use crate::model::{Date, Dispense, Line, Text, UncodedDrugDay};
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -609,17 +610,14 @@ fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], uncoded
     }
 }
 
-/// A person id's first 16 bytes (big-endian) and its length: most
-/// comparisons never read the id itself. Ids of up to 16 bytes order as
-/// their text; longer ones with a common prefix by length first, which
-/// groups them all the same (`Evaluated::sort` restores the text order).
-type PersonKey = (u128, usize);
+/// A person id's `prefix_key`: most comparisons never read the id itself.
+/// Ids of up to 16 bytes order as their text; longer ones with a common
+/// prefix by length first, which groups them all the same
+/// (`Evaluated::sort` restores the text order).
+type PersonKey = PrefixKey;
 
 fn person_key(s: &str) -> PersonKey {
-    let mut b = [0u8; 16];
-    let n = s.len().min(16);
-    b[..n].copy_from_slice(&s.as_bytes()[..n]);
-    (u128::from_be_bytes(b), s.len())
+    prefix_key(s)
 }
 
 /// The order persons are grouped and evaluated in: by key, then, for long

@@ -123,6 +123,24 @@ impl<'de> serde::Deserialize<'de> for Text {
     }
 }
 
+/// A text's first 16 bytes (big-endian, zero-padded) and its length: a sort
+/// key that settles most comparisons of ids and codes without reading the
+/// text again (`prefix_cmp`).
+pub type PrefixKey = (u128, usize);
+
+pub fn prefix_key(s: &str) -> PrefixKey {
+    let mut b = [0u8; 16];
+    let n = s.len().min(16);
+    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    (u128::from_be_bytes(b), s.len())
+}
+
+/// The text order of `a` and `b`, from their keys where these settle it:
+/// texts of up to 16 bytes order as (padded prefix, length).
+pub fn prefix_cmp(ka: PrefixKey, kb: PrefixKey, a: &str, b: &str) -> std::cmp::Ordering {
+    ka.0.cmp(&kb.0).then_with(|| if ka.1 <= 16 && kb.1 <= 16 { ka.1.cmp(&kb.1) } else { a.cmp(b) })
+}
+
 /// A short list of codes without spaces (normalized ICD-10-CM codes), kept
 /// as one space-separated `Text`: no allocation for the usual few codes.
 #[derive(Clone, Default, PartialEq, Eq)]
