@@ -266,7 +266,9 @@ pub struct Policy {
     pub pharmacy_revenue: Vec<(u16, u16)>,
     /// Each policy code's role on a person's timeline.
     pub roles: FastMap<String, &'static str>,
-    pub enabled: FastMap<&'static str, Severity>,
+    enabled: FastMap<&'static str, Severity>,
+    /// `enabled` by catalogue index: read for every rule of every patient.
+    severity_by_rule: Vec<Option<Severity>>,
     /// sha-less fingerprint of the policy text, for the run id.
     pub fingerprint: u64,
     pub source: String,
@@ -381,6 +383,7 @@ impl Policy {
                 enabled.insert(r.id, setting.and_then(|s| s.severity).unwrap_or(r.severity));
             }
         }
+        let severity_by_rule = CATALOGUE.iter().map(|r| enabled.get(r.id).copied()).collect();
         let policy_codes: FastSet<String> = drugs.keys().chain(hcpcs.keys()).cloned().collect();
         let roles = policy_codes.iter().map(|c| (c.clone(), role(&drugs, &hcpcs, c))).collect();
         let mut policy_code_keys: Vec<u64> = policy_codes.iter().filter_map(|c| code_key(c.as_bytes())).collect();
@@ -409,6 +412,7 @@ impl Policy {
             ndc_products,
             pharmacy_revenue,
             enabled,
+            severity_by_rule,
         })
     }
 
@@ -519,6 +523,11 @@ impl Policy {
 
     pub fn severity(&self, rule: &str) -> Option<Severity> {
         self.enabled.get(rule).copied()
+    }
+
+    /// `severity` of the catalogue's rule `k`.
+    pub fn severity_at(&self, k: usize) -> Option<Severity> {
+        self.severity_by_rule.get(k).copied().flatten()
     }
 }
 
