@@ -14,6 +14,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 
@@ -26,15 +27,36 @@ pub struct ParquetOut {
     path: PathBuf,
 }
 
+/// Output columns with a value per row, or nearly (ids, claim lists, texts).
+/// Written plain: a dictionary of them overflows its page and falls back,
+/// after hashing every value, and plain pages compress smaller under zstd
+/// (a 2M-line dense run's timeline 5.8 -> 3.3 MB, findings 3.8 -> 2.9 MB).
+/// Every other column keeps its dictionary (rule ids, codes, roles).
+const PLAIN_OUTPUT_COLUMNS: [&str; 10] =
+    ["finding_id", "person_id", "claim_id", "claim_ids", "episode_id", "dispense_claim_id", "message", "evidence", "reason", "raw_text"];
+
 impl ParquetOut {
     /// Writes into `file` (created by the caller, who chose its permissions);
-    /// `path` names it in errors.
+    /// `path` names it in errors. Dictionary encoded where the writer finds
+    /// it pays, as warehouse unloads are (the generator's extracts).
     pub fn new(file: File, path: &Path, schema: SchemaRef) -> Result<ParquetOut> {
-        let props = WriterProperties::builder()
+        ParquetOut::with_plain(file, path, schema, &[])
+    }
+
+    /// An output table: `PLAIN_OUTPUT_COLUMNS` written without a dictionary.
+    pub fn output(file: File, path: &Path, schema: SchemaRef) -> Result<ParquetOut> {
+        ParquetOut::with_plain(file, path, schema, &PLAIN_OUTPUT_COLUMNS)
+    }
+
+    fn with_plain(file: File, path: &Path, schema: SchemaRef, plain: &[&str]) -> Result<ParquetOut> {
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             // Row groups end where the caller's batches do (`write`).
-            .set_max_row_group_row_count(None)
-            .build();
+            .set_max_row_group_row_count(None);
+        for f in schema.fields().iter().filter(|f| plain.contains(&f.name().as_str())) {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
+        }
+        let props = props.build();
         let w = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema, Some(props))
             .map_err(|e| Error::output(path, format!("write failed: {e}")))?;
         Ok(ParquetOut { w, path: path.to_path_buf() })
@@ -55,9 +77,12 @@ impl ParquetOut {
 
     /// A whole file of one batch (one row group).
     pub fn write_one(file: File, path: &Path, batch: &RecordBatch) -> Result<()> {
-        let mut w = ParquetOut::new(file, path, batch.schema())?;
-        w.write(batch)?;
-        w.finish()
+        ParquetOut::new(file, path, batch.schema())?.write_last(batch)
+    }
+
+    fn write_last(mut self, batch: &RecordBatch) -> Result<()> {
+        self.write(batch)?;
+        self.finish()
     }
 
     fn failed(&self, e: parquet::errors::ParquetError) -> Error {
@@ -77,7 +102,8 @@ pub fn write_private(path: &Path, batch: &RecordBatch) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| Error::output(path, format!("cannot create: {e}")))?;
-    let written = ParquetOut::write_one(file, path, batch)
+    let written = ParquetOut::output(file, path, batch.schema())
+        .and_then(|w| w.write_last(batch))
         .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::output(path, format!("cannot move into place: {e}"))));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -117,7 +117,7 @@ fn write_parquet_in<T>(
 ) -> Result<usize> {
     let t0 = std::time::Instant::now();
     let path = st.dir.join(name);
-    let mut out = ParquetOut::new(st.create(name)?, &path, batch(&[])?.schema())?;
+    let mut out = ParquetOut::output(st.create(name)?, &path, batch(&[])?.schema())?;
     rows.each(batch_rows, &mut |chunk| out.write(&batch(chunk)?))?;
     out.finish()?;
     let n = rows.count();
