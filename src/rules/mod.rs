@@ -158,12 +158,12 @@ pub struct Tally {
 pub fn evaluate(p: &Patient, ctx: &Ctx) -> (Vec<Finding>, Vec<Tally>) {
     let mut findings = Vec::new();
     let mut tallies = vec![Tally::default(); RULES.len()];
-    for k in 0..RULES.len() {
+    for (k, tally) in tallies.iter_mut().enumerate() {
         if ctx.policy.severity_at(k).is_none() {
             continue;
         }
         let out = eval_of(k)(p, ctx);
-        tallies[k] = Tally { evaluated: out.evaluated, flagged: out.findings.len() as u64, not_evaluable: out.not_evaluable };
+        *tally = Tally { evaluated: out.evaluated, flagged: out.findings.len() as u64, not_evaluable: out.not_evaluable };
         findings.extend(out.findings);
     }
     (findings, tallies)
