@@ -572,7 +572,7 @@ impl Persons<'_> {
 fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], uncoded: Vec<UncodedDrugDay>) -> Persons<'a> {
     let lines = sort_by_person(chunks.iter().flatten().collect(), |l| &l.person_id);
     let dispenses = sort_by_person(dispenses.iter().collect(), |d| &d.person_id);
-    let mut uncoded: Vec<(PersonKey, UncodedDrugDay)> = uncoded.into_iter().map(|u| (person_key(&u.person_id), u)).collect();
+    let mut uncoded: Vec<(PersonKey, UncodedDrugDay)> = uncoded.into_iter().map(|u| (prefix_key(&u.person_id), u)).collect();
     uncoded.par_sort_unstable_by(|a, b| person_order(a.0, b.0, || (&a.1.person_id, &b.1.person_id)).then(a.1.date.cmp(&b.1.date)));
     uncoded.dedup_by(|a, b| a.1 == b.1);
     // Merge the two sorted lists into one group per person.
@@ -616,10 +616,6 @@ fn group_persons<'a>(chunks: &'a [Vec<Line>], dispenses: &'a [Dispense], uncoded
 /// (`Evaluated::sort` restores the text order).
 type PersonKey = PrefixKey;
 
-fn person_key(s: &str) -> PersonKey {
-    prefix_key(s)
-}
-
 /// The order persons are grouped and evaluated in: by key, then, for long
 /// ids the key does not settle, by their texts (read only then).
 fn person_order<'s>(a: PersonKey, b: PersonKey, texts: impl FnOnce() -> (&'s str, &'s str)) -> std::cmp::Ordering {
@@ -634,7 +630,7 @@ fn person_order<'s>(a: PersonKey, b: PersonKey, texts: impl FnOnce() -> (&'s str
 
 /// Sorts references by person (`person_order`), with their keys.
 fn sort_by_person<T: Sync>(items: Vec<&T>, person: impl Fn(&T) -> &str + Sync) -> Vec<(PersonKey, &T)> {
-    let mut idx: Vec<(PersonKey, &T)> = items.into_par_iter().with_min_len(1 << 14).map(|x| (person_key(person(x)), x)).collect();
+    let mut idx: Vec<(PersonKey, &T)> = items.into_par_iter().with_min_len(1 << 14).map(|x| (prefix_key(person(x)), x)).collect();
     idx.par_sort_unstable_by(|a, b| person_order(a.0, b.0, || (person(a.1), person(b.1))));
     idx
 }

@@ -166,7 +166,8 @@ fn plain_decimal(b: &[u8]) -> Option<f64> {
     let (mut n, mut count, mut point) = (0u64, 0usize, None);
     for (i, &c) in digits.iter().enumerate() {
         match c {
-            b'0'..=b'9' => {
+            // Past 15 digits the integer may not be exact (or may overflow).
+            b'0'..=b'9' if count < 15 => {
                 n = n * 10 + u64::from(c - b'0');
                 count += 1;
             }
@@ -174,7 +175,7 @@ fn plain_decimal(b: &[u8]) -> Option<f64> {
             _ => return None,
         }
     }
-    if count == 0 || count > 15 {
+    if count == 0 {
         return None;
     }
     let scale = point.map_or(0, |p| digits.len() - p - 1);
@@ -239,11 +240,13 @@ mod tests {
             let got = plain_decimal(c.as_bytes()).unwrap_or_else(|| panic!("{c} not read"));
             assert_eq!(got.to_bits(), want.to_bits(), "{c}");
         }
-        for c in ["", "-", ".", "-.", "1.2.3", "1e5", "+5", " 5", "1,000", "$5", "1234567890123456", "NaN", "inf", "5-"] {
+        let long = "9".repeat(40);
+        for c in ["", "-", ".", "-.", "1.2.3", "1e5", "+5", " 5", "1,000", "$5", "1234567890123456", &long, "NaN", "inf", "5-"] {
             assert_eq!(plain_decimal(c.as_bytes()), None, "{c}");
         }
         assert_eq!(parse_money("$1,234.50"), Some(1234.5));
         assert_eq!(parse_number(" +5 "), Some(5.0));
+        assert_eq!(parse_number(&long), long.parse().ok());
     }
 
     #[test]
