@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::catalogue::rule_index;
 use crate::model::codes::{normalize_dx, normalize_hcpcs, normalize_ndc, normalize_revenue};
 use crate::model::{CATALOGUE, CATALOGUE_VERSION, Date, Severity};
 use crate::util::{FastMap, FastSet};
@@ -266,8 +267,8 @@ pub struct Policy {
     pub pharmacy_revenue: Vec<(u16, u16)>,
     /// Each policy code's role on a person's timeline.
     pub roles: FastMap<String, &'static str>,
-    enabled: FastMap<&'static str, Severity>,
-    /// `enabled` by catalogue index: read for every rule of every patient.
+    /// Each catalogue rule's severity, by catalogue index; None when the
+    /// policy disables it.
     severity_by_rule: Vec<Option<Severity>>,
     /// sha-less fingerprint of the policy text, for the run id.
     pub fingerprint: u64,
@@ -360,7 +361,6 @@ impl Policy {
                 other => return Err(Error::Config(format!("{source}: code {}: unknown system {other:?} (hcpcs or icd10cm)", c.code))),
             }
         }
-        let mut enabled = FastMap::default();
         for id in file.rules.keys() {
             if !CATALOGUE.iter().any(|r| r.id == id) {
                 return Err(Error::Config(format!(
@@ -377,13 +377,13 @@ impl Policy {
                 _ => return Err(Error::Config(format!("{source}: pharmacy revenue code range {r:?} is not CODE or CODE-CODE"))),
             }
         }
-        for r in CATALOGUE {
-            let setting = file.rules.get(r.id);
-            if setting.is_none_or(|s| s.enabled) {
-                enabled.insert(r.id, setting.and_then(|s| s.severity).unwrap_or(r.severity));
-            }
-        }
-        let severity_by_rule = CATALOGUE.iter().map(|r| enabled.get(r.id).copied()).collect();
+        let severity_by_rule = CATALOGUE
+            .iter()
+            .map(|r| {
+                let setting = file.rules.get(r.id);
+                setting.is_none_or(|s| s.enabled).then(|| setting.and_then(|s| s.severity).unwrap_or(r.severity))
+            })
+            .collect();
         let policy_codes: FastSet<String> = drugs.keys().chain(hcpcs.keys()).cloned().collect();
         let roles = policy_codes.iter().map(|c| (c.clone(), role(&drugs, &hcpcs, c))).collect();
         let mut policy_code_keys: Vec<u64> = policy_codes.iter().filter_map(|c| code_key(c.as_bytes())).collect();
@@ -411,7 +411,6 @@ impl Policy {
             roles,
             ndc_products,
             pharmacy_revenue,
-            enabled,
             severity_by_rule,
         })
     }
@@ -522,7 +521,7 @@ impl Policy {
     }
 
     pub fn severity(&self, rule: &str) -> Option<Severity> {
-        self.enabled.get(rule).copied()
+        rule_index(rule).and_then(|k| self.severity_at(k))
     }
 
     /// `severity` of the catalogue's rule `k`.
@@ -601,7 +600,7 @@ mod tests {
         assert!(p.in_scope("J2350") && p.in_scope("S9379") && p.in_scope("J9999"));
         assert!(!p.in_scope("99213"));
         assert!(p.dx_in_group("G35C2", "off_label_diagnosis"));
-        assert_eq!(p.enabled.len(), CATALOGUE.len());
+        assert!(CATALOGUE.iter().all(|r| p.severity(r.id).is_some()));
         assert_eq!(p.ndc_product("50242015001").map(|n| (n.drug.as_str(), n.mg_per_unit)), Some(("J2350", 30.0)));
         assert!(p.is_pharmacy_revenue("250") && p.is_pharmacy_revenue("0636") && !p.is_pharmacy_revenue("0270"));
         assert!(p.bill_type_is_home("341") && p.bill_type_is_home("321") && !p.bill_type_is_home("131"));

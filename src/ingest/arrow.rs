@@ -138,7 +138,7 @@ impl Col {
     }
 
     /// Row `j` as text bytes; empty for a typed column (see `cell`).
-    fn bytes(&self, j: usize) -> &[u8] {
+    pub fn bytes(&self, j: usize) -> &[u8] {
         match self {
             Col::Text(a) => cell(a, j).as_bytes(),
             _ => b"",

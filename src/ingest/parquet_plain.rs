@@ -8,12 +8,12 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::path::Path;
 
-use arrow_array::{Array, RecordBatch, StringArray};
+use arrow_array::RecordBatch;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 
-use super::arrow::{Layout, new_sink, resolve, text};
+use super::arrow::{Col, Layout, new_sink, raw_row, resolve, text};
 use super::parquet_fast::perr;
 use super::sink::{FileOutput, ScanSpec, join};
 use crate::error::{Error, Result};
@@ -42,14 +42,13 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             let columns = l
                 .names
                 .iter()
-                .map(|name| text(b.column_by_name(name).ok_or_else(|| perr(path, format!("no column {name}")))?, name))
-                .collect::<Result<Vec<StringArray>>>()?;
-            let cell = |k: usize, r: usize| -> &str { if columns[k].is_null(r) { "" } else { columns[k].value(r) } };
+                .map(|name| Ok(Col::Text(text(b.column_by_name(name).ok_or_else(|| perr(path, format!("no column {name}")))?, name)?)))
+                .collect::<Result<Vec<Col>>>()?;
             let width = columns.len();
             let mut sink = new_sink(spec, &l, file_idx);
             for r in 0..b.num_rows() {
-                let field = |k: usize| cell(k, r).as_bytes();
-                let raw = || Cow::Owned((0..width).map(|k| cell(k, r)).collect::<Vec<_>>().join(",").into_bytes());
+                let field = |k: usize| columns[k].bytes(r);
+                let raw = || Cow::Owned(raw_row(&columns, r));
                 sink.row_lazy((first + r) as u64 + 1, width, field, raw);
             }
             Ok(sink.out)
