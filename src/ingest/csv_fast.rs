@@ -1,9 +1,10 @@
 //! The fast CSV reader. Maps a plain file a window at a time (a gzip file
 //! or a stream is read into reused buffers), so resident memory stays a few
-//! blocks; cuts each block at record boundaries found with a quote-aware
-//! scan, and checks the pieces in parallel. Most rows are settled by a probe
-//! of their key; only rows some rule may read are split whole and
-//! normalized; every row is counted.
+//! blocks; cuts each block into pieces at newlines, and checks the pieces in
+//! parallel, each confirming that its cut fell between records (a cut inside
+//! a quoted field is read again with quote-aware cuts). Most rows are
+//! settled by a probe of their key; only rows some rule may read are split
+//! whole and normalized; every row is counted.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -212,9 +213,13 @@ impl From<Map> for Buf {
 struct InFlight {
     seq: u64,
     block: Arc<Block>,
-    parts: Vec<Option<(FileOutput, u64)>>,
+    parts: Vec<Option<Scanned>>,
     left: usize,
 }
+
+/// A piece's rows, the physical lines it spans, and whether its last record
+/// ended at its end (`scan_piece`).
+type Scanned = (FileOutput, u64, bool);
 
 /// A block of whole records and the pieces it is cut into.
 struct Block {
@@ -222,6 +227,8 @@ struct Block {
     pieces: Vec<(usize, usize)>,
     /// Input bytes this block accounts for (progress).
     bytes: u64,
+    /// The block ends the input: its last piece may end without a newline.
+    eof: bool,
 }
 
 /// The fast reader over any byte stream (`path` names it in errors). A
@@ -243,6 +250,11 @@ fn too_long(path: &Path) -> Error {
 
 /// Reads blocks from `source` on a thread of its own (filling buffers, or
 /// mapping windows) and cuts them, while the pool scans the previous block.
+///
+/// A mapped file is cut by guess (`cut`), and each block is joined only once
+/// its pieces confirm the cuts. A block whose cut fell inside a quoted field
+/// is read again from its start, cut exactly, as is the rest of the file. A
+/// stream cannot be read again, so it is always cut exactly.
 fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
     let delim = spec.delimiter;
     // The first block, for the header.
@@ -263,152 +275,193 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
     let mut total = FileOutput::default();
     total.stats.kind = Some(resolved.kind);
     let mut line_base = 1 + header_lines;
-    std::thread::scope(|scope| -> Result<()> {
-        // One block queued and two being scanned (the older one's last
-        // pieces, the newer one's first): four blocks in memory at most,
-        // with the one being read.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(1);
-        // Scanned blocks come back for reuse: fresh 9 MiB buffers would cost a
-        // page fault per 4 KiB on every block.
-        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        scope.spawn(move || {
-            let fed = match (&mut source, first) {
-                (Source::Mapped(m), Buf::Mapped(first)) => {
-                    // Where the next window starts.
-                    let from = std::cell::Cell::new(0u64);
-                    feed(
+    let mut exact = matches!(source, Source::Stream(_));
+    // The first window (the header's), then the offset a reread starts at.
+    let mut first = Some(first);
+    let mut offset = data_start as u64;
+    // Lines the last piece kept: a piece's line buffer starts at about
+    // that size instead of growing (and copying its lines) by doubling.
+    let kept_hint = std::sync::atomic::AtomicUsize::new(0);
+    loop {
+        let start = first.take();
+        let rest = std::thread::scope(|scope| -> Result<Option<u64>> {
+            // One block queued and two being scanned (the older one's last
+            // pieces, the newer one's first): four blocks in memory at most,
+            // with the one being read.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(1);
+            // Scanned blocks come back for reuse: fresh 9 MiB buffers would cost a
+            // page fault per 4 KiB on every block.
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let source = &mut source;
+            scope.spawn(move || {
+                let fed = match (source, start) {
+                    (Source::Mapped(m), start) => {
+                        // Where the next window starts: the header's window
+                        // is skipped past the header, a reread maps afresh.
+                        let (w, skip, from) = match start {
+                            Some(Buf::Mapped(w)) => (w, data_start, 0),
+                            _ => (Map::EMPTY, 0, offset),
+                        };
+                        let from = std::cell::Cell::new(from);
+                        feed(
+                            &tx,
+                            path,
+                            w,
+                            skip,
+                            |w, eof| cut(w, delim, eof, exact),
+                            |w, n| {
+                                from.set(from.get() + n as u64);
+                                (w, Map::EMPTY)
+                            },
+                            |_, want| m.map(from.get(), want, path),
+                        )
+                    }
+                    (Source::Stream(r), Some(Buf::Owned(first))) => feed(
                         &tx,
                         path,
-                        delim,
                         first,
                         data_start,
-                        |w, n| {
-                            from.set(from.get() + n as u64);
-                            (w, Map::EMPTY)
+                        |w, eof| cut(w, delim, eof, true),
+                        |mut w, n| {
+                            let mut next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
+                            next.clear();
+                            next.extend_from_slice(&w[n..]);
+                            w.truncate(n);
+                            (w, next)
                         },
-                        |_, want| m.map(from.get(), want, path),
-                    )
+                        |mut w, want| fill(*r, &mut w, want, path).map(|eof| (w, eof)),
+                    ),
+                    _ => Err(Error::Internal("a stream read twice, or a first block of another kind than its source".into())),
+                };
+                if let Err(e) = fed {
+                    let _ = tx.send(Err(e));
                 }
-                (Source::Stream(r), Buf::Owned(first)) => feed(
-                    &tx,
-                    path,
-                    delim,
-                    first,
-                    data_start,
-                    |mut w, n| {
-                        let mut next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
-                        next.clear();
-                        next.extend_from_slice(&w[n..]);
-                        w.truncate(n);
-                        (w, next)
-                    },
-                    |mut w, want| fill(*r, &mut w, want, path).map(|eof| (w, eof)),
-                ),
-                _ => Err(Error::Internal("a first block of another kind than its source".into())),
+            });
+            let scan = |buf: &[u8], last: bool| -> Scanned {
+                // UTF-8 is checked per row, only for rows some rule reads.
+                let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
+                let hint = kept_hint.load(std::sync::atomic::Ordering::Relaxed);
+                sink.out.lines.reserve(hint + hint / 4);
+                let (lines, whole) = scan_piece(buf, delim, last, &mut sink);
+                kept_hint.store(sink.out.lines.len(), std::sync::atomic::Ordering::Relaxed);
+                (sink.out, lines, whole)
             };
-            if let Err(e) = fed {
-                let _ = tx.send(Err(e));
-            }
-        });
-        // Lines the last piece kept: a piece's line buffer starts at about
-        // that size instead of growing (and copying its lines) by doubling.
-        let kept_hint = std::sync::atomic::AtomicUsize::new(0);
-        let scan = |buf: &[u8]| -> (FileOutput, u64) {
-            // UTF-8 is checked per row, only for rows some rule reads.
-            let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
-            let hint = kept_hint.load(std::sync::atomic::Ordering::Relaxed);
-            sink.out.lines.reserve(hint + hint / 4);
-            let lines = scan_piece(buf, delim, &mut sink);
-            kept_hint.store(sink.out.lines.len(), std::sync::atomic::Ordering::Relaxed);
-            (sink.out, lines)
-        };
-        // A block's pieces are joined in order (and handed to the store)
-        // here, once all are scanned.
-        let mut finish = |f: InFlight| -> Result<()> {
-            for part in f.parts {
-                let (part, lines) = part.ok_or_else(|| Error::Internal("a block joined before its scan".into()))?;
-                append(&mut total, part, line_base);
-                line_base += lines;
-            }
-            spec.hand_over(&mut total)?;
-            progress(f.block.bytes);
-            if let Ok(Block { buf: Buf::Owned(v), .. }) = Arc::try_unwrap(f.block) {
-                let _ = back_tx.send(v);
-            }
-            Ok(())
-        };
-        // Pieces are tasks of one scope, and the next block's are queued
-        // before the last one's end: the pool does not wait at each block's
-        // end for its slowest piece (with a parallel loop per block, its
-        // threads slept 184-189 ms of a 5M-line run; now 75-117 ms).
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, usize, std::thread::Result<(FileOutput, u64)>)>();
-        rayon::in_place_scope(|s| -> Result<()> {
-            let mut flight: VecDeque<InFlight> = VecDeque::new();
-            let mut blocks = rx.into_iter();
-            let mut seq = 0u64;
-            let mut more = true;
-            loop {
-                while flight.front().is_some_and(|f| f.left == 0) {
-                    flight.pop_front().map_or(Ok(()), &mut finish)?;
-                }
-                // Two blocks in flight: one scanned while the other's last
-                // pieces finish.
-                if more && flight.len() < 2 {
-                    match blocks.next() {
-                        Some(block) => {
-                            let block = Arc::new(block?);
-                            crate::signals::check()?;
-                            for (i, &(a, b)) in block.pieces.iter().enumerate() {
-                                let (block, done_tx, scan) = (Arc::clone(&block), done_tx.clone(), &scan);
-                                s.spawn(move |_| {
-                                    let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(&block.buf[a..b])));
-                                    // Released before the result is sent, so
-                                    // the joiner holds the last reference.
-                                    drop(block);
-                                    let _ = done_tx.send((seq, i, part));
-                                });
-                            }
-                            let n = block.pieces.len();
-                            flight.push_back(InFlight { seq, parts: (0..n).map(|_| None).collect(), left: n, block });
-                            seq += 1;
-                            continue;
-                        }
-                        None => more = false,
+            // A block's pieces are joined in order (and handed to the store)
+            // here, once all are scanned and every cut is confirmed. When one
+            // is not, returns where to read again: the block's start.
+            let mut finish = |f: InFlight| -> Result<Option<u64>> {
+                let mut parts = Vec::with_capacity(f.parts.len());
+                for part in f.parts {
+                    let part = part.ok_or_else(|| Error::Internal("a block joined before its scan".into()))?;
+                    if !part.2 {
+                        return Ok(Some(offset));
                     }
+                    parts.push(part);
                 }
-                let Some(first) = flight.front().map(|f| f.seq) else { break };
-                let (at, i, part) = done_rx.recv().map_err(|_| Error::Internal("a piece's scan was lost".into()))?;
-                let part = part.map_err(|_| Error::Internal("a piece's scan panicked".into()))?;
-                let f = usize::try_from(at - first).ok().and_then(|k| flight.get_mut(k));
-                let f = f.ok_or_else(|| Error::Internal("a scanned piece of no block in flight".into()))?;
-                f.parts[i] = Some(part);
-                f.left -= 1;
-            }
-            Ok(())
+                for (part, lines, _) in parts {
+                    append(&mut total, part, line_base);
+                    line_base += lines;
+                }
+                spec.hand_over(&mut total)?;
+                progress(f.block.bytes);
+                offset += f.block.bytes;
+                if let Ok(Block { buf: Buf::Owned(v), .. }) = Arc::try_unwrap(f.block) {
+                    let _ = back_tx.send(v);
+                }
+                Ok(None)
+            };
+            // Pieces are tasks of one scope, and the next block's are queued
+            // before the last one's end: the pool does not wait at each block's
+            // end for its slowest piece (with a parallel loop per block, its
+            // threads slept 184-189 ms of a 5M-line run; now 75-117 ms).
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, usize, std::thread::Result<Scanned>)>();
+            rayon::in_place_scope(|s| -> Result<Option<u64>> {
+                let mut flight: VecDeque<InFlight> = VecDeque::new();
+                let mut blocks = rx.into_iter();
+                let mut seq = 0u64;
+                let mut more = true;
+                loop {
+                    while flight.front().is_some_and(|f| f.left == 0) {
+                        if let Some(f) = flight.pop_front()
+                            && let Some(at) = finish(f)?
+                        {
+                            // Dropping the queue stops the reader; the
+                            // pieces in flight finish unread.
+                            return Ok(Some(at));
+                        }
+                    }
+                    // Two blocks in flight: one scanned while the other's last
+                    // pieces finish.
+                    if more && flight.len() < 2 {
+                        match blocks.next() {
+                            Some(block) => {
+                                let block = Arc::new(block?);
+                                crate::signals::check()?;
+                                let n = block.pieces.len();
+                                for (i, &(a, b)) in block.pieces.iter().enumerate() {
+                                    let (block, done_tx, scan) = (Arc::clone(&block), done_tx.clone(), &scan);
+                                    s.spawn(move |_| {
+                                        let last = block.eof && i + 1 == n;
+                                        let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(&block.buf[a..b], last)));
+                                        // Released before the result is sent, so
+                                        // the joiner holds the last reference.
+                                        drop(block);
+                                        let _ = done_tx.send((seq, i, part));
+                                    });
+                                }
+                                flight.push_back(InFlight { seq, parts: (0..n).map(|_| None).collect(), left: n, block });
+                                seq += 1;
+                                continue;
+                            }
+                            None => more = false,
+                        }
+                    }
+                    let Some(first) = flight.front().map(|f| f.seq) else { break };
+                    let (at, i, part) = done_rx.recv().map_err(|_| Error::Internal("a piece's scan was lost".into()))?;
+                    let part = part.map_err(|_| Error::Internal("a piece's scan panicked".into()))?;
+                    let f = usize::try_from(at - first).ok().and_then(|k| flight.get_mut(k));
+                    let f = f.ok_or_else(|| Error::Internal("a scanned piece of no block in flight".into()))?;
+                    f.parts[i] = Some(part);
+                    f.left -= 1;
+                }
+                Ok(None)
+            })
         })?;
-        Ok(())
-    })?;
-    Ok(total)
+        match rest {
+            None => return Ok(total),
+            Some(at) if !exact => {
+                tracing::debug!(file = %path.display(), offset = at, "a cut fell inside a quoted field: reading on with exact cuts");
+                #[cfg(test)]
+                REREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (exact, offset) = (true, at);
+            }
+            Some(_) => return Err(Error::Internal("an exact cut inside a record".into())),
+        }
+    }
 }
 
+/// Rereads after a wrong guess, for the tests.
+#[cfg(test)]
+static REREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The reader thread's loop, for any source of windows: cuts the window into
-/// pieces of whole records, grows it for a record longer than it, and hands
+/// pieces (`cut(w, eof)`), grows it for a record longer than it, and hands
 /// each block over. `split(w, n)` parts a window after its first `n` bytes
 /// (the block, and what the next window starts with); `fill_to(w, want)`
 /// makes the window hold `want` bytes, fewer at the end of the input (true).
 fn feed<W: std::ops::Deref<Target = [u8]> + Into<Buf>>(
     tx: &std::sync::mpsc::SyncSender<Result<Block>>,
     path: &Path,
-    delim: u8,
     first: W,
     data_start: usize,
+    cut: impl Fn(&[u8], bool) -> (Vec<(usize, usize)>, usize),
     mut split: impl FnMut(W, usize) -> (W, W),
     mut fill_to: impl FnMut(W, usize) -> Result<(W, bool)>,
 ) -> Result<()> {
     let (_, rest) = split(first, data_start);
     let (mut w, mut eof) = fill_to(rest, BLOCK)?;
     loop {
-        let (pieces, consumed) = cut(&w, delim, eof);
+        let (pieces, consumed) = cut(&w, eof);
         if pieces.is_empty() && !eof {
             if w.len() > MAX_RECORD {
                 return Err(too_long(path));
@@ -421,7 +474,7 @@ fn feed<W: std::ops::Deref<Target = [u8]> + Into<Buf>>(
         }
         // At the end `cut` takes everything, so nothing is left to read.
         let (block, rest) = split(w, consumed);
-        if tx.send(Ok(Block { buf: block.into(), pieces, bytes: consumed as u64 })).is_err() || eof {
+        if tx.send(Ok(Block { buf: block.into(), pieces, bytes: consumed as u64, eof })).is_err() || eof {
             return Ok(());
         }
         let want = BLOCK.max(rest.len() + PIECE);
@@ -431,14 +484,22 @@ fn feed<W: std::ops::Deref<Target = [u8]> + Into<Buf>>(
 
 /// Cuts a buffer that starts at a record boundary into pieces of whole
 /// records. Returns the pieces and how many bytes they cover; at EOF that is
-/// everything.
-fn cut(buf: &[u8], delim: u8, eof: bool) -> (Vec<(usize, usize)>, usize) {
+/// everything. `exact` finds each boundary with a quote-aware pass; without
+/// it a piece ends after the first newline past its target size, a guess
+/// the piece's scan confirms (a newline inside a quoted field leaves the
+/// scan short of the piece's end).
+fn cut(buf: &[u8], delim: u8, eof: bool, exact: bool) -> (Vec<(usize, usize)>, usize) {
     let mut pieces = Vec::new();
     let mut start = 0;
     let mut target = PIECE;
     while target < buf.len() {
-        let (p, in_q) = quote_state(buf, start, target, delim);
-        match next_boundary(buf, p, in_q, delim) {
+        let boundary = if exact {
+            let (p, in_q) = quote_state(buf, start, target, delim);
+            next_boundary(buf, p, in_q, delim)
+        } else {
+            memchr::memchr(b'\n', &buf[target..]).map(|k| target + k + 1)
+        };
+        match boundary {
             Some(b) => {
                 pieces.push((start, b));
                 start = b;
@@ -454,20 +515,27 @@ fn cut(buf: &[u8], delim: u8, eof: bool) -> (Vec<(usize, usize)>, usize) {
         return (pieces, buf.len());
     }
     // The tail: whole records after the last cut.
-    let mut end = start;
-    let mut p = start;
-    while let Some(b) = next_boundary(buf, p, false, delim) {
-        end = b;
-        p = b;
-    }
+    let end = if exact {
+        let (mut end, mut p) = (start, start);
+        while let Some(b) = next_boundary(buf, p, false, delim) {
+            end = b;
+            p = b;
+        }
+        end
+    } else {
+        memchr::memrchr(b'\n', &buf[start..]).map_or(start, |k| start + k + 1)
+    };
     if end > start {
         pieces.push((start, end));
     }
     (pieces, end)
 }
 
-/// Splits and checks every record of a piece; returns the physical lines it spans.
-fn scan_piece(piece: &[u8], delim: u8, sink: &mut RowSink) -> u64 {
+/// Splits and checks every record of a piece; returns the physical lines it
+/// spans, and false when its last record runs past its end (a cut inside a
+/// quoted field). Only the input's last piece (`last`) may end without a
+/// newline.
+fn scan_piece(piece: &[u8], delim: u8, last: bool, sink: &mut RowSink) -> (u64, bool) {
     let mut f = Fields::new();
     let probe = Probe::new(sink.probe_fields());
     let (mut pos, mut line) = (0usize, 0u64);
@@ -499,7 +567,7 @@ fn scan_piece(piece: &[u8], delim: u8, sink: &mut RowSink) -> u64 {
                 continue;
             }
         }
-        let Some(span) = split_record(piece, pos, delim, true, &mut f) else { break };
+        let Some(span) = split_record(piece, pos, delim, last, &mut f) else { return (line, false) };
         let raw = &piece[pos..span.text_end];
         // Blank lines (empty or only CRs) are not rows.
         if !raw.iter().all(|&b| b == b'\r') {
@@ -510,7 +578,7 @@ fn scan_piece(piece: &[u8], delim: u8, sink: &mut RowSink) -> u64 {
         line += span.lines;
         pos = span.next;
     }
-    line
+    (line, true)
 }
 
 #[cfg(test)]
@@ -520,6 +588,79 @@ mod tests {
     use super::*;
     use crate::columns::ColumnMap;
     use crate::policy::Policy;
+
+    /// The fast reader on `text`, mapped (cut by guess) and as a stream
+    /// (cut exactly).
+    fn mapped_and_streamed(text: &[u8]) -> (FileOutput, FileOutput) {
+        let policy = Policy::default_policy().unwrap();
+        let columns = ColumnMap::default();
+        let spec = ScanSpec::new(&policy, &columns);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, text).unwrap();
+        let mapped = read(&path, Format::Csv, 0, &spec, &|_| {}).unwrap();
+        let streamed = read_from(&mut &text[..], Path::new("t.csv"), 0, &spec, &|_| {}).unwrap();
+        (mapped, streamed)
+    }
+
+    fn assert_same(m: FileOutput, s: FileOutput) {
+        assert_eq!(m.stats.counts, s.stats.counts);
+        assert_eq!(m.rejects, s.rejects);
+        assert_eq!(m.uncoded, s.uncoded);
+        let (m, s) = (m.into_chunks().concat(), s.into_chunks().concat());
+        assert!(!m.is_empty());
+        assert!(m == s, "kept lines differ");
+    }
+
+    /// Rows of `n` bytes or more, from row `from`; each row's quoted note
+    /// holds `breaks` newlines.
+    fn rows(text: &mut String, n: usize, from: usize, breaks: usize) -> usize {
+        let mut i = from;
+        let end = text.len() + n;
+        while text.len() < end {
+            let note = "see\n".repeat(breaks * (1 + i % 3));
+            let code = if i.is_multiple_of(5) { "J2350" } else { "99213" };
+            let day = 1 + i % 28;
+            text.push_str(&format!("C{i},1,P{},2025-11-{day:02},{code},600,G35,\"{note}\"\n", i % 97));
+            i += 1;
+        }
+        i
+    }
+
+    const HEAD: &str =
+        "claim_id,claim_line_number,person_id,claim_line_start_date,hcpcs_code,service_unit_quantity,diagnosis_code_1,note\n";
+
+    /// A guessed cut that falls inside a quoted field is found by the
+    /// piece's scan, and the block is read again with exact cuts: the same
+    /// rows, line numbers and counts as the exact read. Here the notes hold
+    /// most of the newlines, so nearly every guess is wrong; the first
+    /// block is plain, so the reread starts at the second, and the file
+    /// ends without a newline.
+    #[test]
+    fn a_cut_inside_a_quoted_field_is_read_again() {
+        let mut text = HEAD.to_string();
+        let i = rows(&mut text, BLOCK + PIECE, 0, 0);
+        rows(&mut text, 3 * PIECE, i, 12);
+        text.pop();
+        let before = REREADS.load(std::sync::atomic::Ordering::Relaxed);
+        let (m, s) = mapped_and_streamed(text.as_bytes());
+        assert!(REREADS.load(std::sync::atomic::Ordering::Relaxed) > before, "no cut was guessed wrong");
+        assert_same(m, s);
+        // Wrong from the first block on.
+        let mut text = HEAD.to_string();
+        rows(&mut text, 3 * PIECE, 0, 12);
+        let (m, s) = mapped_and_streamed(text.as_bytes());
+        assert_same(m, s);
+    }
+
+    /// Quoted fields without newlines leave every guessed cut right.
+    #[test]
+    fn guessed_cuts_match_exact_cuts() {
+        let mut text = HEAD.to_string();
+        rows(&mut text, 2 * BLOCK + 3 * PIECE, 0, 0);
+        let (m, s) = mapped_and_streamed(text.as_bytes());
+        assert_same(m, s);
+    }
 
     /// A quote that never closes is an error once its record passes
     /// `MAX_RECORD`, read as a stream or mapped, and a record just under
