@@ -227,7 +227,7 @@ struct Block {
     pieces: Vec<(usize, usize)>,
     /// Input bytes this block accounts for (progress).
     bytes: u64,
-    /// The block ends the input: its last piece may end without a newline.
+    /// The block ends the input.
     eof: bool,
 }
 
@@ -337,12 +337,12 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
                     let _ = tx.send(Err(e));
                 }
             });
-            let scan = |buf: &[u8], last: bool| -> Scanned {
+            let scan = |buf: &[u8], complete: bool| -> Scanned {
                 // UTF-8 is checked per row, only for rows some rule reads.
                 let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
                 let hint = kept_hint.load(std::sync::atomic::Ordering::Relaxed);
                 sink.out.lines.reserve(hint + hint / 4);
-                let (lines, whole) = scan_piece(buf, delim, last, &mut sink);
+                let (lines, whole) = scan_piece(buf, delim, complete, &mut sink);
                 kept_hint.store(sink.out.lines.len(), std::sync::atomic::Ordering::Relaxed);
                 (sink.out, lines, whole)
             };
@@ -401,8 +401,10 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
                                 for (i, &(a, b)) in block.pieces.iter().enumerate() {
                                     let (block, done_tx, scan) = (Arc::clone(&block), done_tx.clone(), &scan);
                                     s.spawn(move |_| {
-                                        let last = block.eof && i + 1 == n;
-                                        let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(&block.buf[a..b], last)));
+                                        // Cut exactly, or the input's last piece.
+                                        let complete = exact || (block.eof && i + 1 == n);
+                                        let part =
+                                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(&block.buf[a..b], complete)));
                                         // Released before the result is sent, so
                                         // the joiner holds the last reference.
                                         drop(block);
@@ -557,10 +559,11 @@ fn guess(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Splits and checks every record of a piece; returns the physical lines it
-/// spans, and false when its last record runs past its end (a cut inside a
-/// quoted field). Only the input's last piece (`last`) may end without a
-/// newline.
-fn scan_piece(piece: &[u8], delim: u8, last: bool, sink: &mut RowSink) -> (u64, bool) {
+/// spans, and false when its last record runs past its end (a guessed cut
+/// inside a quoted field). A `complete` piece (cut exactly, or the input's
+/// last) ends with its last record whatever it holds, as at the end of the
+/// input.
+fn scan_piece(piece: &[u8], delim: u8, complete: bool, sink: &mut RowSink) -> (u64, bool) {
     let mut f = Fields::new();
     let probe = Probe::new(sink.probe_fields());
     let (mut pos, mut line) = (0usize, 0u64);
@@ -592,7 +595,7 @@ fn scan_piece(piece: &[u8], delim: u8, last: bool, sink: &mut RowSink) -> (u64, 
                 continue;
             }
         }
-        let Some(span) = split_record(piece, pos, delim, last, &mut f) else { return (line, false) };
+        let Some(span) = split_record(piece, pos, delim, complete, &mut f) else { return (line, false) };
         let raw = &piece[pos..span.text_end];
         // Blank lines (empty or only CRs) are not rows.
         if !raw.iter().all(|&b| b == b'\r') {
