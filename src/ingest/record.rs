@@ -222,13 +222,21 @@ fn select_loop(mut m: u64, r: u32) -> u32 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt,bmi1,bmi2")]
 unsafe fn probe_avx2<'p>(hay: &[u8], delim: u8, p: &'p Probe) -> Option<Probed<'p>> {
-    use std::arch::x86_64::{__m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8};
+    use std::arch::x86_64::{
+        _MM_HINT_T0, __m256i, _mm_prefetch, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    // A page ahead: the hardware prefetcher stops at each 4 KiB page, and
+    // the probe's hottest instructions were its loads (`--scan-only` of a 5M
+    // CSV 4-7% faster with it, three sets of alternating runs).
+    const PREFETCH: usize = 4096;
     let (d, nl, q) = (_mm256_set1_epi8(delim as i8), _mm256_set1_epi8(b'\n' as i8), _mm256_set1_epi8(b'"' as i8));
     probe_with::<64>(
         hay,
         delim,
         p,
         |at| {
+            // A prefetch never faults, wherever it points.
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH) as *const i8);
             // SAFETY: `probe_with` passes a pointer with 64 bytes after it.
             let (lo, hi) = unsafe { (_mm256_loadu_si256(at as *const __m256i), _mm256_loadu_si256(at.add(32) as *const __m256i)) };
             let m = |v, x| _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, x)) as u32 as u64;
