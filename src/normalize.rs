@@ -2,7 +2,7 @@
 //! `Dispense` or `UncodedDrugDay`, or the reason it cannot be read. Shared by
 //! every reader so CSV and Parquet copies of an extract give the same values.
 
-use crate::columns::{N_DX, N_MOD, col};
+use crate::columns::{N_DX, N_MOD, Resolved, col};
 use crate::model::codes::{dx_text, normalize_bill_type, normalize_ndc, normalize_pos, parse_money, parse_number, trim};
 use crate::model::{Codes, Date, Dispense, Line, Presence, Text, UncodedDrugDay};
 use crate::policy::Policy;
@@ -132,14 +132,11 @@ pub struct RowContext<'a> {
 const PROGRAM_CACHE: usize = 32;
 
 impl<'a> RowContext<'a> {
-    pub fn new(policy: &'a Policy, presence: Presence, file: u32) -> RowContext<'a> {
-        RowContext { policy, presence, file, programs: Vec::new(), next_slot: 0, dx_slots: N_DX }
-    }
-
-    /// Reads diagnosis slots up to `present(slot)`'s last one only.
-    pub fn with_dx_columns(mut self, present: impl Fn(usize) -> bool) -> RowContext<'a> {
-        self.dx_slots = (0..N_DX).rev().find(|&i| present(col::DX1 + i)).map_or(0, |i| i + 1);
-        self
+    /// The context for rows of a file with columns `resolved`: diagnosis
+    /// slots are read up to the file's last diagnosis column only.
+    pub fn new(policy: &'a Policy, resolved: &Resolved, file: u32) -> RowContext<'a> {
+        let dx_slots = (0..N_DX).rev().find(|&i| resolved.has(col::DX1 + i)).map_or(0, |i| i + 1);
+        RowContext { policy, presence: resolved.presence(), file, programs: Vec::new(), next_slot: 0, dx_slots }
     }
 
     fn program(&mut self, parts: [Option<Cell>; 3]) -> Text {
@@ -363,7 +360,8 @@ mod tests {
     #[test]
     fn remembered_programs_match_their_payer() {
         let policy = Policy::default_policy().unwrap();
-        let mut ctx = RowContext::new(&policy, Presence::default(), 0);
+        let resolved = Resolved { idx: [None; col::COUNT], width: 0, kind: crate::columns::FileKind::Medical };
+        let mut ctx = RowContext::new(&policy, &resolved, 0);
         let payers: Vec<String> = (0..PROGRAM_CACHE + 8)
             .map(|i| match i % 4 {
                 0 => format!("Medicare {i}"),

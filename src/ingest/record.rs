@@ -223,7 +223,7 @@ fn select_loop(mut m: u64, r: u32) -> u32 {
 #[target_feature(enable = "avx2,popcnt,bmi1,bmi2")]
 unsafe fn probe_avx2<'p>(hay: &[u8], delim: u8, p: &'p Probe) -> Option<Probed<'p>> {
     use std::arch::x86_64::{
-        _MM_HINT_T0, __m256i, _mm_prefetch, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+        __m256i, _MM_HINT_T0, _mm_prefetch, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
     };
     // A page ahead: the hardware prefetcher stops at each 4 KiB page, and
     // the probe's hottest instructions were its loads (`--scan-only` of a 5M

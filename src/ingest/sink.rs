@@ -257,7 +257,7 @@ impl<'a> RowSink<'a> {
         RowSink {
             spec,
             resolved,
-            ctx: RowContext::new(spec.policy, resolved.presence(), file).with_dx_columns(|slot| resolved.has(slot)),
+            ctx: RowContext::new(spec.policy, resolved, file),
             header_first: header_fields.first().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
             header_raw: header_raw.to_vec(),
             out,
