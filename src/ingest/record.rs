@@ -133,6 +133,8 @@ pub struct Probe {
     /// repeats; ordinal 0 is the record start and needs no search.
     ords: [u32; 6],
     n: usize,
+    /// Per field, where in `ords` its bounding delimiters are (start, end).
+    bounds: [(usize, usize); 3],
     /// AVX2 chunks (checked once per probe, not per record).
     wide: bool,
 }
@@ -162,6 +164,8 @@ impl Probe {
             }
         }
         ords[..n].sort_unstable();
+        let at = |o: usize| ords[..n].iter().position(|&x| x as usize == o).unwrap_or(0);
+        let bounds = fields.map(|f| f.map_or((0, 0), |f| (at(f), at(f + 1))));
         #[cfg(target_arch = "x86_64")]
         let wide = std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("popcnt")
@@ -169,7 +173,7 @@ impl Probe {
             && std::is_x86_feature_detected!("bmi2");
         #[cfg(not(target_arch = "x86_64"))]
         let wide = false;
-        Probe { fields, ords, n, wide }
+        Probe { fields, ords, n, bounds, wide }
     }
 }
 
@@ -309,12 +313,12 @@ fn probe_with<'p, const W: usize>(
     };
     let nfields = count as usize + 1;
     let text_end = if line_end > 0 && hay[line_end - 1] == b'\r' { line_end - 1 } else { line_end };
-    let find = |o: u32| p.ords[..p.n].iter().position(|&x| x == o).map_or(usize::MAX, |i| at[i]);
     let mut ranges = [(0, 0); 3];
-    for (r, f) in ranges.iter_mut().zip(p.fields) {
+    for ((r, f), (s_at, e_at)) in ranges.iter_mut().zip(p.fields).zip(p.bounds) {
+        // Below the field count, the field's delimiters were all found.
         let Some(f) = f.filter(|&f| f < nfields) else { continue };
-        let s = if f == 0 { 0 } else { find(f as u32) + 1 };
-        let e = if f + 1 == nfields { text_end } else { find(f as u32 + 1) };
+        let s = if f == 0 { 0 } else { at[s_at] + 1 };
+        let e = if f + 1 == nfields { text_end } else { at[e_at] };
         *r = (s, e);
     }
     Some(Probed { probe: p, nfields, line_end, ranges })
