@@ -133,7 +133,8 @@ pub struct Probe {
     /// repeats; ordinal 0 is the record start and needs no search.
     ords: [u32; 6],
     n: usize,
-    /// Per field, where in `ords` its bounding delimiters are (start, end).
+    /// Per field, where in `ords` its bounding delimiters are (start, end);
+    /// field 0 starts at the record start, so its start index is unused.
     bounds: [(usize, usize); 3],
     /// AVX2 chunks (checked once per probe, not per record).
     wide: bool,
