@@ -283,7 +283,16 @@ impl Picked {
     }
 
     fn text(&mut self, v: &[u8]) -> Res<()> {
-        self.str(std::str::from_utf8(v).map_err(|_| "invalid UTF-8 in a string column")?);
+        // Most values are short ASCII codes and ids: an inlined ASCII check
+        // instead of a call to the general validator for each (4% of a 5M
+        // Parquet audit's CPU was `from_utf8`).
+        let s = if v.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8.
+            unsafe { std::str::from_utf8_unchecked(v) }
+        } else {
+            std::str::from_utf8(v).map_err(|_| "invalid UTF-8 in a string column")?
+        };
+        self.str(s);
         Ok(())
     }
 
@@ -335,8 +344,18 @@ impl Dict {
         let spans = plain_spans(buf, n, None)?;
         let mut all = String::with_capacity(buf.len());
         let mut at = Vec::with_capacity(spans.len());
+        // A page all ASCII (lengths under 128 included) holds only valid
+        // values: one check of the page instead of one call per value (a
+        // large dictionary's values were 3% of a 5M Parquet audit's CPU).
+        let ascii = buf.is_ascii();
         for &(a, l) in &spans {
-            let v = std::str::from_utf8(&buf[a as usize..(a + l) as usize]).map_err(|_| "invalid UTF-8 in a string column")?;
+            let v = &buf[a as usize..(a + l) as usize];
+            let v = if ascii {
+                // SAFETY: ASCII bytes are valid UTF-8.
+                unsafe { std::str::from_utf8_unchecked(v) }
+            } else {
+                std::str::from_utf8(v).map_err(|_| "invalid UTF-8 in a string column")?
+            };
             at.push((all.len() as u32, l));
             all.push_str(v);
         }
@@ -615,5 +634,31 @@ mod tests {
         assert_eq!(texts, vec![b"ccc".as_slice(), b"dd".as_slice()]);
         assert!(plain_spans(&buf[..buf.len() - 1], 4, None).is_err());
         assert!(plain_spans(&buf, 5, Some(&[Some(4)])).is_err());
+    }
+
+    fn plain(values: &[&[u8]]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for v in values {
+            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            buf.extend_from_slice(v);
+        }
+        buf
+    }
+
+    /// A dictionary page is checked as UTF-8 once when it is all ASCII, and
+    /// value by value otherwise: multi-byte values and lengths of 128 or
+    /// more are read, a value that is not UTF-8 is an error either way.
+    #[test]
+    fn dictionary_values_are_checked_as_utf8() {
+        let long = "x".repeat(200);
+        for values in [vec!["J2350".as_bytes(), b"G35"], vec!["Ren\u{e9}e".as_bytes(), b"J2350"], vec![long.as_bytes(), b"a"]] {
+            let Dict::Text(all, at) = Dict::text(&plain(&values), values.len()).unwrap() else { unreachable!() };
+            let read: Vec<&[u8]> = at.iter().map(|&(a, l)| &all.as_bytes()[a as usize..(a + l) as usize]).collect();
+            assert_eq!(read, values);
+        }
+        assert!(Dict::text(&plain(&[b"J2350", b"\xff"]), 2).is_err());
+        let mut p = Picked::new(Kind::Text, 3);
+        assert!(p.text(b"G35").is_ok() && p.text("Ren\u{e9}e".as_bytes()).is_ok());
+        assert!(p.text(b"\xc3").is_err());
     }
 }
