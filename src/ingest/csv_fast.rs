@@ -276,7 +276,8 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
     total.stats.kind = Some(resolved.kind);
     let mut line_base = 1 + header_lines;
     let mut exact = matches!(source, Source::Stream(_));
-    // The first window (the header's), then the offset a reread starts at.
+    // A stream's first buffer (it holds the header), and the offset a
+    // mapped run starts at.
     let mut first = Some(first);
     let mut offset = data_start as u64;
     // Lines the last piece kept: a piece's line buffer starts at about
@@ -295,19 +296,15 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
             let source = &mut source;
             scope.spawn(move || {
                 let fed = match (source, start) {
-                    (Source::Mapped(m), start) => {
-                        // Where the next window starts: the header's window
-                        // is skipped past the header, a reread maps afresh.
-                        let (w, skip, from) = match start {
-                            Some(Buf::Mapped(w)) => (w, data_start, 0),
-                            _ => (Map::EMPTY, 0, offset),
-                        };
-                        let from = std::cell::Cell::new(from);
+                    (Source::Mapped(m), _) => {
+                        // Where the next window starts (each is mapped
+                        // afresh; the header's is not reused).
+                        let from = std::cell::Cell::new(offset);
                         feed(
                             &tx,
                             path,
-                            w,
-                            skip,
+                            Map::EMPTY,
+                            0,
                             |w, eof| cut(w, delim, eof, exact),
                             |w, n| {
                                 from.set(from.get() + n as u64);
@@ -350,15 +347,11 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
             // here, once all are scanned and every cut is confirmed. When one
             // is not, returns where to read again: the block's start.
             let mut finish = |f: InFlight| -> Result<Option<u64>> {
-                let mut parts = Vec::with_capacity(f.parts.len());
-                for part in f.parts {
-                    let part = part.ok_or_else(|| Error::Internal("a block joined before its scan".into()))?;
-                    if !part.2 {
-                        return Ok(Some(offset));
-                    }
-                    parts.push(part);
+                if f.parts.iter().flatten().any(|&(_, _, whole)| !whole) {
+                    return Ok(Some(offset));
                 }
-                for (part, lines, _) in parts {
+                for part in f.parts {
+                    let (part, lines, _) = part.ok_or_else(|| Error::Internal("a block joined before its scan".into()))?;
                     append(&mut total, part, line_base);
                     line_base += lines;
                 }
