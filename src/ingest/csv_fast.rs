@@ -11,10 +11,13 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 
 use super::input::Format;
 use super::record::{Fields, Probe, next_boundary, probe_record, quote_state, split_record};
 use super::sink::{FileOutput, RowSink, ScanSpec, append};
+use crate::columns::Resolved;
 use crate::error::{Error, Result};
 
 const BLOCK: usize = 8 << 20;
@@ -272,168 +275,229 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
     let (names, header_raw, header_lines, data_start) = header(path, &first, delim, eof)?;
     let resolved = spec.columns.resolve(path, &names)?;
     progress(data_start as u64);
-    let mut total = FileOutput::default();
-    total.stats.kind = Some(resolved.kind);
-    let mut line_base = 1 + header_lines;
+    let file =
+        FileScan { path, file_idx, spec, resolved: &resolved, names: &names, header_raw: &header_raw, data_start, kept_hint: 0.into() };
+    let mut joined = Joined { total: FileOutput::default(), line_base: 1 + header_lines, offset: data_start as u64, spec, progress };
+    joined.total.stats.kind = Some(resolved.kind);
     let mut exact = matches!(source, Source::Stream(_));
-    // A stream's first buffer (it holds the header), and the offset a
-    // mapped run starts at.
+    // A stream's first buffer holds the header and the first rows.
     let mut first = Some(first);
-    let mut offset = data_start as u64;
-    // Lines the last piece kept: a piece's line buffer starts at about
-    // that size instead of growing (and copying its lines) by doubling.
-    let kept_hint = std::sync::atomic::AtomicUsize::new(0);
     loop {
-        let start = first.take();
-        let rest = std::thread::scope(|scope| -> Result<Option<u64>> {
-            // One block queued and two being scanned (the older one's last
-            // pieces, the newer one's first): four blocks in memory at most,
-            // with the one being read.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(1);
-            // Scanned blocks come back for reuse: fresh 9 MiB buffers would cost a
-            // page fault per 4 KiB on every block.
-            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-            let source = &mut source;
-            scope.spawn(move || {
-                let fed = match (source, start) {
-                    (Source::Mapped(m), _) => {
-                        // Where the next window starts (each is mapped
-                        // afresh; the header's is not reused).
-                        let from = std::cell::Cell::new(offset);
-                        feed(
-                            &tx,
-                            path,
-                            Map::EMPTY,
-                            0,
-                            |w, eof| cut(w, delim, eof, exact),
-                            |w, n| {
-                                from.set(from.get() + n as u64);
-                                (w, Map::EMPTY)
-                            },
-                            |_, want| m.map(from.get(), want, path),
-                        )
-                    }
-                    (Source::Stream(r), Some(Buf::Owned(first))) => feed(
-                        &tx,
-                        path,
-                        first,
-                        data_start,
-                        |w, eof| cut(w, delim, eof, true),
-                        |mut w, n| {
-                            let mut next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
-                            next.clear();
-                            next.extend_from_slice(&w[n..]);
-                            w.truncate(n);
-                            (w, next)
-                        },
-                        |mut w, want| fill(*r, &mut w, want, path).map(|eof| (w, eof)),
-                    ),
-                    _ => Err(Error::Internal("a stream read twice, or a first block of another kind than its source".into())),
-                };
-                if let Err(e) = fed {
-                    let _ = tx.send(Err(e));
-                }
-            });
-            let scan = |buf: &[u8], complete: bool| -> Scanned {
-                // UTF-8 is checked per row, only for rows some rule reads.
-                let mut sink = RowSink::new(spec, &resolved, file_idx, &names, &header_raw);
-                let hint = kept_hint.load(std::sync::atomic::Ordering::Relaxed);
-                sink.out.lines.reserve(hint + hint / 4);
-                let (lines, whole) = scan_piece(buf, delim, complete, &mut sink);
-                kept_hint.store(sink.out.lines.len(), std::sync::atomic::Ordering::Relaxed);
-                (sink.out, lines, whole)
-            };
-            // A block's pieces are joined in order (and handed to the store)
-            // here, once all are scanned and every cut is confirmed. When one
-            // is not, returns where to read again: the block's start.
-            let mut finish = |f: InFlight| -> Result<Option<u64>> {
-                if f.parts.iter().flatten().any(|&(_, _, whole)| !whole) {
-                    return Ok(Some(offset));
-                }
-                for part in f.parts {
-                    let (part, lines, _) = part.ok_or_else(|| Error::Internal("a block joined before its scan".into()))?;
-                    append(&mut total, part, line_base);
-                    line_base += lines;
-                }
-                spec.hand_over(&mut total)?;
-                progress(f.block.bytes);
-                offset += f.block.bytes;
-                if let Ok(Block { buf: Buf::Owned(v), .. }) = Arc::try_unwrap(f.block) {
-                    let _ = back_tx.send(v);
-                }
-                Ok(None)
-            };
-            // Pieces are tasks of one scope, and the next block's are queued
-            // before the last one's end: the pool does not wait at each block's
-            // end for its slowest piece (with a parallel loop per block, its
-            // threads slept 184-189 ms of a 5M-line run; now 75-117 ms).
-            let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, usize, std::thread::Result<Scanned>)>();
-            rayon::in_place_scope(|s| -> Result<Option<u64>> {
-                let mut flight: VecDeque<InFlight> = VecDeque::new();
-                let mut blocks = rx.into_iter();
-                let mut seq = 0u64;
-                let mut more = true;
-                loop {
-                    while flight.front().is_some_and(|f| f.left == 0) {
-                        if let Some(f) = flight.pop_front()
-                            && let Some(at) = finish(f)?
-                        {
-                            // Dropping the queue stops the reader; the
-                            // pieces in flight finish unread.
-                            return Ok(Some(at));
-                        }
-                    }
-                    // Two blocks in flight: one scanned while the other's last
-                    // pieces finish.
-                    if more && flight.len() < 2 {
-                        match blocks.next() {
-                            Some(block) => {
-                                let block = Arc::new(block?);
-                                crate::signals::check()?;
-                                let n = block.pieces.len();
-                                for (i, &(a, b)) in block.pieces.iter().enumerate() {
-                                    let (block, done_tx, scan) = (Arc::clone(&block), done_tx.clone(), &scan);
-                                    s.spawn(move |_| {
-                                        // Cut exactly, or the input's last piece.
-                                        let complete = exact || (block.eof && i + 1 == n);
-                                        let part =
-                                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(&block.buf[a..b], complete)));
-                                        // Released before the result is sent, so
-                                        // the joiner holds the last reference.
-                                        drop(block);
-                                        let _ = done_tx.send((seq, i, part));
-                                    });
-                                }
-                                flight.push_back(InFlight { seq, parts: (0..n).map(|_| None).collect(), left: n, block });
-                                seq += 1;
-                                continue;
-                            }
-                            None => more = false,
-                        }
-                    }
-                    let Some(first) = flight.front().map(|f| f.seq) else { break };
-                    let (at, i, part) = done_rx.recv().map_err(|_| Error::Internal("a piece's scan was lost".into()))?;
-                    let part = part.map_err(|_| Error::Internal("a piece's scan panicked".into()))?;
-                    let f = usize::try_from(at - first).ok().and_then(|k| flight.get_mut(k));
-                    let f = f.ok_or_else(|| Error::Internal("a scanned piece of no block in flight".into()))?;
-                    f.parts[i] = Some(part);
-                    f.left -= 1;
-                }
-                Ok(None)
-            })
-        })?;
-        match rest {
-            None => return Ok(total),
+        match file.run(&mut source, first.take(), exact, &mut joined)? {
+            None => return Ok(joined.total),
             Some(at) if !exact => {
                 tracing::debug!(file = %path.display(), offset = at, "a cut fell inside a quoted field: reading on with exact cuts");
                 #[cfg(test)]
                 REREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                (exact, offset) = (true, at);
+                (exact, joined.offset) = (true, at);
             }
             Some(_) => return Err(Error::Internal("an exact cut inside a record".into())),
         }
     }
 }
+
+/// What stays fixed while one file is read: its header, its columns, and
+/// how its pieces are scanned.
+struct FileScan<'a> {
+    path: &'a Path,
+    file_idx: u32,
+    spec: &'a ScanSpec<'a>,
+    resolved: &'a Resolved,
+    names: &'a [String],
+    header_raw: &'a [u8],
+    data_start: usize,
+    /// Lines the last piece kept: a piece's line buffer starts at about
+    /// that size instead of growing (and copying its lines) by doubling.
+    kept_hint: AtomicUsize,
+}
+
+/// The blocks joined so far, in input order, and where the next one starts.
+struct Joined<'a> {
+    total: FileOutput,
+    line_base: u64,
+    offset: u64,
+    spec: &'a ScanSpec<'a>,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Joined<'_> {
+    /// Joins a block's pieces in order (and hands them to the store) once
+    /// every cut is confirmed; when one is not, returns where to read again:
+    /// the block's start.
+    fn finish(&mut self, f: InFlight, back: &Sender<Vec<u8>>) -> Result<Option<u64>> {
+        if f.parts.iter().flatten().any(|&(_, _, whole)| !whole) {
+            return Ok(Some(self.offset));
+        }
+        for part in f.parts {
+            let (part, lines, _) = part.ok_or_else(|| Error::Internal("a block joined before its scan".into()))?;
+            append(&mut self.total, part, self.line_base);
+            self.line_base += lines;
+        }
+        self.spec.hand_over(&mut self.total)?;
+        (self.progress)(f.block.bytes);
+        self.offset += f.block.bytes;
+        // Scanned buffers come back for reuse: fresh 9 MiB buffers would
+        // cost a page fault per 4 KiB on every block.
+        if let Ok(Block { buf: Buf::Owned(v), .. }) = Arc::try_unwrap(f.block) {
+            let _ = back.send(v);
+        }
+        Ok(None)
+    }
+}
+
+impl FileScan<'_> {
+    /// One pass over the source from `joined.offset` to its end, or to the
+    /// first block whose guessed cut was wrong (returns its start).
+    fn run(&self, source: &mut Source, start: Option<Buf>, exact: bool, joined: &mut Joined) -> Result<Option<u64>> {
+        std::thread::scope(|scope| {
+            // One block queued and two being scanned (the older one's last
+            // pieces, the newer one's first): four blocks in memory at most,
+            // with the one being read.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block>>(1);
+            let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let offset = joined.offset;
+            scope.spawn(move || {
+                if let Err(e) = self.feed(&tx, back_rx, source, start, offset, exact) {
+                    let _ = tx.send(Err(e));
+                }
+            });
+            self.schedule(rx, exact, |f| joined.finish(f, &back_tx))
+        })
+    }
+
+    /// The reader thread: feeds blocks of a mapped file from `offset`, or of
+    /// a stream from its first buffer on.
+    fn feed(
+        &self,
+        tx: &SyncSender<Result<Block>>,
+        back: Receiver<Vec<u8>>,
+        source: &mut Source,
+        start: Option<Buf>,
+        offset: u64,
+        exact: bool,
+    ) -> Result<()> {
+        let (path, delim) = (self.path, self.spec.delimiter);
+        match (source, start) {
+            (Source::Mapped(m), _) => {
+                // Where the next window starts (each is mapped afresh).
+                let from = std::cell::Cell::new(offset);
+                feed(
+                    tx,
+                    path,
+                    Map::EMPTY,
+                    0,
+                    |w, eof| cut(w, delim, eof, exact),
+                    |w, n| {
+                        from.set(from.get() + n as u64);
+                        (w, Map::EMPTY)
+                    },
+                    |_, want| m.map(from.get(), want, path),
+                )
+            }
+            (Source::Stream(r), Some(Buf::Owned(first))) => feed(
+                tx,
+                path,
+                first,
+                self.data_start,
+                |w, eof| cut(w, delim, eof, true),
+                |mut w, n| {
+                    let mut next = back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
+                    next.clear();
+                    next.extend_from_slice(&w[n..]);
+                    w.truncate(n);
+                    (w, next)
+                },
+                |mut w, want| fill(*r, &mut w, want, path).map(|eof| (w, eof)),
+            ),
+            _ => Err(Error::Internal("a stream read twice, or a first block of another kind than its source".into())),
+        }
+    }
+
+    /// A piece's rows. UTF-8 is checked per row, only for rows some rule reads.
+    fn scan(&self, buf: &[u8], complete: bool) -> Scanned {
+        let mut sink = RowSink::new(self.spec, self.resolved, self.file_idx, self.names, self.header_raw);
+        let hint = self.kept_hint.load(Ordering::Relaxed);
+        sink.out.lines.reserve(hint + hint / 4);
+        let (lines, whole) = scan_piece(buf, self.spec.delimiter, complete, &mut sink);
+        self.kept_hint.store(sink.out.lines.len(), Ordering::Relaxed);
+        (sink.out, lines, whole)
+    }
+
+    /// Scans the blocks from `blocks`, piece by piece on the pool, and
+    /// `finish`es each in order once all its pieces are back. Pieces are
+    /// tasks of one scope, and the next block's are queued before the last
+    /// one's end: the pool does not wait at each block's end for its slowest
+    /// piece (with a parallel loop per block, its threads slept 184-189 ms
+    /// of a 5M-line run; now 75-117 ms).
+    fn schedule(
+        &self,
+        blocks: Receiver<Result<Block>>,
+        exact: bool,
+        mut finish: impl FnMut(InFlight) -> Result<Option<u64>>,
+    ) -> Result<Option<u64>> {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
+        rayon::in_place_scope(|s| {
+            let mut flight: VecDeque<InFlight> = VecDeque::new();
+            let mut blocks = blocks.into_iter();
+            let mut seq = 0u64;
+            let mut more = true;
+            loop {
+                while flight.front().is_some_and(|f| f.left == 0) {
+                    if let Some(f) = flight.pop_front()
+                        && let Some(at) = finish(f)?
+                    {
+                        // Dropping the queue stops the reader; the pieces in
+                        // flight finish unread.
+                        return Ok(Some(at));
+                    }
+                }
+                // Two blocks in flight: one scanned while the other's last
+                // pieces finish.
+                if more && flight.len() < 2 {
+                    match blocks.next() {
+                        Some(block) => {
+                            crate::signals::check()?;
+                            flight.push_back(self.start(s, Arc::new(block?), seq, exact, &done_tx));
+                            seq += 1;
+                            continue;
+                        }
+                        None => more = false,
+                    }
+                }
+                let Some(first) = flight.front().map(|f| f.seq) else { break };
+                let (at, i, part) = done_rx.recv().map_err(|_| Error::Internal("a piece's scan was lost".into()))?;
+                let part = part.map_err(|_| Error::Internal("a piece's scan panicked".into()))?;
+                let f = usize::try_from(at - first).ok().and_then(|k| flight.get_mut(k));
+                let f = f.ok_or_else(|| Error::Internal("a scanned piece of no block in flight".into()))?;
+                f.parts[i] = Some(part);
+                f.left -= 1;
+            }
+            Ok(None)
+        })
+    }
+
+    /// Queues the scans of a block's pieces on the pool; each sends its
+    /// result to `done`.
+    fn start<'s>(&'s self, s: &rayon::Scope<'s>, block: Arc<Block>, seq: u64, exact: bool, done: &Sender<Done>) -> InFlight {
+        let n = block.pieces.len();
+        for (i, &(a, b)) in block.pieces.iter().enumerate() {
+            let (block, done) = (Arc::clone(&block), done.clone());
+            s.spawn(move |_| {
+                // Cut exactly, or the input's last piece.
+                let complete = exact || (block.eof && i + 1 == n);
+                let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.scan(&block.buf[a..b], complete)));
+                // Released before the result is sent, so the joiner holds
+                // the last reference.
+                drop(block);
+                let _ = done.send((seq, i, part));
+            });
+        }
+        InFlight { seq, parts: (0..n).map(|_| None).collect(), left: n, block }
+    }
+}
+
+/// A scanned piece: its block's sequence number, its index, its result.
+type Done = (u64, usize, std::thread::Result<Scanned>);
 
 /// Rereads after a wrong guess, for the tests.
 #[cfg(test)]
