@@ -22,12 +22,13 @@ const FINDING_BATCH_ROWS: usize = 4 * 1024;
 /// Writes every output into a staging directory and moves it into place.
 pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut RunInfo, bar: &indicatif::ProgressBar) -> Result<()> {
     let st = Staging::new(&opts.out)?;
-    // The Parquet files are independent: the timeline (the largest) is
-    // written on a second thread while the others are written here.
+    // The outputs are independent: the timeline (the largest) is written on
+    // a second thread while the other tables are written, and the summary
+    // and report rendered, here.
     let (timeline, rest) = std::thread::scope(|scope| {
         let timeline =
             scope.spawn(|| write_parquet(&st, "timeline.parquet", &r.timeline, |t| table::to_record_batch(table::timeline(t, policy))));
-        let rest = (|| -> Result<(usize, usize, usize, usize)> {
+        let rest = (|| -> Result<(usize, usize, usize, usize, String, String)> {
             // Rows are built a batch at a time, from the findings' positions.
             let at: Vec<usize> = (0..r.findings.len()).collect();
             let n_findings = write_parquet_in(&st, "findings.parquet", &at, FINDING_BATCH_ROWS, |ks| {
@@ -49,12 +50,16 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
                 write_parquet(&st, "rejects.parquet", &r.rejects, |j| table::to_record_batch(table::rejects(j, |i| r.source_name(i))))?;
             crate::signals::check()?;
             bar.inc(1);
-            Ok((n_findings, n_resolved, n_episodes, n_rejects))
+            let summary = summary::render(opts, policy, r, &info.run_id);
+            let t_report = std::time::Instant::now();
+            let report = html::render(opts, policy, r, &info.run_id)?;
+            tracing::debug!(seconds = t_report.elapsed().as_secs_f64(), peak_rss_mib = crate::util::peak_rss_mib(), "report.html");
+            Ok((n_findings, n_resolved, n_episodes, n_rejects, summary, report))
         })();
         (timeline.join().unwrap_or_else(|_| Err(Error::Internal("timeline writer panicked".into()))), rest)
     });
     let n_timeline = timeline?;
-    let (n_findings, n_resolved, n_episodes, n_rejects) = rest?;
+    let (n_findings, n_resolved, n_episodes, n_rejects, summary, report) = rest?;
     info.finished_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let outputs = [
         ("findings.parquet", Some(n_findings)),
@@ -68,10 +73,8 @@ pub fn write_all(opts: &RunOptions, policy: &Policy, r: &RunResult, info: &mut R
     ];
     let json = manifest_json(opts, policy, r, info, &outputs)?;
     st.write("manifest.json", &json)?;
-    st.write("summary.md", summary::render(opts, policy, r, &info.run_id).as_bytes())?;
-    let t_report = std::time::Instant::now();
-    st.write("report.html", html::render(opts, policy, r, &info.run_id)?.as_bytes())?;
-    tracing::debug!(seconds = t_report.elapsed().as_secs_f64(), peak_rss_mib = crate::util::peak_rss_mib(), "report.html");
+    st.write("summary.md", summary.as_bytes())?;
+    st.write("report.html", report.as_bytes())?;
     bar.inc(1);
     crate::signals::check()?;
     st.commit()
