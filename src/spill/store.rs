@@ -86,8 +86,9 @@ struct Inner {
 struct Spill {
     dir: PrivateDir,
     files: Vec<BufWriter<File>>,
-    /// Per partition: what its rows cost once loaded.
+    /// Per partition: what its rows cost once loaded, and its lines.
     bytes: Vec<u64>,
+    lines: Vec<u64>,
     rows: u64,
     written: u64,
     t_encode: f64,
@@ -117,7 +118,17 @@ impl Spill {
                     .map_err(|e| Error::output(&path, format!("cannot create spill file: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Spill { dir, files, bytes: vec![0; parts], rows: 0, written: 0, t_encode: 0.0, t_drop: 0.0, t_write: 0.0 })
+        Ok(Spill {
+            dir,
+            files,
+            bytes: vec![0; parts],
+            lines: vec![0; parts],
+            rows: 0,
+            written: 0,
+            t_encode: 0.0,
+            t_drop: 0.0,
+            t_write: 0.0,
+        })
     }
 
     /// Encodes the batch's pieces in parallel into per-partition buffers,
@@ -133,6 +144,8 @@ impl Spill {
         // another row group's task, which would then wait for this same lock:
         // there, encode on this thread alone.
         let on_pool = rayon::current_thread_index().is_some();
+        // Encoded bytes per row so far, to size each piece's buffers.
+        let per_row = if self.rows == 0 { 0 } else { (self.written / self.rows) as usize };
         let mut chunks = std::mem::take(&mut b.chunks).into_iter().peekable();
         while chunks.peek().is_some() {
             let mut window = Vec::new();
@@ -145,9 +158,9 @@ impl Spill {
             }
             let t0 = std::time::Instant::now();
             let encoded: Vec<Encoded> = if on_pool {
-                window.iter().map(|c| encode(c, &[], &[], parts)).collect()
+                window.iter().map(|c| encode(c, &[], &[], parts, per_row)).collect()
             } else {
-                window.par_iter().map(|c| encode(c, &[], &[], parts)).collect()
+                window.par_iter().map(|c| encode(c, &[], &[], parts, per_row)).collect()
             };
             self.t_encode += t0.elapsed().as_secs_f64();
             let t1 = std::time::Instant::now();
@@ -157,7 +170,7 @@ impl Spill {
         }
         if !b.dispenses.is_empty() || !b.uncoded.is_empty() {
             let t0 = std::time::Instant::now();
-            let encoded = encode(&[], &b.dispenses, &b.uncoded, parts);
+            let encoded = encode(&[], &b.dispenses, &b.uncoded, parts, 0);
             self.t_encode += t0.elapsed().as_secs_f64();
             drop(b);
             self.write(vec![encoded])?;
@@ -175,6 +188,7 @@ impl Spill {
                     continue;
                 }
                 self.bytes[p] += e.bytes[p];
+                self.lines[p] += e.lines[p];
                 self.written += buf.len() as u64;
                 self.files[p]
                     .write_all(buf)
@@ -190,18 +204,24 @@ impl Spill {
 /// MiB of rows, enough pieces to encode on both cores.
 const WINDOW_LINES: usize = 16 * 1024;
 
-/// One piece's rows encoded per partition, with what they cost loaded.
+/// One piece's rows encoded per partition, with what they cost loaded and
+/// how many are lines.
 struct Encoded {
     bufs: Vec<Vec<u8>>,
     bytes: Vec<u64>,
+    lines: Vec<u64>,
 }
 
-fn encode(lines: &[Line], dispenses: &[Dispense], uncoded: &[UncodedDrugDay], parts: usize) -> Encoded {
-    let mut e = Encoded { bufs: vec![Vec::new(); parts], bytes: vec![0; parts] };
+/// `per_row`: encoded bytes per row so far (0: none yet), to size the
+/// buffers once with some room, instead of growing each by doubling.
+fn encode(lines: &[Line], dispenses: &[Dispense], uncoded: &[UncodedDrugDay], parts: usize, per_row: usize) -> Encoded {
+    let cap = (lines.len() * per_row / parts.max(1)) * 5 / 4;
+    let mut e = Encoded { bufs: (0..parts).map(|_| Vec::with_capacity(cap)).collect(), bytes: vec![0; parts], lines: vec![0; parts] };
     for l in lines {
         let p = partition_of(&l.person_id, parts);
         codec::put_line(&mut e.bufs[p], l);
         e.bytes[p] += line_bytes(l);
+        e.lines[p] += 1;
     }
     for d in dispenses {
         let p = partition_of(&d.person_id, parts);
@@ -309,6 +329,7 @@ impl KeptStore {
             max_date,
             rows: Held::Spilled(Spilled {
                 groups: groups(&spill.bytes, budget),
+                lines: spill.lines,
                 partitions: spill.files.len(),
                 rows: spill.rows,
                 written: spill.written,
@@ -360,6 +381,9 @@ pub enum Held {
 pub struct Spilled {
     dir: Arc<PrivateDir>,
     groups: Vec<Range<usize>>,
+    /// Lines per partition: each partition's list is allocated once, not
+    /// grown by doubling (a copy of every line read back).
+    lines: Vec<u64>,
     pub partitions: usize,
     pub rows: u64,
     /// Bytes written to the partition files.
@@ -385,7 +409,8 @@ impl Spilled {
             .map(|&p| {
                 let path = part_path(&self.dir.path, p);
                 let buf = std::fs::read(&path).map_err(|e| Error::output(&path, format!("cannot read spill file: {e}")))?;
-                let mut rows = Rows::default();
+                let lines = self.lines.get(p).map_or(0, |&n| n as usize);
+                let mut rows = Rows { lines: Vec::with_capacity(lines), ..Rows::default() };
                 codec::read_rows(&buf, &mut rows)
                     .map_err(|d| Error::Internal(format!("{}: spill file damaged at byte {}", path.display(), d.0)))?;
                 // A partition is read once: its file goes now, not at the end.
