@@ -176,6 +176,7 @@ enum Outcome {
 
 /// mimalloc: per-thread free lists for the buffers reading churns through
 /// on both cores (see Cargo.toml). The library leaves the allocator to its host.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

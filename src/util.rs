@@ -67,8 +67,8 @@ pub mod static_str {
 /// `mmap` or a re-grown heap top, so every page was faulted in and zeroed
 /// again: a quarter of a 5M-line Parquet audit's CPU time. Fixed thresholds
 /// (16 MiB before `mmap`, 32 MiB kept at the heap top) cut its page faults
-/// from 233k to 81k. The binary now allocates with mimalloc, so this tunes
-/// what still calls malloc there (C libraries: zstd's contexts and windows).
+/// from 233k to 81k. In the binary, which allocates with mimalloc, this
+/// tunes only what C libraries allocate (zstd's contexts and windows).
 /// A no-op on other C libraries. Called once, first thing.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

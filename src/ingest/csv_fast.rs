@@ -288,7 +288,7 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
             Some(at) if !exact => {
                 tracing::debug!(file = %path.display(), offset = at, "a cut fell inside a quoted field: reading on with exact cuts");
                 #[cfg(test)]
-                REREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                REREADS.fetch_add(1, Ordering::Relaxed);
                 (exact, joined.offset) = (true, at);
             }
             Some(_) => return Err(Error::Internal("an exact cut inside a record".into())),
@@ -357,7 +357,7 @@ impl FileScan<'_> {
             let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
             let offset = joined.offset;
             scope.spawn(move || {
-                if let Err(e) = self.feed(&tx, back_rx, source, start, offset, exact) {
+                if let Err(e) = self.feed_source(&tx, back_rx, source, start, offset, exact) {
                     let _ = tx.send(Err(e));
                 }
             });
@@ -366,8 +366,8 @@ impl FileScan<'_> {
     }
 
     /// The reader thread: feeds blocks of a mapped file from `offset`, or of
-    /// a stream from its first buffer on.
-    fn feed(
+    /// a stream from its first buffer on (`feed` for each kind of window).
+    fn feed_source(
         &self,
         tx: &SyncSender<Result<Block>>,
         back: Receiver<Vec<u8>>,

@@ -145,7 +145,7 @@ impl Spill {
         // there, encode on this thread alone.
         let on_pool = rayon::current_thread_index().is_some();
         // Encoded bytes per row so far, to size each piece's buffers.
-        let per_row = if self.rows == 0 { 0 } else { (self.written / self.rows) as usize };
+        let per_row = self.written.checked_div(self.rows).unwrap_or(0) as usize;
         let mut chunks = std::mem::take(&mut b.chunks).into_iter().peekable();
         while chunks.peek().is_some() {
             let mut window = Vec::new();
