@@ -68,8 +68,9 @@ pub mod static_str {
 /// again: a quarter of a 5M-line Parquet audit's CPU time. Fixed thresholds
 /// (16 MiB before `mmap`, 32 MiB kept at the heap top) cut its page faults
 /// from 233k to 81k. In the binary, which allocates with mimalloc, this
-/// tunes only what C libraries allocate (zstd's contexts and windows).
-/// A no-op on other C libraries. Called once, first thing.
+/// tunes only what C libraries allocate (zstd's contexts and windows), and
+/// still pays: the 5M CSV audit 0.91 -> 0.78 s with it (7 alternating
+/// runs). A no-op on other C libraries. Called once, first thing.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before any

@@ -275,13 +275,19 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
     let (names, header_raw, header_lines, data_start) = header(path, &first, delim, eof)?;
     let resolved = spec.columns.resolve(path, &names)?;
     progress(data_start as u64);
-    let file =
-        FileScan { path, file_idx, spec, resolved: &resolved, names: &names, header_raw: &header_raw, data_start, kept_hint: 0.into() };
+    let file = FileScan { path, file_idx, spec, resolved: &resolved, names: &names, header_raw: &header_raw, kept_hint: 0.into() };
     let mut joined = Joined { total: FileOutput::default(), line_base: 1 + header_lines, offset: data_start as u64, spec, progress };
     joined.total.stats.kind = Some(resolved.kind);
     let mut exact = matches!(source, Source::Stream(_));
-    // A stream's first buffer holds the header and the first rows.
-    let mut first = Some(first);
+    // A stream's first buffer holds the first rows after the header (a
+    // mapped run maps its windows afresh, from its start offset).
+    let mut first = match first {
+        Buf::Owned(mut v) => {
+            v.drain(..data_start);
+            Some(v)
+        }
+        Buf::Mapped(_) => None,
+    };
     loop {
         match file.run(&mut source, first.take(), exact, &mut joined)? {
             None => return Ok(joined.total),
@@ -305,7 +311,6 @@ struct FileScan<'a> {
     resolved: &'a Resolved,
     names: &'a [String],
     header_raw: &'a [u8],
-    data_start: usize,
     /// Lines the last piece kept: a piece's line buffer starts at about
     /// that size instead of growing (and copying its lines) by doubling.
     kept_hint: AtomicUsize,
@@ -348,7 +353,7 @@ impl Joined<'_> {
 impl FileScan<'_> {
     /// One pass over the source from `joined.offset` to its end, or to the
     /// first block whose guessed cut was wrong (returns its start).
-    fn run(&self, source: &mut Source, start: Option<Buf>, exact: bool, joined: &mut Joined) -> Result<Option<u64>> {
+    fn run(&self, source: &mut Source, start: Option<Vec<u8>>, exact: bool, joined: &mut Joined) -> Result<Option<u64>> {
         std::thread::scope(|scope| {
             // One block queued and two being scanned (the older one's last
             // pieces, the newer one's first): four blocks in memory at most,
@@ -372,7 +377,7 @@ impl FileScan<'_> {
         tx: &SyncSender<Result<Block>>,
         back: Receiver<Vec<u8>>,
         source: &mut Source,
-        start: Option<Buf>,
+        start: Option<Vec<u8>>,
         offset: u64,
         exact: bool,
     ) -> Result<()> {
@@ -385,7 +390,6 @@ impl FileScan<'_> {
                     tx,
                     path,
                     Map::EMPTY,
-                    0,
                     |w, eof| cut(w, delim, eof, exact),
                     |w, n| {
                         from.set(from.get() + n as u64);
@@ -394,11 +398,10 @@ impl FileScan<'_> {
                     |_, want| m.map(from.get(), want, path),
                 )
             }
-            (Source::Stream(r), Some(Buf::Owned(first))) => feed(
+            (Source::Stream(r), Some(first)) => feed(
                 tx,
                 path,
                 first,
-                self.data_start,
                 |w, eof| cut(w, delim, eof, true),
                 |mut w, n| {
                     let mut next = back.try_recv().unwrap_or_else(|_| Vec::with_capacity(BLOCK + PIECE));
@@ -409,7 +412,7 @@ impl FileScan<'_> {
                 },
                 |mut w, want| fill(*r, &mut w, want, path).map(|eof| (w, eof)),
             ),
-            _ => Err(Error::Internal("a stream read twice, or a first block of another kind than its source".into())),
+            (Source::Stream(_), None) => Err(Error::Internal("a stream read twice".into())),
         }
     }
 
@@ -503,22 +506,21 @@ type Done = (u64, usize, std::thread::Result<Scanned>);
 #[cfg(test)]
 static REREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// The reader thread's loop, for any source of windows: cuts the window into
-/// pieces (`cut(w, eof)`), grows it for a record longer than it, and hands
-/// each block over. `split(w, n)` parts a window after its first `n` bytes
-/// (the block, and what the next window starts with); `fill_to(w, want)`
-/// makes the window hold `want` bytes, fewer at the end of the input (true).
+/// The reader thread's loop, for any source of windows, from `start` (the
+/// data the source has already given, if any): cuts the window into pieces
+/// (`cut(w, eof)`), grows it for a record longer than it, and hands each
+/// block over. `split(w, n)` parts a window after its first `n` bytes (the
+/// block, and what the next window starts with); `fill_to(w, want)` makes
+/// the window hold `want` bytes, fewer at the end of the input (true).
 fn feed<W: std::ops::Deref<Target = [u8]> + Into<Buf>>(
-    tx: &std::sync::mpsc::SyncSender<Result<Block>>,
+    tx: &SyncSender<Result<Block>>,
     path: &Path,
-    first: W,
-    data_start: usize,
+    start: W,
     cut: impl Fn(&[u8], bool) -> (Vec<(usize, usize)>, usize),
     mut split: impl FnMut(W, usize) -> (W, W),
     mut fill_to: impl FnMut(W, usize) -> Result<(W, bool)>,
 ) -> Result<()> {
-    let (_, rest) = split(first, data_start);
-    let (mut w, mut eof) = fill_to(rest, BLOCK)?;
+    let (mut w, mut eof) = fill_to(start, BLOCK)?;
     loop {
         let (pieces, consumed) = cut(&w, eof);
         if pieces.is_empty() && !eof {
