@@ -8,16 +8,21 @@ use clap::{Args, Parser, Subcommand};
 use claims_audit::columns::ColumnMap;
 use claims_audit::error::{Error, Result};
 use claims_audit::generate::{GenFormat, GenOptions};
-use claims_audit::ingest::Engine;
+use claims_audit::ingest::{Engine, RejectLimit};
 use claims_audit::model::Date;
 use claims_audit::pipeline::{RunOptions, audit};
 use claims_audit::policy::Policy;
 use claims_audit::progress::Progress;
-use claims_audit::report::{OutputLock, RunInfo, run_id, write_all};
+use claims_audit::report::{OutputLock, RunInfo, check_out, run_id, write_all};
 use claims_audit::rules::RULES;
 
 #[derive(Parser)]
-#[command(name = "claims-audit", version, about = "Audits claim extracts for ocrelizumab home-infusion coding and dosing problems")]
+#[command(
+    name = "claims-audit",
+    version,
+    about = "Audits claim extracts for ocrelizumab home-infusion coding and dosing problems",
+    arg_required_else_help = true
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -65,6 +70,8 @@ enum Cmd {
 #[derive(Args)]
 struct RunArgs {
     /// Output directory (replaced atomically; _SUCCESS marks a complete run).
+    /// It must be absent, empty, or an earlier claims-audit output, and
+    /// neither hold nor lie inside an input.
     #[arg(long)]
     out: PathBuf,
     /// First date of service that gets findings (inclusive), YYYY-MM-DD.
@@ -99,6 +106,14 @@ struct RunArgs {
     /// CSV field delimiter: comma, pipe or tab.
     #[arg(long, default_value = "comma", value_parser = ["comma", "pipe", "tab"])]
     delimiter: String,
+    /// A file whose rejected rows pass this share of its rows (0 to 1) stops
+    /// the run (exit 3); 1 lets any file through.
+    #[arg(long, default_value_t = 0.05, value_parser = parse_rate)]
+    max_reject_rate: f64,
+    /// Rejected rows a file may have whatever its rate: the rate applies from
+    /// this many rejects up (small files, where one bad row is 10%).
+    #[arg(long, default_value_t = RejectLimit::DEFAULT.min_rejects)]
+    min_rejects: u64,
     /// No progress output; errors only.
     #[arg(long)]
     quiet: bool,
@@ -163,8 +178,36 @@ fn parse_size(s: &str) -> std::result::Result<Size, String> {
     Ok(Size(Some(bytes)))
 }
 
+/// `YYYY-MM-DD` and nothing else: `11/30/2026` or `01/02/2026` on a
+/// command line is ambiguous (OUTPUTS.md "Exit status").
 fn parse_date(s: &str) -> std::result::Result<Date, String> {
-    Date::parse(s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
+    Date::parse(s)
+        .filter(|d| d.iso_bytes().is_some_and(|b| b == s.as_bytes()))
+        .ok_or_else(|| format!("{s:?} is not a date in the form YYYY-MM-DD"))
+}
+
+fn parse_rate(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?} is not a rate from 0 to 1 (for example 0.05)")),
+    }
+}
+
+/// A clap error as one line: its message with the lines that belong to it
+/// (the missing arguments, the possible values, a tip), without the usage.
+fn one_line(rendered: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for l in rendered.lines() {
+        let l = l.trim();
+        if l.starts_with("Usage:") || l.starts_with("For more information") {
+            break;
+        }
+        if !l.is_empty() {
+            parts.push(l.trim_start_matches("error: "));
+        }
+    }
+    let line = parts.join(" ").replace(": [", " [").replace(" tip:", "; tip:");
+    if line.is_empty() { "invalid arguments".into() } else { line }
 }
 
 /// What a command asks the process to exit with, short of an error.
@@ -184,11 +227,14 @@ fn main() -> ExitCode {
     claims_audit::util::tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `claims-audit` alone: the usage and the commands, as a usage error.
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
         Err(e) if e.use_stderr() => {
             // One line for operators' logs; `--help` shows the rest.
-            let text = e.render().to_string();
-            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
-            eprintln!("claims-audit: {} (see --help)", first.trim_start_matches("error: "));
+            eprintln!("claims-audit: {} (see --help)", one_line(&e.render().to_string()));
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -230,18 +276,31 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
             Ok(if differ { Outcome::Differ } else { Outcome::Done })
         }
         Cmd::Explain { out, person, html } => done(claims_audit::report::explain::explain(&out, &person, html.as_deref())),
-        Cmd::Generate(g) => done(claims_audit::generate::generate(&GenOptions {
-            lines: g.lines,
-            cohort: g.cohort,
-            seed: g.seed,
-            format: g.format,
-            dense: g.dense,
-            out: g.out,
-            pharmacy: g.pharmacy,
-        })),
+        Cmd::Generate(g) => done(generate(g)),
         Cmd::Run(a) => done(run(a)),
-        Cmd::Convert { input, output } => done(claims_audit::generate::csv_to_parquet(&input, &output)),
+        Cmd::Convert { input, output } => {
+            claims_audit::report::check_file_out("convert OUTPUT", &output, &[&input])?;
+            done(claims_audit::generate::csv_to_parquet(&input, &output))
+        }
     }
+}
+
+/// `generate`: neither file may be a directory, nor the two be one file.
+fn generate(g: GenArgs) -> Result<()> {
+    let others: Vec<&std::path::Path> = g.pharmacy.iter().map(|p| p.as_path()).collect();
+    claims_audit::report::check_file_out("--out", &g.out, &others)?;
+    if let Some(p) = &g.pharmacy {
+        claims_audit::report::check_file_out("--pharmacy", p, &[])?;
+    }
+    claims_audit::generate::generate(&GenOptions {
+        lines: g.lines,
+        cohort: g.cohort,
+        seed: g.seed,
+        format: g.format,
+        dense: g.dense,
+        out: g.out,
+        pharmacy: g.pharmacy,
+    })
 }
 
 fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
@@ -265,6 +324,11 @@ fn run(a: RunArgs) -> Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     }
     claims_audit::signals::install();
+    // The output may replace only an earlier output: checked before the
+    // lock file is made beside it and before anything is read.
+    if !a.scan_only {
+        check_out(&a.out, &a.inputs)?;
+    }
     let policy = load_policy(a.policy.as_ref())?;
     // One run per output directory, from before anything is read to the end.
     let _lock = if a.scan_only { None } else { Some(OutputLock::acquire(&a.out)?) };
@@ -301,6 +365,7 @@ fn run(a: RunArgs) -> Result<()> {
         run_date,
         previous: a.previous,
         memory_limit: a.memory_limit.0,
+        reject_limit: RejectLimit { max_rate: a.max_reject_rate, min_rejects: a.min_rejects },
     };
     let progress = Progress::new(opts.quiet);
     let result = audit(&opts, &policy, &columns, &progress, previous.as_ref())?;

@@ -13,7 +13,7 @@ use crate::columns::{ColumnMap, FileKind};
 use crate::episodes::{DispenseUse, Patient, PharmacySide, Reversible, build_patient, net_reversals};
 use crate::error::{Error, Result};
 use crate::history::{Lifecycle, LineKey, PreviousRun, reconcile, resolved_candidates};
-use crate::ingest::{Engine, FileOutput, FileStats, InputFile, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
+use crate::ingest::{Engine, FileOutput, FileStats, InputFile, RejectLimit, RejectRow, ScanSpec, expand_inputs, raw_text, read_file};
 use crate::model::text::{PrefixKey, prefix_key};
 use crate::model::{Date, Dispense, Line, Text, UncodedDrugDay};
 use crate::policy::Policy;
@@ -46,6 +46,8 @@ pub struct RunOptions {
     /// Bytes kept rows may use in memory before they spill to disk
     /// (`--memory-limit`); `None`: never spill.
     pub memory_limit: Option<u64>,
+    /// `--max-reject-rate`, `--min-rejects`: a file past it stops the run.
+    pub reject_limit: RejectLimit,
 }
 
 pub struct RunResult {
@@ -140,6 +142,9 @@ pub fn audit(
     let spec = ScanSpec { store: Some(&store), ..opts.scan_spec(policy, columns) };
     let t0 = Instant::now();
     let extract = read_inputs(&inputs, &spec, progress)?;
+    if !opts.scan_only {
+        opts.reject_limit.check(&extract.files, &extract.rejects)?;
+    }
     let kept = store.finish()?;
     crate::util::release_free_memory();
     let read_seconds = t0.elapsed().as_secs_f64();
@@ -163,6 +168,10 @@ pub fn audit(
             Ok(r)
         }
     }?;
+    // Reversals that void nothing become rejects only once evaluated.
+    if !opts.scan_only {
+        opts.reject_limit.check(&r.files, &r.rejects)?;
+    }
     crate::ingest::complete_raw_texts(&r.inputs, columns, &mut r.rejects)?;
     Ok(r)
 }
@@ -185,7 +194,9 @@ pub fn audit_extract(
         uncoded: std::mem::take(&mut extract.uncoded),
     };
     let run = Run { opts, policy, progress, previous, read_seconds };
-    audit_groups(extract, std::iter::once(Ok(rows)), None, horizon, inputs, &run)
+    let r = audit_groups(extract, std::iter::once(Ok(rows)), None, horizon, inputs, &run)?;
+    opts.reject_limit.check(&r.files, &r.rejects)?;
+    Ok(r)
 }
 
 /// What evaluating a read extract needs besides its rows.

@@ -44,6 +44,15 @@ impl PrivateDir {
     }
 }
 
+impl PrivateDir {
+    /// The directory is no longer the run's own (it was swapped with a
+    /// previous output): neither this value nor the watchdog removes it.
+    pub fn disarm(self) {
+        crate::signals::unregister_temp(&self.path);
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for PrivateDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use claims_audit::columns::ColumnMap;
 use claims_audit::error::Error;
-use claims_audit::ingest::{Engine, FileStats, Format, InputFile, arrow as arrow_in};
+use claims_audit::ingest::{Engine, FileStats, Format, InputFile, RejectLimit, arrow as arrow_in};
 use claims_audit::model::Date;
 use claims_audit::pipeline::{Evaluated, Extract, RunOptions, RunResult, audit_extract, evaluate_extract};
 use claims_audit::policy::Policy;
@@ -83,6 +83,9 @@ fn options(from: Option<Date>, to: Option<Date>, lookback_days: i32, policy_path
         run_date: today(),
         previous: None,
         memory_limit: None,
+        // Tables in memory come back to the caller with their rejects, who
+        // decides (spec-note 81); the command line's guard is for files.
+        reject_limit: RejectLimit::OFF,
     }
 }
 
@@ -333,6 +336,8 @@ fn finish<'py>(py: Python<'py>, partials: Vec<Vec<u8>>, args: &str) -> PyResult<
 #[pyfunction]
 fn write_outputs(out: &str, files: Vec<(String, Vec<u8>)>) -> PyResult<()> {
     let target = Path::new(out);
+    // Replaces only an earlier output, as the command line's --out.
+    report::check_out(target, &[]).map_err(py_err)?;
     let _lock = report::OutputLock::acquire(target).map_err(py_err)?;
     let st = report::Staging::new(target).map_err(py_err)?;
     for (name, bytes) in &files {

@@ -13,9 +13,11 @@ mod parquet_pages;
 #[cfg(feature = "parquet")]
 pub mod parquet_plain;
 mod record;
+pub mod reject_rate;
 pub mod sink;
 
 pub use input::{Format, InputFile, expand_inputs};
+pub use reject_rate::RejectLimit;
 pub use sink::{Engine, FileOutput, FileStats, RAW_TEXT_MAX, RejectRow, RowCounts, ScanSpec, code_in_scope, raw_text};
 
 use crate::error::Error;

@@ -27,6 +27,9 @@ struct RuleDiff {
 /// both, with money at stake. With `out`, writes the differing findings as
 /// Parquet with a `side` column (`old` or `new`). Returns whether they differ.
 pub fn diff(old: &Path, new: &Path, out: Option<&Path>) -> Result<bool> {
+    if let Some(out) = out {
+        super::check_file_out("--out", out, &[old, new])?;
+    }
     let a = load_run(old, "diff OLD")?;
     let b = load_run(new, "diff NEW")?;
     let ids_a: FastSet<&str> = a.findings.iter().map(|f| f.finding_id.as_str()).collect();

@@ -15,6 +15,7 @@ pub mod parquet_io;
 pub mod previous;
 pub mod summary;
 pub mod table;
+mod target;
 #[cfg(feature = "parquet")]
 mod write;
 
@@ -33,6 +34,7 @@ use crate::policy::Policy;
 use crate::rules::RULES;
 
 pub use atomic::{OutputLock, Staging};
+pub use target::{check_file_out, check_out};
 #[cfg(feature = "parquet")]
 pub use write::write_all;
 
