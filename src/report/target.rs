@@ -60,7 +60,7 @@ pub(crate) fn inspect(out: &Path) -> Result<Target> {
     let meta = match std::fs::symlink_metadata(out) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Target::Absent),
-        Err(e) => return Err(refuse(out, format!("cannot be inspected: {e}"))),
+        Err(e) => return Err(Error::output(out, format!("cannot be inspected: {e}"))),
     };
     if meta.file_type().is_symlink() {
         return Err(refuse(out, "is a symbolic link; give the directory itself".into()));
@@ -68,11 +68,12 @@ pub(crate) fn inspect(out: &Path) -> Result<Target> {
     if !meta.is_dir() {
         return Err(refuse(out, "is a file, not an output directory".into()));
     }
+    let unlisted = |e: std::io::Error| Error::output(out, format!("cannot be listed: {e}"));
     let mut names: Vec<String> = std::fs::read_dir(out)
-        .map_err(|e| refuse(out, format!("cannot be listed: {e}")))?
+        .map_err(unlisted)?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<std::io::Result<_>>()
-        .map_err(|e| refuse(out, format!("cannot be listed: {e}")))?;
+        .map_err(unlisted)?;
     names.sort();
     if names.is_empty() {
         return Ok(Target::Replaceable(names));

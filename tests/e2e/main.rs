@@ -9,5 +9,6 @@ mod outputs;
 mod payer;
 mod report;
 mod robustness;
+mod safety;
 mod scale;
 mod spill;

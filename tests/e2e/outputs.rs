@@ -96,9 +96,8 @@ fn outputs_are_private_and_complete() {
         let m = std::fs::metadata(out.join(f)).unwrap_or_else(|_| panic!("{f} missing"));
         assert_eq!(m.permissions().mode() & 0o777, 0o600, "{f}");
     }
-    // The lock file stays beside the target (it holds no data); nothing else does.
-    let leftovers: Vec<_> =
-        std::fs::read_dir(t.path()).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "out" && n != ".out.lock").collect();
+    // Nothing stays beside the target: no staging, and no lock file once the run ended.
+    let leftovers: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "out").collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
 }
 
