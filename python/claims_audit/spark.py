@@ -197,6 +197,8 @@ def run(
     date_from, date_to = _date_arg(date_from, "--from"), _date_arg(date_to, "--to")
     if date_from and date_to and date_from > date_to:
         raise ValueError(f"--from {date_from} is after --to {date_to}")
+    # --out replaces only an earlier output, checked before anything is read.
+    _core.check_out(out, list(inputs))
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     t0 = time.monotonic()
     scope = _core.scope(policy)

@@ -331,6 +331,14 @@ fn finish<'py>(py: Python<'py>, partials: Vec<Vec<u8>>, args: &str) -> PyResult<
     Ok(d)
 }
 
+/// The command line's `--out` check (spec-note 79): the target must be
+/// absent, empty or an earlier output, and neither hold nor lie inside an
+/// input. The Spark job calls it before it reads anything.
+#[pyfunction]
+fn check_out(out: &str, inputs: Vec<String>) -> PyResult<()> {
+    report::check_out(Path::new(out), &inputs).map_err(py_err)
+}
+
 /// Writes a run's output files the way the command line does: under its
 /// lock, into a private staging directory, `_SUCCESS` last, moved into place.
 #[pyfunction]
@@ -356,6 +364,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition_audit, m)?)?;
     m.add_function(wrap_pyfunction!(finish, m)?)?;
     m.add_function(wrap_pyfunction!(write_outputs, m)?)?;
+    m.add_function(wrap_pyfunction!(check_out, m)?)?;
     m.add("VERSION", claims_audit::VERSION)?;
     Ok(())
 }
