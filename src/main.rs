@@ -304,6 +304,10 @@ fn run(a: RunArgs) -> Result<()> {
     };
     let progress = Progress::new(opts.quiet);
     let result = audit(&opts, &policy, &columns, &progress, previous.as_ref())?;
+    // Even with --quiet: a re-sent extract is the operator's to look at.
+    if let Some(w) = duplicate_warning(&result) {
+        eprintln!("{w}");
+    }
     if opts.scan_only {
         let in_scope: u64 = result.files.iter().map(|f| f.counts.rows_in_scope).sum();
         let read: u64 = result.files.iter().map(|f| f.counts.rows_read).sum();
@@ -319,6 +323,25 @@ fn run(a: RunArgs) -> Result<()> {
         eprint!("{}", run_summary(&opts, &result));
     }
     Ok(())
+}
+
+/// One line when rows repeated rows of an earlier input file (the same
+/// extract delivered twice), naming the files that repeated them.
+fn duplicate_warning(r: &claims_audit::pipeline::RunResult) -> Option<String> {
+    let files: Vec<(String, u64)> =
+        r.files.iter().filter(|f| f.counts.rows_duplicate > 0).map(|f| (f.path.clone(), f.counts.rows_duplicate)).collect();
+    let total: u64 = files.iter().map(|f| f.1).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut named: Vec<String> = files.iter().take(3).map(|(p, n)| format!("{p} ({n})")).collect();
+    if files.len() > 3 {
+        named.push(format!("and {} more files", files.len() - 3));
+    }
+    Some(format!(
+        "claims-audit: warning: {total} in-scope rows repeat rows of an earlier input file and were read once (the same extract delivered twice?): {}",
+        named.join(", ")
+    ))
 }
 
 /// A few lines on stderr after a run: counts and rule ids, never a person,
