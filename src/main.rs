@@ -96,9 +96,10 @@ struct RunArgs {
     /// the output (K, M, G suffixes, powers of 1024); `none` never spills.
     #[arg(long, default_value = "128M", value_parser = parse_size)]
     memory_limit: Size,
-    /// CSV field delimiter: comma, pipe or tab.
-    #[arg(long, default_value = "comma", value_parser = ["comma", "pipe", "tab"])]
-    delimiter: String,
+    /// CSV field delimiter: comma, pipe or tab. Default: each file's own,
+    /// the one its header uses most.
+    #[arg(long, value_parser = ["comma", "pipe", "tab"])]
+    delimiter: Option<String>,
     /// No progress output; errors only.
     #[arg(long)]
     quiet: bool,
@@ -287,11 +288,11 @@ fn run(a: RunArgs) -> Result<()> {
         from: a.from,
         to: a.to,
         lookback_days: a.lookback_days.min(100_000) as i32,
-        delimiter: match a.delimiter.as_str() {
+        delimiter: a.delimiter.as_deref().map(|d| match d {
             "pipe" => b'|',
             "tab" => b'\t',
             _ => b',',
-        },
+        }),
         engine: a.engine,
         quiet: a.quiet,
         scan_only: a.scan_only,

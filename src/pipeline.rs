@@ -33,7 +33,8 @@ pub struct RunOptions {
     pub from: Option<Date>,
     pub to: Option<Date>,
     pub lookback_days: i32,
-    pub delimiter: u8,
+    /// `--delimiter`; None: each CSV's own, sniffed from its header.
+    pub delimiter: Option<u8>,
     pub engine: Engine,
     pub quiet: bool,
     pub scan_only: bool,

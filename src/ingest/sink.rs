@@ -30,7 +30,9 @@ pub struct ScanSpec<'a> {
     /// Lines dated before `lo` or after `hi` are counted but not kept.
     pub lo: Option<Date>,
     pub hi: Option<Date>,
-    pub delimiter: u8,
+    /// The CSV delimiter; None: each file's, sniffed from its header
+    /// (`csv_fast::sniff_delimiter`).
+    pub delimiter: Option<u8>,
     pub engine: Engine,
     /// Count in-scope rows only; keep no lines (the bench floor).
     pub scan_only: bool,
@@ -43,7 +45,18 @@ impl<'a> ScanSpec<'a> {
     /// The whole extract, comma-separated, fast readers, rows kept in the
     /// output (tests, benches and the fuzz target).
     pub fn new(policy: &'a Policy, columns: &'a ColumnMap) -> ScanSpec<'a> {
-        ScanSpec { policy, columns, lo: None, hi: None, delimiter: b',', engine: Engine::Fast, scan_only: false, store: None }
+        ScanSpec { policy, columns, lo: None, hi: None, delimiter: Some(b','), engine: Engine::Fast, scan_only: false, store: None }
+    }
+
+    /// The delimiter once a reader has settled it (comma until then).
+    pub(crate) fn delim(&self) -> u8 {
+        self.delimiter.unwrap_or(b',')
+    }
+
+    /// These settings with the delimiter of one file: the one given, else
+    /// the one its header uses.
+    pub(crate) fn for_file(&self, head: &[u8]) -> ScanSpec<'a> {
+        ScanSpec { delimiter: Some(self.delimiter.unwrap_or_else(|| super::csv_fast::sniff_delimiter(head))), ..*self }
     }
 
     /// Hands the kept rows of `out` to the run's store, if there is one.

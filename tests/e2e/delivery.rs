@@ -277,3 +277,23 @@ fn the_sample_directory_reads_each_row_once_without_warnings() {
     assert_eq!(m["totals"]["rows_duplicate"], 0);
     assert_eq!(m["totals"]["fields_transcoded"], 0);
 }
+
+#[test]
+fn a_pipe_medical_file_and_a_comma_pharmacy_file_share_a_run() {
+    let t = tmp();
+    let (a, o) = audit(t.path(), "a", &[sample_dir().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = extract_dir(&t.path().join("in"), &[]);
+    // The medical extract from another system: pipe-delimited.
+    let piped = std::fs::read_to_string(sample_csv()).unwrap().replace(',', "|");
+    std::fs::write(d.join("claims.csv"), piped).unwrap();
+    let (b, o) = audit(t.path(), "b", &[d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(by_name(findings(&a)), by_name(findings(&b)));
+    assert_eq!(input_entry(&b, "claims.csv")["rows_rejected"], input_entry(&a, "claims.csv")["rows_rejected"]);
+    // --delimiter forces one for every file: the pipe file then has no
+    // claim_id column.
+    let (_, o) = audit(t.path(), "c", &["--delimiter", "comma", d.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("claims.csv") && stderr(&o).contains("claim_id"), "{}", stderr(&o));
+}
