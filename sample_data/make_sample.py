@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Writes the sample extracts: claims.csv (professional claims) and
 institutional.csv (UB-04 claims) in Tuva `medical_claim` columns,
-pharmacy.csv in Tuva `pharmacy_claim` columns, and cclf5/ (the professional
-claims in CMS CCLF5 layout). Deterministic; re-run from sample_data/ after
-editing. The Parquet copies in parquet/ are made with `claims-audit convert`
-(see README)."""
+pharmacy.csv in Tuva `pharmacy_claim` columns, and ../examples/cclf5/ (the
+professional claims in CMS CCLF5 layout). Deterministic; re-run from
+sample_data/ after editing. The Parquet twins in
+../tests/fixtures/sample_parquet/ are made with `claims-audit convert` (see
+README). Only the three CSVs live here, so `claims-audit run sample_data/`
+reads each row once."""
 import csv
 import datetime as dt
 
@@ -283,7 +285,7 @@ def iso(v):
     return v
 
 
-with open("cclf5/claims.csv", "w", newline="") as f:
+with open("../examples/cclf5/claims.csv", "w", newline="") as f:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(list(CCLF.values()) + ["CLM_TYPE_CD", "CLM_ADJSMT_TYPE_CD"])
     for r in rows:
@@ -293,9 +295,9 @@ with open("cclf5/claims.csv", "w", newline="") as f:
         vals[2] = "1EG4TE5MK" + r["person_id"][-2:]
         w.writerow(vals + ["71", "0"])
 
-with open("cclf5/columns.toml", "w") as f:
+with open("../examples/cclf5/columns.toml", "w") as f:
     f.write("# CMS CCLF5 (Part B physician) field names -> canonical columns.\n")
-    f.write("# Use: claims-audit run --columns sample_data/cclf5/columns.toml sample_data/cclf5/claims.csv\n")
+    f.write("# Use: claims-audit run --columns examples/cclf5/columns.toml examples/cclf5/claims.csv\n")
     f.write("# CCLF has no payer column (all Medicare FFS): payer rules report not evaluable.\n")
     for k, v in CCLF.items():
         f.write(f'{k} = "{v}"\n')

@@ -2,10 +2,11 @@
 //! coding and dosing problems. Data flows ingest -> normalize -> episodes ->
 //! rules -> report; `pipeline` runs the stages and `main.rs` is a thin CLI.
 //! Imports run downward: `model` (domain types) at the bottom; `policy`,
-//! `columns`, `normalize`, `spill`, `ingest`, `episodes` and `rules` above it;
-//! `pipeline` and `report` on top.
+//! `columns`, `normalize`, `spill`, `duplicates`, `ingest`, `episodes` and
+//! `rules` above it; `pipeline` and `report` on top.
 
 pub mod columns;
+pub mod duplicates;
 pub mod episodes;
 pub mod error;
 #[cfg(feature = "parquet")]

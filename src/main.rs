@@ -103,9 +103,10 @@ struct RunArgs {
     /// the output (K, M, G suffixes, powers of 1024); `none` never spills.
     #[arg(long, default_value = "128M", value_parser = parse_size)]
     memory_limit: Size,
-    /// CSV field delimiter: comma, pipe or tab.
-    #[arg(long, default_value = "comma", value_parser = ["comma", "pipe", "tab"])]
-    delimiter: String,
+    /// CSV field delimiter: comma, pipe or tab. Default: each file's own,
+    /// the one its header uses most.
+    #[arg(long, value_parser = ["comma", "pipe", "tab"])]
+    delimiter: Option<String>,
     /// A file whose rejected rows pass this share of its rows (0 to 1) stops
     /// the run (exit 3); 1 lets any file through.
     #[arg(long, default_value_t = 0.05, value_parser = parse_rate)]
@@ -351,11 +352,11 @@ fn run(a: RunArgs) -> Result<()> {
         from: a.from,
         to: a.to,
         lookback_days: a.lookback_days.min(100_000) as i32,
-        delimiter: match a.delimiter.as_str() {
+        delimiter: a.delimiter.as_deref().map(|d| match d {
             "pipe" => b'|',
             "tab" => b'\t',
             _ => b',',
-        },
+        }),
         engine: a.engine,
         quiet: a.quiet,
         scan_only: a.scan_only,
@@ -369,6 +370,10 @@ fn run(a: RunArgs) -> Result<()> {
     };
     let progress = Progress::new(opts.quiet);
     let result = audit(&opts, &policy, &columns, &progress, previous.as_ref())?;
+    // Even with --quiet: a re-sent extract is the operator's to look at.
+    if let Some(w) = duplicate_warning(&result) {
+        eprintln!("{w}");
+    }
     if opts.scan_only {
         let in_scope: u64 = result.files.iter().map(|f| f.counts.rows_in_scope).sum();
         let read: u64 = result.files.iter().map(|f| f.counts.rows_read).sum();
@@ -384,6 +389,25 @@ fn run(a: RunArgs) -> Result<()> {
         eprint!("{}", run_summary(&opts, &result));
     }
     Ok(())
+}
+
+/// One line when rows repeated rows of an earlier input file (the same
+/// extract delivered twice), naming the files that repeated them.
+fn duplicate_warning(r: &claims_audit::pipeline::RunResult) -> Option<String> {
+    let files: Vec<(String, u64)> =
+        r.files.iter().filter(|f| f.counts.rows_duplicate > 0).map(|f| (f.path.clone(), f.counts.rows_duplicate)).collect();
+    let total: u64 = files.iter().map(|f| f.1).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut named: Vec<String> = files.iter().take(3).map(|(p, n)| format!("{p} ({n})")).collect();
+    if files.len() > 3 {
+        named.push(format!("and {} more files", files.len() - 3));
+    }
+    Some(format!(
+        "claims-audit: warning: {total} in-scope rows repeat rows of an earlier input file and were read once (the same extract delivered twice?): {}",
+        named.join(", ")
+    ))
 }
 
 /// A few lines on stderr after a run: counts and rule ids, never a person,

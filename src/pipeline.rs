@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{ColumnMap, FileKind};
+use crate::duplicates::drop_repeats;
 use crate::episodes::{DispenseUse, Patient, PharmacySide, Reversible, build_patient, net_reversals};
 use crate::error::{Error, Result};
 use crate::history::{Lifecycle, LineKey, PreviousRun, reconcile, resolved_candidates};
@@ -32,7 +33,8 @@ pub struct RunOptions {
     pub from: Option<Date>,
     pub to: Option<Date>,
     pub lookback_days: i32,
-    pub delimiter: u8,
+    /// `--delimiter`; None: each CSV's own, sniffed from its header.
+    pub delimiter: Option<u8>,
     pub engine: Engine,
     pub quiet: bool,
     pub scan_only: bool,
@@ -405,6 +407,11 @@ pub fn evaluate_extract(ex: &mut Extract, ctx: &Ctx, progress: &Progress) -> Eva
         findings.push(r.findings);
         episodes.push(r.episodes);
         timeline.push(r.timeline);
+        for (file, n) in r.duplicates.iter().enumerate() {
+            if let Some(f) = ev.files.get_mut(file) {
+                f.counts.rows_duplicate += n;
+            }
+        }
         for (file, reject) in r.unmatched {
             // A reversal that voids nothing was counted as kept: it is a reject.
             if let Some(f) = ev.files.get_mut(file as usize) {
@@ -657,6 +664,8 @@ struct PatientResult {
     /// Lines a reversal voided.
     voided: Vec<LineKey>,
     timeline: Vec<TimelineLine>,
+    /// Rows read once that another file repeated, by file index.
+    duplicates: Vec<u64>,
 }
 
 impl PatientResult {
@@ -673,6 +682,9 @@ impl PatientResult {
 /// Evaluates one person and adds the results to `out` (a worker's fold, in
 /// person order): rows are built where they stay, not in a vector per person.
 fn evaluate_patient(lines: &[&Line], dispenses: &[&Dispense], uncoded_drug_days: Vec<Date>, ctx: &Ctx, out: &mut PatientResult) {
+    // The same extract delivered twice: before anything reads the rows.
+    let lines = &*drop_repeats(lines, &mut out.duplicates);
+    let dispenses = &*drop_repeats(dispenses, &mut out.duplicates);
     let rx = net_reversals(dispenses.to_vec());
     out.unmatched.extend(unmatched_rejects(&rx.unmatched));
     // Without a policy-code line or a dispense no rule has an item: only

@@ -80,18 +80,22 @@ def _header(path: str) -> tuple:
 
 def _expand(path: str) -> List[tuple]:
     """An INPUT as (format, paths) groups that Spark reads as one table each.
-    A local directory is expanded as the command line expands it (its CSV and
-    Parquet files, not subdirectories), grouped by format and columns: a
-    table's part files read together, medical and pharmacy files apart."""
+    A local directory is expanded as the command line expands it (searched
+    recursively, partition folders included; names starting with `.` or `_`
+    and files that are not .csv, .csv.gz or .parquet skipped), grouped by
+    format and columns: a table's part files read together, medical and
+    pharmacy files apart."""
     fmt = _input_format(path)
     if fmt == "table" or not os.path.isdir(path):
         return [(fmt, [path])]
-    names = sorted(os.listdir(path))
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        found.extend(os.path.join(root, n) for n in files if not n.startswith((".", "_")))
     groups: dict = {}
-    for n in names:
-        f = os.path.join(path, n)
-        low = n.lower()
-        if n.startswith((".", "_")) or not os.path.isfile(f):
+    for f in sorted(found):
+        low = f.lower()
+        if not os.path.isfile(f):
             continue
         if low.endswith(".parquet"):
             kind = "parquet"

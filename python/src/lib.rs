@@ -73,7 +73,7 @@ fn options(from: Option<Date>, to: Option<Date>, lookback_days: i32, policy_path
         from,
         to,
         lookback_days,
-        delimiter: b',',
+        delimiter: None,
         engine: Engine::Fast,
         quiet: true,
         scan_only: false,

@@ -10,6 +10,7 @@ import claims_audit
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data"
+TWINS = REPO / "tests" / "fixtures" / "sample_parquet"
 GOLDEN = REPO / "tests" / "golden" / "sample_findings.tsv"
 KEEP = ["rule_id", "severity", "person_id", "claim_id", "claim_line_number", "service_date", "hcpcs_code", "episode_id", "message"]
 
@@ -50,8 +51,8 @@ def test_typed_parquet_tables_give_the_same_findings(sample):
     """The Parquet twins, read with their own types (dates, numbers)."""
     import pyarrow.parquet as pq
 
-    medical = [pq.read_table(SAMPLE / "parquet" / "claims.parquet"), pq.read_table(SAMPLE / "parquet" / "institutional.parquet")]
-    r = claims_audit.audit(medical, pq.read_table(SAMPLE / "parquet" / "pharmacy.parquet"))
+    medical = [pq.read_table(TWINS / "claims.parquet"), pq.read_table(TWINS / "institutional.parquet")]
+    r = claims_audit.audit(medical, pq.read_table(TWINS / "pharmacy.parquet"))
     assert findings_tsv(r.findings) == GOLDEN.read_text()
 
 

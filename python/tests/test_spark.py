@@ -94,7 +94,7 @@ def test_csv_inputs_keep_line_numbers(spark, tmp_path):
 
 
 def test_missing_column_is_a_value_error_naming_it(spark, tmp_path):
-    t = pq.read_table(REPO / "sample_data" / "parquet" / "claims.parquet").drop_columns(["hcpcs_code"])
+    t = pq.read_table(REPO / "tests" / "fixtures" / "sample_parquet" / "claims.parquet").drop_columns(["hcpcs_code"])
     bad = tmp_path / "bad.parquet"
     pq.write_table(t, bad)
     with pytest.raises(ValueError, match="hcpcs_code"):
@@ -106,7 +106,7 @@ def test_command_line_entry_point(tmp_path):
     """`python -m claims_audit.spark run` in its own process, exit 0, then 2 on bad input."""
     out = tmp_path / "out"
     env = dict(os.environ, PYSPARK_PYTHON=os.sys.executable)
-    src = REPO / "sample_data" / "parquet"
+    src = REPO / "tests" / "fixtures" / "sample_parquet"
     ok = subprocess.run(
         [os.sys.executable, "-m", "claims_audit.spark", "run", "--master", "local[2]", "--partitions", "2", "--out", str(out), str(src)],
         env=env,

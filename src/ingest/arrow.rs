@@ -66,9 +66,28 @@ pub(crate) fn text(a: &ArrayRef, name: &str) -> Result<StringArray> {
     let cast = match a.data_type() {
         DataType::Utf8 => a.clone(),
         DataType::Date32 if let Some(t) = iso_dates(a.as_primitive::<Date32Type>()) => return Ok(t),
+        // Strings without the UTF-8 annotation (older Hive and Impala
+        // writers): a value that is not UTF-8 is read as Windows-1252, as a
+        // CSV field is, where arrow's cast would make it a null.
+        DataType::Binary => return Ok(binary_text(a.as_binary::<i32>().iter())),
+        DataType::LargeBinary => return Ok(binary_text(a.as_binary::<i64>().iter())),
+        DataType::BinaryView => return Ok(binary_text(a.as_binary_view().iter())),
         _ => arrow_cast::cast(a, &DataType::Utf8).map_err(|e| Error::input(Path::new(name), format!("cannot read as text: {e}")))?,
     };
     cast.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| Error::Internal(format!("{name}: cast to text gave no strings")))
+}
+
+/// Byte strings as text: UTF-8 as it is, anything else through
+/// `encoding::decode` (Windows-1252).
+fn binary_text<'v>(values: impl Iterator<Item = Option<&'v [u8]>>) -> StringArray {
+    let mut b = StringBuilder::new();
+    for v in values {
+        match v.map(|v| std::str::from_utf8(v).map(Cow::Borrowed).unwrap_or_else(|_| Cow::Owned(super::encoding::decode(v)))) {
+            Some(t) => b.append_value(t),
+            None => b.append_null(),
+        }
+    }
+    b.finish()
 }
 
 /// A date column as `YYYY-MM-DD` text, as arrow's cast writes it, without a
@@ -442,6 +461,23 @@ mod tests {
             assert_eq!(t.all_lines().collect::<Vec<_>>(), s.all_lines().collect::<Vec<_>>());
             assert_eq!(t.rejects, s.rejects);
             assert_eq!(t.stats.counts, s.stats.counts);
+        }
+    }
+
+    /// Unannotated byte-string columns read as text, a value that is not
+    /// UTF-8 as Windows-1252 (not a null).
+    #[test]
+    fn byte_strings_read_as_text_latin1_included() {
+        let vals: Vec<Option<&[u8]>> = vec![Some(b"Aetna"), Some(b"Sant\xe9"), None, Some("Müller".as_bytes())];
+        let want: Vec<Option<&str>> = vec![Some("Aetna"), Some("Santé"), None, Some("Müller")];
+        let arrays: [ArrayRef; 3] = [
+            Arc::new(arrow_array::BinaryArray::from(vals.clone())),
+            Arc::new(arrow_array::LargeBinaryArray::from(vals.clone())),
+            Arc::new(arrow_array::BinaryViewArray::from(vals)),
+        ];
+        for a in arrays {
+            let t = text(&a, "plan").unwrap();
+            assert_eq!(t.iter().collect::<Vec<_>>(), want, "{}", a.data_type());
         }
     }
 }

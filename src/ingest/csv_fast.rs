@@ -48,6 +48,27 @@ pub(crate) fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize, path: &Path
     Ok((n as u64) < need)
 }
 
+/// The delimiter a file's header uses, for a run given none: of comma, pipe
+/// and tab, the one found most often in the header's first line outside
+/// quotes; comma when there is none (a one-column header). So a
+/// pipe-delimited medical extract and a comma pharmacy extract share a run.
+pub fn sniff_delimiter(head: &[u8]) -> u8 {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+    let mut counts = [0usize; 3];
+    let mut in_q = false;
+    for &b in line {
+        match b {
+            b'"' => in_q = !in_q,
+            b',' if !in_q => counts[0] += 1,
+            b'|' if !in_q => counts[1] += 1,
+            b'\t' if !in_q => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..3).max_by_key(|&i| (counts[i], std::cmp::Reverse(i))).unwrap_or(0);
+    if counts[best] == 0 { b',' } else { [b',', b'|', b'\t'][best] }
+}
+
 /// Reads the header record; returns its fields, its raw bytes, how many
 /// physical lines it spans and where the data starts.
 pub(crate) fn header(path: &Path, buf: &[u8], delim: u8, eof: bool) -> Result<(Vec<String>, Vec<u8>, u64, usize)> {
@@ -259,7 +280,6 @@ fn too_long(path: &Path) -> Error {
 /// is read again from its start, cut exactly, as is the rest of the file. A
 /// stream cannot be read again, so it is always cut exactly.
 fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, progress: &(dyn Fn(u64) + Sync)) -> Result<FileOutput> {
-    let delim = spec.delimiter;
     // The first block, for the header.
     let (mut source, first, eof) = match source {
         Source::Stream(r) => {
@@ -272,7 +292,8 @@ fn read_blocks(source: Source, path: &Path, file_idx: u32, spec: &ScanSpec, prog
             (Source::Mapped(m), Buf::Mapped(map), eof)
         }
     };
-    let (names, header_raw, header_lines, data_start) = header(path, &first, delim, eof)?;
+    let spec = &spec.for_file(&first);
+    let (names, header_raw, header_lines, data_start) = header(path, &first, spec.delim(), eof)?;
     let resolved = spec.columns.resolve(path, &names)?;
     progress(data_start as u64);
     let file = FileScan { path, file_idx, spec, resolved: &resolved, names: &names, header_raw: &header_raw, kept_hint: 0.into() };
@@ -381,7 +402,7 @@ impl FileScan<'_> {
         offset: u64,
         exact: bool,
     ) -> Result<()> {
-        let (path, delim) = (self.path, self.spec.delimiter);
+        let (path, delim) = (self.path, self.spec.delim());
         match (source, start) {
             (Source::Mapped(m), _) => {
                 // Where the next window starts (each is mapped afresh).
@@ -421,7 +442,7 @@ impl FileScan<'_> {
         let mut sink = RowSink::new(self.spec, self.resolved, self.file_idx, self.names, self.header_raw);
         let hint = self.kept_hint.load(Ordering::Relaxed);
         sink.out.lines.reserve(hint + hint / 4);
-        let (lines, whole) = scan_piece(buf, self.spec.delimiter, complete, &mut sink);
+        let (lines, whole) = scan_piece(buf, self.spec.delim(), complete, &mut sink);
         self.kept_hint.store(sink.out.lines.len(), Ordering::Relaxed);
         (sink.out, lines, whole)
     }
@@ -790,5 +811,16 @@ mod tests {
                 assert_eq!(m.stats.counts.rows_read, 2);
             }
         }
+    }
+
+    #[test]
+    fn sniffs_the_delimiter_a_header_uses() {
+        assert_eq!(sniff_delimiter(b"claim_id,claim_line_number\nA|1\n"), b',');
+        assert_eq!(sniff_delimiter(b"\xEF\xBB\xBFclaim_id|claim_line_number|person_id\r\n"), b'|');
+        assert_eq!(sniff_delimiter(b"claim_id\tperson_id\n"), b'\t');
+        // Delimiters inside a quoted name do not count; none at all is comma.
+        assert_eq!(sniff_delimiter(b"\"a,b,c\"|x|y\n"), b'|');
+        assert_eq!(sniff_delimiter(b"claim_id\n"), b',');
+        assert_eq!(sniff_delimiter(b""), b',');
     }
 }

@@ -20,13 +20,14 @@ pub fn read(path: &Path, format: Format, file_idx: u32, spec: &ScanSpec) -> Resu
 
 /// The plain reader over bytes in memory (`path` names it in errors).
 pub fn read_bytes(all: &[u8], path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
-    let (names, header_raw, _, _) = header(path, all, spec.delimiter, true)?;
+    let spec = &spec.for_file(all);
+    let (names, header_raw, _, _) = header(path, all, spec.delim(), true)?;
     let resolved = spec.columns.resolve(path, &names)?;
     let start = if all.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .delimiter(spec.delimiter)
+        .delimiter(spec.delim())
         .terminator(csv::Terminator::Any(b'\n'))
         .from_reader(&all[start..]);
     // Read the header now so the first record's start position is after it.

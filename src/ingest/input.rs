@@ -48,18 +48,20 @@ impl InputFile {
     }
 }
 
-/// Expands files, directories (their .csv, .csv.gz, .parquet files) and
-/// globs into a sorted, de-duplicated list.
+/// Expands files, directories (searched recursively, see `walk_dir`) and
+/// globs into a de-duplicated list: inputs in the order given, each
+/// directory's and glob's files in path order, so the file order (and with
+/// it which copy of a twice-delivered row is kept) is the same every run.
 pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
     let mut paths: Vec<PathBuf> = Vec::new();
     for raw in inputs {
         let p = Path::new(raw);
         if p.is_dir() {
-            let rd = std::fs::read_dir(p).map_err(|e| Error::input(p, format!("cannot list directory: {e}")))?;
-            let mut found: Vec<PathBuf> =
-                rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.is_file() && format_of(f).is_some()).collect();
+            let mut found = Vec::new();
+            let mut visited = std::collections::HashSet::new();
+            walk_dir(p, &mut found, &mut visited)?;
             if found.is_empty() {
-                return Err(Error::input(p, "directory holds no .csv, .csv.gz or .parquet file"));
+                return Err(Error::input(p, "directory holds no .csv, .csv.gz or .parquet file (searched recursively)"));
             }
             found.sort();
             paths.extend(found);
@@ -87,6 +89,48 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<InputFile>> {
             Ok(InputFile { path, format, bytes: meta.len(), mtime: meta.modified().ok() })
         })
         .collect()
+}
+
+/// Collects the extract files under `dir`, as a lakehouse lays a table out
+/// (INPUT.md "Files"): partition folders are entered; names starting with
+/// `_` or `.` (`_SUCCESS`, `_temporary/`, `.part-0.crc`) are skipped, files
+/// and folders alike; so is any file that is not `.csv`, `.csv.gz` or
+/// `.parquet` (a README beside the extract). `visited` holds the folders
+/// entered (canonical), so a symbolic link back up the tree ends the walk.
+fn walk_dir(dir: &Path, found: &mut Vec<PathBuf>, visited: &mut std::collections::HashSet<PathBuf>) -> Result<()> {
+    let canonical = std::fs::canonicalize(dir).map_err(|e| Error::input(dir, format!("cannot list directory: {e}")))?;
+    if !visited.insert(canonical) {
+        return Ok(());
+    }
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::input(dir, format!("cannot list directory: {e}")))?;
+    for entry in rd {
+        let path = entry.map_err(|e| Error::input(dir, format!("cannot list directory: {e}")))?.path();
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else { continue };
+        if name.starts_with(['_', '.']) {
+            continue;
+        }
+        if path.is_dir() {
+            walk_dir(&path, found, visited)?;
+        } else if path.is_file() && extract_format(&name).is_some() {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The format of a file found in a directory: only the three extract
+/// extensions (a named file or a glob match may also be `.tsv`, `.txt`, `.pq`).
+fn extract_format(name: &str) -> Option<Format> {
+    let name = name.to_ascii_lowercase();
+    if name.ends_with(".csv.gz") {
+        Some(Format::CsvGz)
+    } else if name.ends_with(".csv") {
+        Some(Format::Csv)
+    } else if name.ends_with(".parquet") {
+        Some(Format::Parquet)
+    } else {
+        None
+    }
 }
 
 fn format_of(p: &Path) -> Option<Format> {

@@ -5,6 +5,7 @@
 pub mod arrow;
 pub mod csv_fast;
 pub mod csv_plain;
+pub mod encoding;
 pub mod input;
 #[cfg(feature = "parquet")]
 pub mod parquet_fast;

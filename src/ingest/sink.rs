@@ -30,7 +30,9 @@ pub struct ScanSpec<'a> {
     /// Lines dated before `lo` or after `hi` are counted but not kept.
     pub lo: Option<Date>,
     pub hi: Option<Date>,
-    pub delimiter: u8,
+    /// The CSV delimiter; None: each file's, sniffed from its header
+    /// (`csv_fast::sniff_delimiter`).
+    pub delimiter: Option<u8>,
     pub engine: Engine,
     /// Count in-scope rows only; keep no lines (the bench floor).
     pub scan_only: bool,
@@ -43,7 +45,18 @@ impl<'a> ScanSpec<'a> {
     /// The whole extract, comma-separated, fast readers, rows kept in the
     /// output (tests, benches and the fuzz target).
     pub fn new(policy: &'a Policy, columns: &'a ColumnMap) -> ScanSpec<'a> {
-        ScanSpec { policy, columns, lo: None, hi: None, delimiter: b',', engine: Engine::Fast, scan_only: false, store: None }
+        ScanSpec { policy, columns, lo: None, hi: None, delimiter: Some(b','), engine: Engine::Fast, scan_only: false, store: None }
+    }
+
+    /// The delimiter once a reader has settled it (comma until then).
+    pub(crate) fn delim(&self) -> u8 {
+        self.delimiter.unwrap_or(b',')
+    }
+
+    /// These settings with the delimiter of one file: the one given, else
+    /// the one its header uses.
+    pub(crate) fn for_file(&self, head: &[u8]) -> ScanSpec<'a> {
+        ScanSpec { delimiter: Some(self.delimiter.unwrap_or_else(|| super::csv_fast::sniff_delimiter(head))), ..*self }
     }
 
     /// Hands the kept rows of `out` to the run's store, if there is one.
@@ -84,6 +97,15 @@ pub struct RowCounts {
     /// Of those, pharmacy revenue lines (025x, 063x) in the read window, kept
     /// for PREMED_NOT_BILLED.
     pub rows_uncoded_drug: u64,
+    /// Fields of rows some rule reads that were not UTF-8 and were read as
+    /// Windows-1252.
+    #[serde(default)]
+    pub fields_transcoded: u64,
+    /// Kept rows that repeat a row of an earlier input file (the same
+    /// extract delivered twice): read once, counted here against the later
+    /// file.
+    #[serde(default)]
+    pub rows_duplicate: u64,
 }
 
 impl FileStats {
@@ -110,6 +132,8 @@ impl RowCounts {
         self.rows_kept += o.rows_kept;
         self.rows_without_hcpcs += o.rows_without_hcpcs;
         self.rows_uncoded_drug += o.rows_uncoded_drug;
+        self.fields_transcoded += o.fields_transcoded;
+        self.rows_duplicate += o.rows_duplicate;
     }
 }
 
@@ -389,16 +413,29 @@ impl<'a> RowSink<'a> {
         if person_empty {
             return RowVerdict::Rejected(Reject::new("empty_person", "person_id (and member_id) is empty"));
         }
-        // A row some rule reads is checked whole: its raw text is UTF-8, so
-        // every field cut from it is.
-        if !self.utf8_checked
-            && let Err(e) = std::str::from_utf8(&raw())
-        {
-            let at = e.valid_up_to();
-            let col = (0..nfields).find(|&i| std::str::from_utf8(field(i)).is_err());
-            let name = col.map(|c| format!("field {}", c + 1)).unwrap_or_else(|| format!("byte {at}"));
-            return RowVerdict::Rejected(Reject::new("bad_utf8", format!("invalid UTF-8 in {name}")));
+        // A row some rule reads is checked whole: when its raw text is UTF-8,
+        // so is every field cut from it. Otherwise the fields that are not
+        // are read as Windows-1252 (INPUT.md "Files"): only such rows pay.
+        if !self.utf8_checked && std::str::from_utf8(&raw()).is_err() {
+            let decoded: Vec<Option<String>> =
+                (0..nfields).map(|i| std::str::from_utf8(field(i)).is_err().then(|| super::encoding::decode(field(i)))).collect();
+            self.out.stats.counts.fields_transcoded += decoded.iter().flatten().count() as u64;
+            let field = |i: usize| decoded[i].as_deref().map_or_else(|| field(i), str::as_bytes);
+            return self.accept(scope, no_code, line, &field, &|i| cell(i), raw);
         }
+        self.accept(scope, no_code, line, field, cell, raw)
+    }
+
+    /// The verdict on a row some rule reads whose fields are UTF-8.
+    fn accept<'f, 'r>(
+        &mut self,
+        scope: Scope,
+        no_code: bool,
+        line: u64,
+        field: &impl Fn(usize) -> &'f [u8],
+        cell: &impl Fn(usize) -> Option<Cell<'f>>,
+        raw: &impl Fn() -> std::borrow::Cow<'r, [u8]>,
+    ) -> RowVerdict {
         let verdict = if self.spec.scan_only {
             if scope != Scope::UncodedDrug {
                 self.out.stats.counts.rows_in_scope += 1;
@@ -432,8 +469,9 @@ impl<'a> RowSink<'a> {
         let get = |slot: usize| -> Option<Cell<'f>> {
             // SAFETY: `check` validated the row's text (or the reader its
             // whole source) as UTF-8, and fields are cut from it at ASCII
-            // delimiters and quotes, so each is valid UTF-8 too. This runs
-            // ~35 times per in-scope row.
+            // delimiters and quotes, so each is valid UTF-8 too; or it
+            // passes fields it decoded into Strings. This runs ~35 times per
+            // in-scope row.
             idx[slot].map(|i| cell(i).unwrap_or_else(|| Cell::Text(unsafe { std::str::from_utf8_unchecked(field(i)) })))
         };
         let (lo, hi) = (self.spec.lo, self.spec.hi);
@@ -474,11 +512,15 @@ fn trim_cr(b: &[u8]) -> &[u8] {
     b.strip_suffix(b"\r").unwrap_or(b)
 }
 
-/// Raw row text for rejects: lossy UTF-8, cut at 64 KiB. Readers pass the
-/// row without its line terminator (`\n` or `\r\n`).
+/// Raw row text for rejects: UTF-8, with bytes that are not read as
+/// Windows-1252 as fields are (`encoding::decode`), cut at 64 KiB. Readers
+/// pass the row without its line terminator (`\n` or `\r\n`).
 pub fn raw_text(raw: &[u8]) -> String {
     let cut = &raw[..raw.len().min(RAW_TEXT_MAX)];
-    String::from_utf8_lossy(cut).into_owned()
+    match std::str::from_utf8(cut) {
+        Ok(s) => s.to_owned(),
+        Err(_) => super::encoding::decode(cut),
+    }
 }
 
 /// One file's output from pieces read in parallel, in order (line numbers

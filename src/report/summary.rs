@@ -92,6 +92,8 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
         ("rows without a HCPCS code (institutional revenue lines, out of scope)", t.counts.rows_without_hcpcs),
         ("  of which pharmacy revenue lines kept for PREMED_NOT_BILLED", t.counts.rows_uncoded_drug),
         ("lines audited (in the read window)", t.counts.rows_kept),
+        ("  of which repeating a row of an earlier file (read once)", t.counts.rows_duplicate),
+        ("fields not UTF-8, read as Windows-1252", t.counts.fields_transcoded),
         ("persons audited", t.persons as u64),
         ("administration episodes in range", t.episodes as u64),
         ("findings", t.findings as u64),

@@ -18,7 +18,7 @@ pub fn sample_csv() -> PathBuf {
 }
 
 pub fn sample_parquet() -> PathBuf {
-    repo().join("sample_data/parquet/claims.parquet")
+    repo().join("tests/fixtures/sample_parquet/claims.parquet")
 }
 
 /// The whole sample: professional, institutional and pharmacy extracts.
@@ -28,7 +28,7 @@ pub fn sample_dir() -> PathBuf {
 
 /// The Parquet twins of the whole sample.
 pub fn sample_parquet_dir() -> PathBuf {
-    repo().join("sample_data/parquet")
+    repo().join("tests/fixtures/sample_parquet")
 }
 
 /// Runs `claims-audit run --quiet --out OUT ARGS...`.

@@ -3,6 +3,7 @@
 //! pyarrow). One test binary keeps link time down.
 
 mod common;
+mod delivery;
 mod golden;
 mod lifecycle;
 mod outputs;

@@ -68,17 +68,22 @@ fn invalid_utf8_in_one_field() {
     let t = tmp();
     let p = t.path().join("utf8.csv");
     let mut bytes = format!("{HEADER}\n{OK}\n").into_bytes();
-    // In scope (a steroid line): read fully, so a reject.
+    // In scope (a steroid line): read fully, the field as Windows-1252
+    // (INPUT.md "Files"), not a reject.
     bytes.extend_from_slice(b"B,1,P2,Aet\xffna,2025-11-03,12,J2930,,1,,G35.A,5\n");
     // Out of scope (an office visit): counted and shape-checked only (INPUT.md).
     bytes.extend_from_slice(b"C,1,P2,Aet\xffna,2025-11-03,11,99213,,1,,I10,90\n");
+    // In scope with a bad unit count: the reject's raw text reads the byte
+    // as Windows-1252 too.
+    bytes.extend_from_slice(b"D,1,P2,Aet\xffna,2025-11-03,12,J2930,,x,,G35.A,5\n");
     bytes.extend_from_slice(format!("{OFFICE}\n").as_bytes());
     std::fs::write(&p, bytes).unwrap();
     let (rejects, f) = audit_one(t.path(), &p);
-    assert_eq!(rejects.len(), 1);
-    assert_eq!((rejects[0].0, rejects[0].1.as_str()), (3, "bad_utf8"));
-    assert!(rejects[0].2.contains("Aet\u{fffd}na"), "raw text kept, invalid bytes replaced: {}", rejects[0].2);
-    assert_eq!(f["rows_read"], 4);
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!((rejects[0].0, rejects[0].1.as_str()), (5, "bad_units"));
+    assert!(rejects[0].2.contains("Aet\u{ff}na"), "raw text kept, the byte read as Windows-1252: {}", rejects[0].2);
+    assert_eq!(f["rows_read"], 5);
+    assert_eq!(f["fields_transcoded"], 2, "the in-scope rows' payer fields; out-of-scope rows are not decoded");
 }
 
 #[test]
@@ -215,8 +220,8 @@ fn logs_carry_no_identifiers() {
 #[test]
 fn cclf5_layout_audits_like_tuva_names() {
     let t = tmp();
-    let cclf = repo().join("sample_data/cclf5/claims.csv");
-    let map = repo().join("sample_data/cclf5/columns.toml");
+    let cclf = repo().join("examples/cclf5/claims.csv");
+    let map = repo().join("examples/cclf5/columns.toml");
     // The same rows under Tuva names: rename the header through the map.
     let aliases: std::collections::BTreeMap<String, String> = toml::from_str(&std::fs::read_to_string(&map).unwrap()).unwrap();
     let text = std::fs::read_to_string(&cclf).unwrap();
