@@ -182,7 +182,14 @@ pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
         if n > max + 1e-9 {
             let ids: Vec<usize> = lines_of(p, *d, code).collect();
             for &i in &ids {
-                out.flag(
+                // The share of the line's payment for units over the maximum.
+                let (paid, _) = super::line_amount(p.lines[i]);
+                let excess = super::Priced {
+                    basis: crate::policy::Basis::Excess,
+                    amount: paid.map(|x| x * (n - max) / n),
+                    from: "line payment x (net units - daily maximum) / net units",
+                };
+                out.flag_priced(
                     "UNITS_OVER_DAILY_MAX",
                     p,
                     ctx,
@@ -194,6 +201,7 @@ pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
                         units(max)
                     ),
                     json!({"hcpcs_code": code, "net_units": n, "daily_max": max, "lines": ids.len()}),
+                    Some(excess),
                 );
             }
         }
