@@ -27,10 +27,12 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
             claim_line_number: f.claim_line_number,
             message: f.message.clone(),
             short: short_message(&f.message),
+            amount: f.amount_at_stake.map_or("unknown".into(), super::summary::money),
         })
         .collect();
     let bad = |what: &str, e: String| Error::Config(format!("explain --out {}: {what}: {e}", dir.display()));
     let e = person_rows(&dir.join("episodes.parquet"), person).map_err(|e| bad("episodes.parquet", e))?;
+    let dispense = e.text_or_nulls("dispense_claim_id");
     let (date, drug, dose, phase, since, supply) = (
         dates(&e, "administration_date"),
         e.text_or_nulls("drug_code"),
@@ -47,6 +49,7 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
             phase: phase[i].clone().unwrap_or_default(),
             days_since_previous: since[i].map(|v| v as i32),
             supply: supply[i].clone().unwrap_or_else(|| "medical".into()),
+            dispense_claim_id: dispense[i].clone(),
         })
         .collect();
     // Directories written before timeline.parquet existed have no lines to show.

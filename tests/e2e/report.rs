@@ -16,7 +16,7 @@ fn sample_run(dir: &Path) -> std::path::PathBuf {
 fn block<'a>(html: &'a str, marker: &str) -> &'a str {
     let start = html.find(marker).unwrap_or_else(|| panic!("{marker} not in report"));
     let rest = &html[start..];
-    let end = rest[1..].find("<div class=\"chart\" id=").or_else(|| rest[1..].find("<section")).map_or(rest.len(), |e| e + 1);
+    let end = ["<div class=\"chart\" id=", "<section"].iter().filter_map(|m| rest[1..].find(m)).min().map_or(rest.len(), |e| e + 1);
     &rest[..end]
 }
 
@@ -86,6 +86,80 @@ fn report_renders_in_headless_chromium_without_console_errors() {
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
     // A blank 1000x1400 page compresses to a few KB; the report's charts and tables do not.
     assert!(bytes.len() > 40_000, "the page looks blank ({} bytes)", bytes.len());
+}
+
+/// "$37,200.00" as a number.
+fn dollars(s: &str) -> f64 {
+    s.trim().trim_start_matches('$').replace(',', "").parse().unwrap_or_else(|_| panic!("not an amount: {s:?}"))
+}
+
+/// The "Act on first" rows: (severity, amount).
+fn act_first_rows(html: &str) -> Vec<(String, f64)> {
+    let start = html.find("id=\"act-first-table\"").expect("an Act on first table");
+    let table = &html[start..start + html[start..].find("</table>").unwrap()];
+    table
+        .split("<tr>")
+        .skip(2)
+        .map(|row| {
+            let sev = row.split("class=\"sev-").nth(1).and_then(|x| x.split('"').next()).unwrap_or_default().to_string();
+            let amount = row.split("class=\"n amount\">").nth(1).and_then(|x| x.split('<').next()).unwrap_or_default();
+            (sev, dollars(amount))
+        })
+        .collect()
+}
+
+#[test]
+fn act_on_first_is_ordered_by_money_with_errors_and_warnings_before_info() {
+    let t = tmp();
+    let out = sample_run(t.path());
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let rows = act_first_rows(&html);
+    let (n, findings) = read_table(&out.join("findings.parquet"));
+    assert_eq!(rows.len(), findings.len().min(25));
+    let info_from = rows.iter().position(|r| r.0 == "info").unwrap_or(rows.len());
+    assert!(rows[info_from..].iter().all(|r| r.0 == "info"), "info after errors and warnings: {rows:?}");
+    for group in [&rows[..info_from], &rows[info_from..]] {
+        assert!(group.windows(2).all(|w| w[0].1 >= w[1].1), "by money, largest first: {rows:?}");
+    }
+    // The top row is the largest amount of any finding, and the card gives
+    // the distinct-line total the manifest has.
+    let most = findings.iter().map(|r| r[col(&n, "amount_at_stake")].parse::<f64>().unwrap_or(0.0)).fold(0.0, f64::max);
+    assert_eq!(rows[0].1, most);
+    let total = manifest(&out)["totals"]["amount_at_stake_distinct_lines"].as_f64().unwrap();
+    let card = html.split("id=\"card-money\"><b>").nth(1).and_then(|x| x.split('<').next()).unwrap();
+    assert!((dollars(card) - total).abs() < 0.005, "{card} vs {total}");
+    // The sample's info findings (a missing premedication, a late dose) put no money at stake.
+    assert!(rows.iter().filter(|r| r.0 == "info").all(|r| r.1 == 0.0), "{rows:?}");
+}
+
+#[test]
+fn first_screen_holds_the_money_card_and_the_act_on_first_table() {
+    let Some(chrome) = chromium() else {
+        eprintln!("skipped: no chromium on this machine (CI installs it)");
+        return;
+    };
+    let t = tmp();
+    let out = sample_run(t.path());
+    // A copy of the page with a probe that writes where things were laid out
+    // into the DOM Chromium dumps (the report itself has no script).
+    let probe = "<script>const r = s => { const b = document.querySelector(s).getBoundingClientRect(); return [b.top, b.bottom]; };
+document.body.setAttribute('data-layout', JSON.stringify({vh: innerHeight, money: r('#card-money'), table: r('#act-first-table'), row5: r('#act-first-table tr:nth-child(6)')}));</script></body>";
+    let page = t.path().join("probe.html");
+    std::fs::write(&page, std::fs::read_to_string(out.join("report.html")).unwrap().replace("</body>", probe)).unwrap();
+    let o = Command::new(chrome)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--dump-dom"])
+        .arg(format!("--user-data-dir={}", t.path().join("profile").display()))
+        .arg("--window-size=1400,900")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dom = String::from_utf8_lossy(&o.stdout);
+    let attr = dom.split("data-layout=\"").nth(1).and_then(|x| x.split('"').next()).expect("the probe ran").replace("&quot;", "\"");
+    let l: serde_json::Value = serde_json::from_str(&attr).unwrap();
+    let (vh, at) = (l["vh"].as_f64().unwrap(), |k: &str, i: usize| l[k][i].as_f64().unwrap());
+    assert!(at("money", 1) <= vh, "the money card is on the first screen: {l}");
+    assert!(at("table", 0) < vh && at("row5", 1) <= vh, "the Act on first table and its first five rows are on the first screen: {l}");
 }
 
 fn explain(out: &Path, person: &str, extra: &[&str]) -> std::process::Output {
