@@ -317,7 +317,10 @@ fn interval_histogram(title: &str, days: &[i32], min: i32, max: i32, bin: i32) -
                 let mut r = Rectangle::new([(x0, 0.7), (x1, **c as f64)], t.colour().filled());
                 r.set_margin(0, 0, 1, 1);
                 bars.push(r);
-                if *t != Timing::InWindow || counts.len() <= 24 {
+                // Outside the window always; inside, where the bar is wide
+                // enough for its figure (about 7 px a digit on an 800 px axis).
+                let bar_px = (x1 - x0) * 800.0 / top as f64;
+                if *t != Timing::InWindow || bar_px >= 7.0 * c.to_string().len() as f64 + 4.0 {
                     labels.push((format!("{c}"), ((x0 + x1) / 2.0, **c as f64)));
                 }
             }

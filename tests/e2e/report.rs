@@ -162,6 +162,35 @@ document.body.setAttribute('data-layout', JSON.stringify({vh: innerHeight, money
     assert!(at("table", 0) < vh && at("row5", 1) <= vh, "the Act on first table and its first five rows are on the first screen: {l}");
 }
 
+#[test]
+fn with_previous_zero_new_is_not_red_and_resolved_findings_are_listed() {
+    let t = tmp();
+    let first = sample_run(t.path());
+    // The same extracts again: nothing new, nothing resolved.
+    let again = t.path().join("again");
+    run_ok(&again, &["--previous", first.to_str().unwrap(), sample_dir().to_str().unwrap()]);
+    let html = std::fs::read_to_string(again.join("report.html")).unwrap();
+    let card = html.split("id=\"card-new\">").nth(1).and_then(|x| x.split("</div>").next()).unwrap();
+    assert!(card.starts_with("<b class=\"\">0</b>"), "0 new, not red: {card}");
+    assert!(!html.contains("id=\"resolved\""), "nothing resolved, no list");
+    // Without the pharmacy extract, the cross-benefit duplicate and the
+    // pharmacy-supplied dose error are resolved, and listed.
+    let medical = t.path().join("medical");
+    run_ok(&medical, &["--previous", first.to_str().unwrap(), sample_csv().to_str().unwrap()]);
+    let html = std::fs::read_to_string(medical.join("report.html")).unwrap();
+    let resolved = &html[html.find("id=\"resolved\"").expect("a resolved list")..];
+    assert!(resolved.contains("CROSS_BENEFIT_DUPLICATE") && resolved.contains("P0027"), "{resolved}");
+    // Without --previous the summary's sentence reads right for one finding.
+    let one = t.path().join("one");
+    let csv = t.path().join("one.csv");
+    let sample = std::fs::read_to_string(sample_csv()).unwrap();
+    let keep: Vec<&str> = sample.lines().filter(|l| l.starts_with("claim_id") || l.contains(",P0016,")).collect();
+    std::fs::write(&csv, keep.join("\n") + "\n").unwrap();
+    run_ok(&one, &[csv.to_str().unwrap()]);
+    let summary = std::fs::read_to_string(one.join("summary.md")).unwrap();
+    assert!(summary.contains("the one finding is new") && !summary.contains("all 1 findings"), "{summary}");
+}
+
 fn explain(out: &Path, person: &str, extra: &[&str]) -> std::process::Output {
     bin().args(["explain", "--out"]).arg(out).args(["--person", person]).args(extra).output().unwrap()
 }
