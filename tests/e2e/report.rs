@@ -191,6 +191,39 @@ fn with_previous_zero_new_is_not_red_and_resolved_findings_are_listed() {
     assert!(summary.contains("the one finding is new") && !summary.contains("all 1 findings"), "{summary}");
 }
 
+#[test]
+fn money_totals_count_each_line_once_and_rules_show_each_basis() {
+    let t = tmp();
+    let out = sample_run(t.path());
+    let (n, rows) = read_table(&out.join("findings.parquet"));
+    let amount = |r: &Vec<String>| r[col(&n, "amount_at_stake")].parse::<f64>().unwrap_or(0.0);
+    let mut by_line: std::collections::BTreeMap<(String, String, String), f64> = Default::default();
+    for r in &rows {
+        let key = (r[col(&n, "person_id")].clone(), r[col(&n, "claim_id")].clone(), r[col(&n, "claim_line_number")].clone());
+        let e = by_line.entry(key).or_default();
+        *e = e.max(amount(r));
+    }
+    let m = manifest(&out);
+    let total = m["totals"]["amount_at_stake_distinct_lines"].as_f64().unwrap();
+    assert!((total - by_line.values().sum::<f64>()).abs() < 0.005);
+    let per_rule: f64 = m["rules"].as_array().unwrap().iter().map(|r| r["amount_at_stake"].as_f64().unwrap()).sum();
+    assert!((per_rule - rows.iter().map(amount).sum::<f64>()).abs() < 0.005);
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("each line counted once at the largest amount among its findings"), "{summary}");
+
+    let o = bin().arg("rules").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let row = |id: &str| text.lines().find(|l| l.starts_with(&format!("{id} "))).unwrap_or_default().to_string();
+    assert!(row("CROSS_BENEFIT_DUPLICATE").contains(" smaller_payment "), "{text}");
+    assert!(row("PREMED_NOT_BILLED").contains(" none "), "{text}");
+    assert!(row("DX_NOT_VALID_ON_DOS").contains("G35 on or after 2025-10-01"), "{text}");
+
+    // diff's total row says how it counts.
+    let o = bin().arg("diff").arg(&out).arg(&out).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("total, each claim line once at its largest amount"), "{text}");
+}
+
 fn explain(out: &Path, person: &str, extra: &[&str]) -> std::process::Output {
     bin().args(["explain", "--out"]).arg(out).args(["--person", person]).args(extra).output().unwrap()
 }
@@ -211,8 +244,20 @@ fn explain_a_clean_person_the_seed_person_and_an_unknown_one() {
     assert!(text.contains("S9490") && text.contains("per_diem"), "the per diem lines: {text}");
     assert!(text.contains("Findings (2):") && text.contains("DX_NOT_VALID_ON_DOS") && text.contains("DUPLICATE_PER_DIEM"), "{text}");
 
+    // Columns line up: every administration row starts its phase at one column.
+    let doses: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("Administrations")).skip(1).take_while(|l| !l.is_empty()).collect();
+    let at: Vec<Option<usize>> = doses.iter().map(|l| l.find("maintenance").or_else(|| l.find("phase"))).collect();
+    assert!(at.len() >= 3 && at.windows(2).all(|w| w[0] == w[1] && w[0].is_some()), "{text}");
+    // A pharmacy-supplied dose names its dispense.
+    let rx = String::from_utf8_lossy(&explain(&out, "P0028", &[]).stdout).to_string();
+    assert!(rx.contains("pharmacy dispense, claim RX"), "{rx}");
+
     let page = t.path().join("p3.html");
-    assert!(explain(&out, "P0003", &["--html", page.to_str().unwrap()]).status.success());
+    let o = explain(&out, "P0003", &["--html", page.to_str().unwrap()]);
+    assert!(o.status.success());
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(said.lines().count(), 1, "one line on success: {said}");
+    assert!(said.contains("p3.html"), "{said}");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("<svg") && html.contains("DUPLICATE_PER_DIEM") && !html.contains("<script"));
 
