@@ -411,12 +411,28 @@ pub fn person_timeline(p: &PersonView) -> String {
                 Circle::new(at(d.date, 2), r, style)
             }))
             .map_err(e)?;
-        // Each label centred just above its own dot.
+        // Each label centred just above its dot; doses too close to label
+        // apart (an initiation pair on a long axis) share one label.
         let style = TextStyle::from(("sans-serif", 12).into_font()).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
+        let px_per_day = 730.0 / (hi - lo).max(1) as f64;
+        let mut groups: Vec<Vec<&DoseView>> = Vec::new();
+        for d in &p.doses {
+            match groups.last_mut() {
+                Some(g) if (d.date.0 - g[0].date.0) as f64 * px_per_day < 52.0 => g.push(d),
+                _ => groups.push(vec![d]),
+            }
+        }
         chart
-            .draw_series(p.doses.iter().map(|d| {
-                let lift = if d.dose >= 600.0 { 11 } else { 8 };
-                EmptyElement::at(at(d.date, 2)) + Text::new(format!("{} mg", crate::rules::units(d.dose)), (0, -lift), style.clone())
+            .draw_series(groups.iter().map(|g| {
+                let mid = (g[0].date.0 + g[g.len() - 1].date.0) as f64 / 2.0;
+                let lift = if g.iter().any(|d| d.dose >= 600.0) { 11 } else { 8 };
+                let doses: Vec<String> = g.iter().map(|d| crate::rules::units(d.dose)).collect();
+                let label = if g.len() > 1 && doses.iter().all(|x| *x == doses[0]) {
+                    format!("{} x {} mg", g.len(), doses[0])
+                } else {
+                    format!("{} mg", doses.join(" + "))
+                };
+                EmptyElement::at((mid, SegmentValue::CenterOf(2))) + Text::new(label, (0, -lift), style.clone())
             }))
             .map_err(e)?;
         chart
