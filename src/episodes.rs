@@ -157,7 +157,7 @@ impl NetDispense<'_> {
 
     /// The dispense as evidence: claims, date, NDCs, quantity, mg, paid.
     pub fn evidence(&self) -> serde_json::Value {
-        let mut ndcs: Vec<&str> = self.rows.iter().map(|r| r.ndc.as_str()).collect();
+        let mut ndcs: Vec<String> = self.rows.iter().map(|r| crate::model::codes::dashed_ndc(&r.ndc)).collect();
         ndcs.dedup();
         serde_json::json!({
             "pharmacy_claims": self.rows.iter().map(|r| serde_json::json!({"claim_id": r.claim_id, "claim_line_number": r.claim_line_number})).collect::<Vec<_>>(),

@@ -265,11 +265,14 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
                 policy.version(),
                 policy.file.policy.catalogue_version
             );
-            println!("{:<24} {:<13} {:<8} description", "rule_id", "category", "severity");
+            println!("{:<24} {:<13} {:<8} {:<15} description", "rule_id", "category", "severity", "at_stake");
             for r in RULES {
                 let sev = policy.severity(r.id).map_or("disabled", |s| s.as_str());
-                println!("{:<24} {:<13} {:<8} {}", r.id, r.category, sev, r.summary);
+                println!("{:<24} {:<13} {:<8} {:<15} {}", r.id, r.category, sev, policy.basis(r.id).as_str(), r.summary);
             }
+            println!(
+                "\nat_stake, the money a finding puts in question: line = the flagged line's payment; dose = the dose's (a pharmacy-supplied dose: its dispense, net of reversals); excess = the share of the line's payment over the daily maximum; smaller_payment = the smaller of the medical and pharmacy payments; none = 0, a clinical signal."
+            );
             Ok(Outcome::Done)
         }
         Cmd::Diff { old, new, out } => {

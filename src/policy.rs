@@ -241,6 +241,53 @@ pub struct RuleSetting {
     #[serde(default = "yes")]
     pub enabled: bool,
     pub severity: Option<Severity>,
+    /// What `amount_at_stake` counts for this rule's findings (RULES.md v3,
+    /// "Money at stake"); a rule without one is priced by its line.
+    pub at_stake: Option<Basis>,
+}
+
+/// The money a finding puts in question (RULES.md v3, "Money at stake").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// The flagged line's paid amount (else allowed, else charge).
+    Line,
+    /// The dose's payment: the flagged drug line's, or for a
+    /// pharmacy-supplied dose the dispense's paid amount net of reversals.
+    Dose,
+    /// UNITS_OVER_DAILY_MAX: the line's payment times the share of units
+    /// over the daily maximum.
+    Excess,
+    /// CROSS_BENEFIT_DUPLICATE: the smaller of the two benefits' payments.
+    SmallerPayment,
+    /// Nothing overpaid: a clinical signal (0).
+    None,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Line => "line",
+            Basis::Dose => "dose",
+            Basis::Excess => "excess",
+            Basis::SmallerPayment => "smaller_payment",
+            Basis::None => "none",
+        }
+    }
+
+    /// Whether rule `id` can price its findings this way. `line` and `none`
+    /// suit every rule, so a rule added to the catalogue (DX_CODE_INVALID)
+    /// needs no entry here; the others need what only some rules see.
+    pub fn suits(self, id: &str) -> bool {
+        const DOSE: &[&str] =
+            &["DOSE_UNEXPECTED", "INITIAL_PAIR_INTERVAL", "INITIAL_PAIR_INCOMPLETE", "INTERVAL_TOO_SHORT", "INTERVAL_OVERDUE"];
+        match self {
+            Basis::Line | Basis::None => true,
+            Basis::Dose => DOSE.contains(&id),
+            Basis::Excess => id == "UNITS_OVER_DAILY_MAX",
+            Basis::SmallerPayment => id == "CROSS_BENEFIT_DUPLICATE",
+        }
+    }
 }
 
 /// A policy compiled for lookups. Codes are stored normalized: HCPCS trimmed
@@ -270,6 +317,8 @@ pub struct Policy {
     /// Each catalogue rule's severity, by catalogue index; None when the
     /// policy disables it.
     severity_by_rule: Vec<Option<Severity>>,
+    /// Each catalogue rule's money-at-stake basis, by catalogue index.
+    basis_by_rule: Vec<Basis>,
     /// sha-less fingerprint of the policy text, for the run id.
     pub fingerprint: u64,
     pub source: String,
@@ -361,10 +410,18 @@ impl Policy {
                 other => return Err(Error::Config(format!("{source}: code {}: unknown system {other:?} (hcpcs or icd10cm)", c.code))),
             }
         }
-        for id in file.rules.keys() {
+        for (id, setting) in &file.rules {
             if !CATALOGUE.iter().any(|r| r.id == id) {
                 return Err(Error::Config(format!(
                     "{source}: [rules.{id}] is not a rule of catalogue v{CATALOGUE_VERSION} (see `claims-audit rules`)"
+                )));
+            }
+            if let Some(b) = setting.at_stake
+                && !b.suits(id)
+            {
+                return Err(Error::Config(format!(
+                    "{source}: [rules.{id}] at_stake = {:?} is not a basis {id} can price (line or none)",
+                    b.as_str()
                 )));
             }
         }
@@ -384,6 +441,7 @@ impl Policy {
                 setting.is_none_or(|s| s.enabled).then(|| setting.and_then(|s| s.severity).unwrap_or(r.severity))
             })
             .collect();
+        let basis_by_rule = CATALOGUE.iter().map(|r| file.rules.get(r.id).and_then(|s| s.at_stake).unwrap_or(Basis::Line)).collect();
         let policy_codes: FastSet<String> = drugs.keys().chain(hcpcs.keys()).cloned().collect();
         let roles = policy_codes.iter().map(|c| (c.clone(), role(&drugs, &hcpcs, c))).collect();
         let mut policy_code_keys: Vec<u64> = policy_codes.iter().filter_map(|c| code_key(c.as_bytes())).collect();
@@ -412,6 +470,7 @@ impl Policy {
             ndc_products,
             pharmacy_revenue,
             severity_by_rule,
+            basis_by_rule,
         })
     }
 
@@ -522,6 +581,17 @@ impl Policy {
 
     pub fn severity(&self, rule: &str) -> Option<Severity> {
         rule_index(rule).and_then(|k| self.severity_at(k))
+    }
+
+    /// The money-at-stake basis of the catalogue's rule `k` (`line` when the
+    /// policy names none).
+    pub fn basis_at(&self, k: usize) -> Basis {
+        self.basis_by_rule.get(k).copied().unwrap_or(Basis::Line)
+    }
+
+    /// `basis_at` by rule id.
+    pub fn basis(&self, rule: &str) -> Basis {
+        rule_index(rule).map_or(Basis::Line, |k| self.basis_at(k))
     }
 
     /// `severity` of the catalogue's rule `k`.

@@ -40,7 +40,12 @@ const fn rule(id: &'static str, category: &'static str, severity: Severity, summ
 
 pub const CATALOGUE: &[RuleMeta] = &[
     rule("DX_NOT_MS", "code_set", Error, "drug line carries no multiple sclerosis diagnosis"),
-    rule("DX_NOT_VALID_ON_DOS", "code_set", Error, "MS diagnosis not valid on the date of service (G35 from 2025-10-01, subcodes before)"),
+    rule(
+        "DX_NOT_VALID_ON_DOS",
+        "code_set",
+        Error,
+        "MS diagnosis not valid on the date of service (G35 on or after 2025-10-01; a G35 subcode before that date)",
+    ),
     rule("DX_OFF_LABEL", "code_set", Warning, "all MS diagnoses are outside the label (G35.C2 non-active SPMS)"),
     rule("ADDON_WITHOUT_PRIMARY", "code_set", Error, "add-on code (99602) billed without its primary (99601) that day"),
     rule("UNITS_OVER_DAILY_MAX", "code_set", Error, "net units per person, date and code above the daily maximum"),

@@ -55,6 +55,12 @@ pub fn display_units(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
 }
 
+/// An 11-digit NDC as 5-4-2 with dashes, the one way messages and evidence
+/// spell NDCs; anything else as it is.
+pub fn dashed_ndc(n: &str) -> String {
+    if n.len() == 11 && n.bytes().all(|b| b.is_ascii_digit()) { format!("{}-{}-{}", &n[..5], &n[5..9], &n[9..]) } else { n.to_string() }
+}
+
 /// NDC to 11 digits (5-4-2). Dashed 10-digit forms 4-4-2, 5-3-2 and 5-4-1 are
 /// padded; an undashed 10-digit NDC is ambiguous and is returned as None.
 pub fn normalize_ndc(s: &str) -> Option<Text> {

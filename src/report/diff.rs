@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::previous::load_run;
+use super::stake::rows_total;
 use super::summary::money;
 use super::table::Values;
 use crate::error::Result;
@@ -39,11 +40,13 @@ pub fn diff(old: &Path, new: &Path, out: Option<&Path>) -> Result<bool> {
         slot.0 += 1;
         slot.1 += f.amount_at_stake.unwrap_or(0.0);
     };
-    let (mut only_old, mut only_new): (Vec<&FindingRow>, Vec<&FindingRow>) = (Vec::new(), Vec::new());
+    let (mut only_old, mut only_new, mut both): (Vec<&FindingRow>, Vec<&FindingRow>, Vec<&FindingRow>) =
+        (Vec::new(), Vec::new(), Vec::new());
     for f in &a.findings {
         let d = by_rule.entry(&f.rule_id).or_default();
         if ids_b.contains(f.finding_id.as_str()) {
             add(&mut d.both, f);
+            both.push(f);
         } else {
             add(&mut d.only_old, f);
             only_old.push(f);
@@ -67,15 +70,18 @@ pub fn diff(old: &Path, new: &Path, out: Option<&Path>) -> Result<bool> {
         "{:<24} {:>9} {:>14} {:>9} {:>14} {:>9} {:>14}",
         "rule_id", "only_old", "at_stake", "only_new", "at_stake", "both", "at_stake"
     );
-    let mut total = RuleDiff::default();
     for (rule, d) in &by_rule {
         row(&mut s, rule, d);
-        for (t, x) in [(&mut total.only_old, d.only_old), (&mut total.only_new, d.only_new), (&mut total.both, d.both)] {
-            t.0 += x.0;
-            t.1 += x.1;
-        }
     }
+    // The total counts each claim line once, at its largest amount: a line
+    // three rules flag is not three times the money.
+    let total = RuleDiff {
+        only_old: (only_old.len(), rows_total(only_old.iter().copied())),
+        only_new: (only_new.len(), rows_total(only_new.iter().copied())),
+        both: (both.len(), rows_total(both.iter().copied())),
+    };
     row(&mut s, "total", &total);
+    let _ = writeln!(s, "at_stake: per rule, each finding counted; total, each claim line once at its largest amount");
     let _ = writeln!(s, "{}", if differ { "the runs differ" } else { "the runs make the same findings" });
     print!("{s}");
 

@@ -27,10 +27,12 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
             claim_line_number: f.claim_line_number,
             message: f.message.clone(),
             short: short_message(&f.message),
+            amount: f.amount_at_stake.map_or("unknown".into(), super::summary::money),
         })
         .collect();
     let bad = |what: &str, e: String| Error::Config(format!("explain --out {}: {what}: {e}", dir.display()));
     let e = person_rows(&dir.join("episodes.parquet"), person).map_err(|e| bad("episodes.parquet", e))?;
+    let dispense = e.text_or_nulls("dispense_claim_id");
     let (date, drug, dose, phase, since, supply) = (
         dates(&e, "administration_date"),
         e.text_or_nulls("drug_code"),
@@ -47,6 +49,7 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
             phase: phase[i].clone().unwrap_or_default(),
             days_since_previous: since[i].map(|v| v as i32),
             supply: supply[i].clone().unwrap_or_else(|| "medical".into()),
+            dispense_claim_id: dispense[i].clone(),
         })
         .collect();
     // Directories written before timeline.parquet existed have no lines to show.
@@ -94,6 +97,22 @@ fn dates(t: &TableIn, name: &str) -> Vec<Option<Date>> {
     t.text_or_nulls(name).iter().map(|v| v.as_deref().and_then(Date::parse)).collect()
 }
 
+/// Rows as columns padded to their widest cell, two spaces apart, indented.
+fn columns(s: &mut String, rows: &[Vec<String>]) {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|x| x.chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let mut line = String::from(" ");
+        for (c, cell) in r.iter().enumerate() {
+            let pad = if c + 1 == r.len() { 0 } else { widths[c].saturating_sub(cell.chars().count()) };
+            line.push(' ');
+            line.push_str(cell);
+            line.push_str(&" ".repeat(pad + 1));
+        }
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+}
+
 /// The timeline as terminal text.
 pub fn render_text(p: &PersonView) -> String {
     let mut s = String::new();
@@ -101,45 +120,58 @@ pub fn render_text(p: &PersonView) -> String {
     let _ = writeln!(s, "\nAdministrations ({}):", p.doses.len());
     if p.doses.is_empty() {
         let _ = writeln!(s, "  none in range");
-    }
-    for d in &p.doses {
-        let since = d.days_since_previous.map_or("first dose seen".to_string(), |n| format!("{n} days after the previous"));
-        let _ = writeln!(
-            s,
-            "  {}  {} {:>4} mg  {:<18} {:<26} {}",
-            d.date,
-            d.drug,
-            crate::rules::units(d.dose),
-            d.phase,
-            since,
-            if d.supply == "pharmacy" { "dispensed by a pharmacy" } else { "medical claim" }
-        );
+    } else {
+        let mut rows = vec![["date", "drug", "dose", "phase", "since the previous dose", "supplied by"].map(String::from).to_vec()];
+        for d in &p.doses {
+            let since = d.days_since_previous.map_or("first dose seen".to_string(), |n| format!("{n} days after the previous"));
+            let supply = match (d.supply.as_str(), &d.dispense_claim_id) {
+                ("pharmacy", Some(c)) => format!("pharmacy dispense, claim {c}"),
+                ("pharmacy", None) => "pharmacy dispense".to_string(),
+                (_, Some(c)) => format!("medical claim (also dispensed: pharmacy claim {c})"),
+                _ => "medical claim".to_string(),
+            };
+            rows.push(vec![
+                d.date.to_string(),
+                d.drug.clone(),
+                format!("{} mg", crate::rules::units(d.dose)),
+                d.phase.clone(),
+                since,
+                supply,
+            ]);
+        }
+        columns(&mut s, &rows);
     }
     let _ = writeln!(s, "\nPer diem and nursing lines ({}):", p.lines.len());
-    for l in &p.lines {
-        let span = match l.end {
-            Some(e) if e != l.date => format!("{} to {e}", l.date),
-            _ => l.date.to_string(),
-        };
-        let _ = writeln!(
-            s,
-            "  {span:<24} {:<6} x{:<4} {:<14} claim {} line {}",
-            l.code,
-            crate::rules::units(l.units),
-            l.role,
-            l.claim_id,
-            l.claim_line_number
-        );
+    if !p.lines.is_empty() {
+        let mut rows = vec![["date", "code", "units", "role", "claim / line"].map(String::from).to_vec()];
+        for l in &p.lines {
+            let span = match l.end {
+                Some(e) if e != l.date => format!("{} to {e}", l.date),
+                _ => l.date.to_string(),
+            };
+            rows.push(vec![
+                span,
+                l.code.clone(),
+                crate::rules::units(l.units),
+                l.role.clone(),
+                format!("{} / {}", l.claim_id, l.claim_line_number),
+            ]);
+        }
+        columns(&mut s, &rows);
     }
     let _ = writeln!(s, "\nFindings ({}):", p.findings.len());
     if p.findings.is_empty() {
         let _ = writeln!(s, "  none: this person's claims pass every rule");
     }
+    let widths = |f: fn(&FindingView) -> usize| p.findings.iter().map(f).max().unwrap_or(0);
+    let (wr, wc, wa) =
+        (widths(|f| f.rule_id.len()), widths(|f| f.claim_id.len() + 3 + f.claim_line_number.to_string().len()), widths(|f| f.amount.len()));
     for f in &p.findings {
+        let claim = format!("{} / {}", f.claim_id, f.claim_line_number);
         let _ = writeln!(
             s,
-            "  {}  {:<7} {:<24} {} claim {} line {} ({})\n      {}",
-            f.date, f.severity, f.rule_id, f.code, f.claim_id, f.claim_line_number, f.status, f.message
+            "  {}  {:<7}  {:<wr$}  {:<6}  {claim:<wc$}  {:>wa$} at stake  ({})\n      {}",
+            f.date, f.severity, f.rule_id, f.code, f.amount, f.status, f.message
         );
     }
     s
@@ -162,6 +194,7 @@ pub fn explain(dir: &Path, person: &str, html: Option<&Path>) -> Result<()> {
                 .open(path)
                 .map_err(|e| Error::output(path, format!("cannot create: {e}")))?;
             f.write_all(page.as_bytes()).map_err(|e| Error::output(path, format!("write failed: {e}")))?;
+            println!("claims-audit: wrote {}", path.display());
         }
     }
     Ok(())

@@ -13,6 +13,7 @@ pub mod html;
 pub mod parquet_io;
 #[cfg(feature = "parquet")]
 pub mod previous;
+pub mod stake;
 pub mod summary;
 pub mod table;
 mod target;
@@ -163,6 +164,9 @@ pub struct Totals {
     pub persons: usize,
     pub episodes: usize,
     pub findings: usize,
+    /// Money at stake over distinct claim lines: each line once, at the
+    /// largest amount among its findings (not the sum over findings).
+    pub amount_at_stake_distinct_lines: f64,
 }
 
 #[derive(Serialize)]
@@ -180,6 +184,9 @@ struct RuleInfo {
     evaluated: u64,
     flagged: u64,
     not_evaluable: u64,
+    /// This rule's findings' money at stake, each finding counted (a line
+    /// two rules flag is in both rules' subtotals).
+    amount_at_stake: f64,
 }
 
 pub fn totals(r: &RunResult) -> Totals {
@@ -187,7 +194,14 @@ pub fn totals(r: &RunResult) -> Totals {
     for f in &r.files {
         counts.add(&f.counts);
     }
-    Totals { files: r.files.len(), counts, persons: r.persons, episodes: r.episodes.len(), findings: r.findings.len() }
+    Totals {
+        files: r.files.len(),
+        counts,
+        persons: r.persons,
+        episodes: r.episodes.len(),
+        findings: r.findings.len(),
+        amount_at_stake_distinct_lines: stake::run_total(&r.findings),
+    }
 }
 
 /// manifest.json. `outputs` lists the files written beside it, with row
@@ -203,6 +217,10 @@ pub fn manifest_json(
     for f in &r.findings {
         *by_sev.entry(f.severity.as_str()).or_default() += 1;
     }
+    let mut by_rule: BTreeMap<&str, f64> = BTreeMap::new();
+    for f in &r.findings {
+        *by_rule.entry(f.rule_id).or_default() += f.at_stake.unwrap_or(0.0);
+    }
     let rules = RULES
         .iter()
         .zip(&r.tallies)
@@ -214,6 +232,7 @@ pub fn manifest_json(
             evaluated: t.evaluated,
             flagged: t.flagged,
             not_evaluable: t.not_evaluable,
+            amount_at_stake: by_rule.get(d.id).copied().unwrap_or(0.0),
         })
         .collect();
     let manifest = Manifest {

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::model::Severity;
 use crate::pipeline::{RunOptions, RunResult};
 use crate::policy::Policy;
 use crate::rules::RULES;
@@ -29,7 +28,12 @@ fn lifecycle(s: &mut String, r: &RunResult) {
     let _ = writeln!(s, "## Since the previous run\n");
     match &l.previous_run_id {
         None => {
-            let _ = writeln!(s, "No previous run given (`--previous DIR`): all {} findings are new.\n", r.findings.len());
+            let all = match r.findings.len() {
+                0 => "there are no findings".to_string(),
+                1 => "the one finding is new".to_string(),
+                n => format!("all {n} findings are new"),
+            };
+            let _ = writeln!(s, "No previous run given (`--previous DIR`): {all}.\n");
             return;
         }
         Some(id) => {
@@ -61,6 +65,16 @@ fn lifecycle(s: &mut String, r: &RunResult) {
         let _ = writeln!(s, "| {rule} | {new} | {open} | {resolved} | {why} |");
     }
     let _ = writeln!(s, "\nresolved.parquet lists each resolved finding with its reason.\n");
+}
+
+/// "1 line", "2 lines": a count with the noun that reads right for it.
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// How many distinct claim lines have findings.
+fn distinct_lines(r: &RunResult) -> usize {
+    r.findings.iter().map(|f| (f.person_id.as_str(), f.claim_id.as_str(), f.claim_line_number)).collect::<BTreeSet<_>>().len()
 }
 
 pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -> String {
@@ -100,11 +114,18 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
     ] {
         let _ = writeln!(s, "| {k} | {v} |");
     }
+    let lines = distinct_lines(r);
+    let _ = writeln!(
+        s,
+        "\nMoney at stake: **{}** over {}, each line counted once at the largest amount among its findings.",
+        money(t.amount_at_stake_distinct_lines),
+        plural(lines, "distinct flagged claim line", "distinct flagged claim lines")
+    );
 
     let _ = writeln!(s, "\n## Findings by rule\n");
     let _ = writeln!(
         s,
-        "Money at stake is the paid amount of the distinct flagged lines (allowed amount where paid is absent); for CROSS_BENEFIT_DUPLICATE, the smaller of the medical and pharmacy payments.\n"
+        "Money at stake follows each rule's basis (policy `at_stake`, shown by `claims-audit rules`): the flagged line's payment; the dose's (for a pharmacy-supplied dose, the dispense's net of reversals); the share over a daily maximum; the smaller of two benefits' payments; or nothing for a clinical signal. A rule's subtotal counts each of its findings, so a line flagged by two rules is in both subtotals; the total above counts it once.\n"
     );
     let _ = writeln!(
         s,
@@ -115,13 +136,7 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
             let _ = writeln!(s, "| {} | {} | disabled | - | - | - | - |", d.id, d.category);
             continue;
         };
-        let mut seen = BTreeSet::new();
-        let mut at_stake = 0.0;
-        for f in r.findings.iter().filter(|f| f.rule_id == d.id) {
-            if seen.insert((f.file, f.source_line)) {
-                at_stake += f.at_stake.unwrap_or(0.0);
-            }
-        }
+        let at_stake: f64 = r.findings.iter().filter(|f| f.rule_id == d.id).filter_map(|f| f.at_stake).sum();
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} |",
@@ -135,23 +150,14 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
         );
     }
 
-    let mut by_person: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for f in &r.findings {
-        let e = by_person.entry(f.person_id.as_str()).or_default();
-        e.0 += 1;
-        if f.severity == Severity::Error {
-            e.1 += 1;
-        }
-    }
-    let mut top: Vec<(&str, (usize, usize))> = by_person.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let _ = writeln!(s, "\n## Top persons by findings\n");
+    let top = super::stake::ranked_persons(&r.findings);
+    let _ = writeln!(s, "\n## Top persons by money at stake, then errors\n");
     if top.is_empty() {
         let _ = writeln!(s, "No findings.");
     } else {
-        let _ = writeln!(s, "| person_id | findings | errors |\n|---|---:|---:|");
-        for (p, (n, e)) in top.iter().take(10) {
-            let _ = writeln!(s, "| {p} | {n} | {e} |");
+        let _ = writeln!(s, "| person_id | money at stake | errors | findings |\n|---|---:|---:|---:|");
+        for p in top.iter().take(10) {
+            let _ = writeln!(s, "| {} | {} | {} | {} |", p.person_id, money(p.at_stake), p.errors, p.findings);
         }
     }
 
@@ -190,7 +196,10 @@ pub fn render(opts: &RunOptions, policy: &Policy, r: &RunResult, run_id: &str) -
         .iter()
         .zip(&r.tallies)
         .filter(|(_, t)| t.not_evaluable > 0)
-        .map(|(d, t)| format!("- {}: {} item(s) lacked a column or value it needs (never counted as clean)", d.id, t.not_evaluable))
+        .map(|(d, t)| {
+            let items = plural(t.not_evaluable as usize, "item lacked", "items lacked");
+            format!("- {}: {items} a column or value it needs (never counted as clean)", d.id)
+        })
         .collect();
     if ne.is_empty() {
         let _ = writeln!(s, "Every rule could evaluate every item it looked at.");

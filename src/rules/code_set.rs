@@ -4,8 +4,9 @@ use serde_json::json;
 
 use super::{Ctx, RuleOutput, units, with_supply};
 use crate::episodes::{Patient, Supply};
-use crate::model::codes::display_dx;
+use crate::model::codes::{dashed_ndc, display_dx};
 use crate::model::{Codes, Date, Line};
+use crate::policy::NdcEntry;
 
 fn net(p: &Patient, d: Date, code: &str) -> f64 {
     p.net.get(d, code)
@@ -182,7 +183,14 @@ pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
         if n > max + 1e-9 {
             let ids: Vec<usize> = lines_of(p, *d, code).collect();
             for &i in &ids {
-                out.flag(
+                // The share of the line's payment for units over the maximum.
+                let (paid, _) = super::line_amount(p.lines[i]);
+                let excess = super::Priced {
+                    basis: crate::policy::Basis::Excess,
+                    amount: paid.map(|x| x * (n - max) / n),
+                    from: "line payment x (net units - daily maximum) / net units",
+                };
+                out.flag_priced(
                     "UNITS_OVER_DAILY_MAX",
                     p,
                     ctx,
@@ -194,6 +202,7 @@ pub fn units_over_daily_max(p: &Patient, ctx: &Ctx) -> RuleOutput {
                         units(max)
                     ),
                     json!({"hcpcs_code": code, "net_units": n, "daily_max": max, "lines": ids.len()}),
+                    Some(excess),
                 );
             }
         }
@@ -260,6 +269,20 @@ pub fn ndc_mismatch(p: &Patient, ctx: &Ctx) -> RuleOutput {
         out.evaluated += 1;
         if !drug.ndc.iter().any(|n| n.code() == ndc) {
             let listed: Vec<String> = drug.ndc.iter().map(|n| dashed_ndc(n.code())).collect();
+            // An NDC's unit is the NCPDP billing unit, per mL for a solution
+            // (REFERENCE.md), not the HCPCS code's 1 mg.
+            let described: Vec<String> = drug
+                .ndc
+                .iter()
+                .map(|n| match n {
+                    NdcEntry::Product(x) if x.mg_per_unit.is_some() || !x.package.is_empty() => {
+                        let per = x.mg_per_unit.map(|m| format!("{} mg per mL", units(m)));
+                        let parts: Vec<String> = [(!x.package.is_empty()).then(|| x.package.clone()), per].into_iter().flatten().collect();
+                        format!("{} ({})", dashed_ndc(n.code()), parts.join("; "))
+                    }
+                    _ => dashed_ndc(n.code()),
+                })
+                .collect();
             let shown = if ndc.len() == 11 && ndc.bytes().all(|b| b.is_ascii_digit()) {
                 dashed_ndc(ndc)
             } else {
@@ -270,16 +293,13 @@ pub fn ndc_mismatch(p: &Patient, ctx: &Ctx) -> RuleOutput {
                 p,
                 ctx,
                 i,
-                format!("{} billed with NDC {shown}; expected {} ({})", l.hcpcs, listed.join(" or "), drug.name),
-                json!({"hcpcs_code": l.hcpcs, "ndc": ndc, "expected_any_of": listed}),
+                format!("{} billed with NDC {shown}; expected {} for {}", l.hcpcs, described.join(" or "), l.hcpcs),
+                // NDCs in evidence are 11-digit 5-4-2 with dashes, as in messages.
+                json!({"hcpcs_code": l.hcpcs, "ndc": dashed_ndc(ndc), "expected_any_of": listed}),
             );
         }
     }
     out
-}
-
-fn dashed_ndc(n: &str) -> String {
-    if n.len() == 11 { format!("{}-{}-{}", &n[..5], &n[5..9], &n[9..]) } else { n.to_string() }
 }
 
 /// Where a line was delivered: its place of service, else (institutional

@@ -3,8 +3,9 @@
 
 use serde_json::json;
 
-use super::{Ctx, RuleOutput, units};
+use super::{Ctx, Priced, RuleOutput, units};
 use crate::episodes::{Patient, Supply};
+use crate::policy::Basis;
 
 pub fn cross_benefit_duplicate(p: &Patient, ctx: &Ctx) -> RuleOutput {
     let mut out = RuleOutput::default();
@@ -26,7 +27,20 @@ pub fn cross_benefit_duplicate(p: &Patient, ctx: &Ctx) -> RuleOutput {
         let pharmacy_paid = d.paid_amount();
         let first = &d.rows[0];
         let window = ctx.policy.dispense_window_days();
-        let f = out.flag(
+        // What can be recovered is at most the smaller payment; with one
+        // amount unknown, the known one bounds it.
+        let smaller = match (medical_paid, pharmacy_paid) {
+            (Some(m), Some(r)) => Some(m.min(r)),
+            (m, r) => m.or(r),
+        };
+        let from = match (medical_paid, pharmacy_paid) {
+            (Some(m), Some(r)) if m <= r => "medical drug lines' paid_amount (the smaller payment)",
+            (Some(_), Some(_)) => "dispense paid_amount net of reversals (the smaller payment)",
+            (Some(_), None) => "medical drug lines' paid_amount (the dispense has none)",
+            (None, Some(_)) => "dispense paid_amount net of reversals (the medical lines have none)",
+            (None, None) => "no payment on either benefit",
+        };
+        out.flag_priced(
             "CROSS_BENEFIT_DUPLICATE",
             p,
             ctx,
@@ -50,13 +64,8 @@ pub fn cross_benefit_duplicate(p: &Patient, ctx: &Ctx) -> RuleOutput {
                 "dispense": d.evidence(),
                 "dispense_window_days": window,
             }),
+            Some(Priced { basis: Basis::SmallerPayment, amount: smaller, from }),
         );
-        // What can be recovered is at most the smaller payment; with one
-        // amount unknown, the known one bounds it.
-        f.at_stake = match (medical_paid, pharmacy_paid) {
-            (Some(m), Some(r)) => Some(m.min(r)),
-            (m, r) => m.or(r),
-        };
     }
     out
 }

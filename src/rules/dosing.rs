@@ -3,8 +3,22 @@
 
 use serde_json::json;
 
-use super::{Ctx, RuleOutput, units, with_supply};
+use super::{Ctx, Priced, RuleOutput, line_amount, units, with_supply};
 use crate::episodes::{Administration, Patient, Phase, Supply};
+use crate::policy::Basis;
+
+/// What dose `a`, flagged on line `i`, was paid: the drug line's payment,
+/// or for a pharmacy-supplied dose the dispense's paid amount net of
+/// reversals (line `i` is then the nursing visit, not the drug).
+fn dose_price(p: &Patient, a: &Administration, i: usize) -> Option<Priced> {
+    let (amount, from) = match a.supply {
+        Supply::Medical => (line_amount(p.lines[i]).0, "drug line payment"),
+        Supply::Pharmacy => {
+            (a.dispense.and_then(|j| p.dispenses.get(j)).and_then(|d| d.paid_amount()), "dispense paid_amount net of reversals")
+        }
+    };
+    Some(Priced { basis: Basis::Dose, amount, from })
+}
 
 // Dosing findings sit on `Administration::anchor`: the first drug line, or
 // for a pharmacy-supplied dose its nursing visit line.
@@ -40,7 +54,7 @@ pub fn dose_unexpected(p: &Patient, ctx: &Ctx) -> RuleOutput {
             Supply::Pharmacy => a.anchor.into_iter().collect(),
         };
         for i in ids {
-            out.flag(
+            out.flag_priced(
                 "DOSE_UNEXPECTED",
                 p,
                 ctx,
@@ -58,6 +72,7 @@ pub fn dose_unexpected(p: &Patient, ctx: &Ctx) -> RuleOutput {
                     a,
                     json!({"drug_code": a.drug, "dose_units": a.dose, "allowed_doses": drug.allowed_doses, "administration_date": a.date}),
                 ),
+                dose_price(p, a, i),
             );
         }
     }
@@ -77,7 +92,7 @@ pub fn initial_pair_interval(p: &Patient, ctx: &Ctx) -> RuleOutput {
         if (gap < d.pair_min_days || gap > d.pair_max_days)
             && let Some(i) = second.anchor
         {
-            out.flag(
+            out.flag_priced(
                 "INITIAL_PAIR_INTERVAL",
                 p,
                 ctx,
@@ -92,6 +107,7 @@ pub fn initial_pair_interval(p: &Patient, ctx: &Ctx) -> RuleOutput {
                     units(second.dose)
                 ),
                 with_supply(p, second, json!({"first_date": a.date, "second_date": second.date, "days_apart": gap, "expected_min_days": d.pair_min_days, "expected_max_days": d.pair_max_days})),
+                dose_price(p, second, i),
             );
         }
     }
@@ -113,7 +129,7 @@ pub fn initial_pair_incomplete(p: &Patient, ctx: &Ctx) -> RuleOutput {
         }
         out.evaluated += 1;
         if let Some(i) = a.anchor {
-            out.flag(
+            out.flag_priced(
                 "INITIAL_PAIR_INCOMPLETE",
                 p,
                 ctx,
@@ -126,6 +142,7 @@ pub fn initial_pair_incomplete(p: &Patient, ctx: &Ctx) -> RuleOutput {
                     d.pair_search_days
                 ),
                 with_supply(p, a, json!({"first_date": a.date, "search_days": d.pair_search_days, "searched_until": due_by, "horizon": ctx.horizon, "next_administration": p.admins.iter().find(|b| b.family == a.family && b.date > a.date).map(|b| json!({"date": b.date, "drug_code": b.drug, "dose_units": b.dose}))})),
+                dose_price(p, a, i),
             );
         }
     }
@@ -161,13 +178,14 @@ fn interval_rule(p: &Patient, ctx: &Ctx, rule: &'static str) -> RuleOutput {
             )
         };
         if fires && let Some(i) = a.anchor {
-            out.flag(
+            out.flag_priced(
                 rule,
                 p,
                 ctx,
                 i,
                 format!("{} on {} is {days} days after the previous dose on {prev}; expected {expected}", dose_label(a), a.date),
                 with_supply(p, a, json!({"administration_date": a.date, "previous_administration_date": prev, "days_since_previous": days, "min_interval_days": d.min_interval_days, "max_interval_days": d.max_interval_days, "phase": a.phase.as_str()})),
+                dose_price(p, a, i),
             );
         }
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::episodes::{Administration, Patient, Supply};
 pub use crate::model::catalogue::{CATALOGUE as RULES, RuleMeta, Severity, rule_index};
 use crate::model::{Date, Line, Text};
-use crate::policy::Policy;
+use crate::policy::{Basis, Policy};
 
 type Eval = fn(&Patient, &Ctx) -> RuleOutput;
 
@@ -81,8 +81,9 @@ pub struct Finding {
     pub units: f64,
     pub paid_amount: Option<f64>,
     pub allowed_amount: Option<f64>,
-    /// Money at stake: the line's paid amount (allowed when paid is absent);
-    /// for CROSS_BENEFIT_DUPLICATE the smaller of the two benefits' payments.
+    /// Money at stake by the rule's policy basis (RULES.md v3): the line,
+    /// the dose, the excess, the smaller payment, or 0 for none; None when
+    /// the extract has no amount for that basis.
     pub at_stake: Option<f64>,
     pub payer_program: Option<Text>,
     pub rendering_npi: Option<Text>,
@@ -98,12 +99,62 @@ pub struct RuleOutput {
     pub not_evaluable: u64,
 }
 
+/// An amount a rule can put at stake other than its line's (a dose, an
+/// excess, a smaller payment): used when the policy prices the rule so.
+pub(crate) struct Priced {
+    pub basis: Basis,
+    pub amount: Option<f64>,
+    /// Where the amount came from, for the evidence.
+    pub from: &'static str,
+}
+
+/// A line's payment: paid, else allowed, else billed (an extract taken
+/// before adjudication, a pharmacy's own claims, has charges alone).
+pub(crate) fn line_amount(l: &Line) -> (Option<f64>, &'static str) {
+    match (l.paid_amount, l.allowed_amount, l.charge_amount) {
+        (Some(x), _, _) => (Some(x), "line paid_amount"),
+        (None, Some(x), _) => (Some(x), "line allowed_amount"),
+        (None, None, Some(x)) => (Some(x), "line charge_amount"),
+        _ => (None, "no amount on the line"),
+    }
+}
+
 impl RuleOutput {
-    /// Records a finding on line `i` for `rule`; severity comes from the
-    /// policy. Returns it for the rare rule that sets more.
+    /// Records a finding on line `i` for `rule`, priced by its line (or 0
+    /// when the policy's basis is none); severity comes from the policy.
+    /// Returns it for the rare rule that sets more.
     fn flag(&mut self, rule: &'static str, p: &Patient, ctx: &Ctx, i: usize, message: String, evidence: serde_json::Value) -> &mut Finding {
-        let def = &RULES[rule_index(rule).unwrap_or(0)];
+        self.flag_priced(rule, p, ctx, i, message, evidence, None)
+    }
+
+    /// `flag` for a rule that can also price a finding by `priced`: its
+    /// amount is used when the policy's basis for the rule is its basis.
+    /// The evidence records the basis, the amount and where it came from.
+    #[allow(clippy::too_many_arguments)]
+    fn flag_priced(
+        &mut self,
+        rule: &'static str,
+        p: &Patient,
+        ctx: &Ctx,
+        i: usize,
+        message: String,
+        mut evidence: serde_json::Value,
+        priced: Option<Priced>,
+    ) -> &mut Finding {
+        let k = rule_index(rule).unwrap_or(0);
+        let def = &RULES[k];
         let l: &Line = p.lines[i];
+        let basis = ctx.policy.basis_at(k);
+        let (at_stake, from) = match (basis, priced) {
+            (Basis::None, _) => (Some(0.0), "a clinical signal: nothing overpaid"),
+            (b, Some(x)) if x.basis == b => (x.amount, x.from),
+            // Line, or a basis this call site cannot price (the policy
+            // refuses such a pairing, so only `line` gets here).
+            _ => line_amount(l),
+        };
+        if let Some(obj) = evidence.as_object_mut() {
+            obj.insert("at_stake".into(), serde_json::json!({"basis": basis.as_str(), "amount": at_stake, "from": from}));
+        }
         self.findings.push(Finding {
             id: crate::model::finding_id(def.id, &p.person_id, &l.claim_id, l.claim_line_number, l.service_date),
             rule_id: def.id,
@@ -120,9 +171,7 @@ impl RuleOutput {
             units: l.units,
             paid_amount: l.paid_amount,
             allowed_amount: l.allowed_amount,
-            // Paid, else allowed, else billed: an extract taken before
-            // adjudication (a pharmacy's own claims) has charges alone.
-            at_stake: l.paid_amount.or(l.allowed_amount).or(l.charge_amount),
+            at_stake,
             payer_program: l.program.clone(),
             rendering_npi: l.rendering_npi.clone(),
             billing_npi: l.billing_npi.clone(),
@@ -182,6 +231,8 @@ mod catalogue_tests {
     }
 }
 
+#[cfg(test)]
+mod stake_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]

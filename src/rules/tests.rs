@@ -258,7 +258,7 @@ fn clean_history_has_no_findings() {
 // ---- Catalogue v2: institutional and pharmacy claims ------------------------
 
 /// A home-infusion visit without the drug line: per diem, nursing, steroid.
-fn visit(date: &str) -> Vec<Line> {
+pub(super) fn visit(date: &str) -> Vec<Line> {
     let mut v = bare_visit(date);
     v.push(line(date, "J2930", 1.0));
     v
@@ -269,7 +269,7 @@ fn bare_visit(date: &str) -> Vec<Line> {
     vec![line(date, "S9379", 1.0), line(date, "99601", 1.0)]
 }
 
-fn pharmacy(dispenses: Vec<crate::model::Dispense>) -> Run {
+pub(super) fn pharmacy(dispenses: Vec<crate::model::Dispense>) -> Run {
     Run { dispenses, pharmacy_input: true, ..Default::default() }
 }
 

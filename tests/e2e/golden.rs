@@ -5,7 +5,18 @@ use crate::common::*;
 /// The stable columns of findings.parquet as TSV, in file order.
 fn findings_tsv(out: &std::path::Path) -> String {
     let (names, rows) = read_table(&out.join("findings.parquet"));
-    let keep = ["rule_id", "severity", "person_id", "claim_id", "claim_line_number", "service_date", "hcpcs_code", "episode_id", "message"];
+    let keep = [
+        "rule_id",
+        "severity",
+        "person_id",
+        "claim_id",
+        "claim_line_number",
+        "service_date",
+        "hcpcs_code",
+        "episode_id",
+        "amount_at_stake",
+        "message",
+    ];
     let idx: Vec<usize> = keep.iter().map(|k| col(&names, k)).collect();
     let mut s = keep.join("\t") + "\n";
     for r in rows {

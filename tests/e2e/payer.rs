@@ -173,7 +173,7 @@ fn cross_benefit_duplicate_end_to_end() {
     for needle in [
         "\"claim_id\":\"RX1\"",
         "\"dispensing_date\":\"2025-10-30\"",
-        "\"ndc\":[\"50242015001\"]",
+        "\"ndc\":[\"50242-0150-01\"]",
         "\"quantity\":20.0",
         "\"mg\":600.0",
         "\"paid_amount\":37200.0",
