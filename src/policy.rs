@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::catalogue::rule_index;
+use crate::model::codeset::CodeSet;
 use crate::model::codes::{normalize_dx, normalize_hcpcs, normalize_ndc, normalize_revenue};
 use crate::model::{CATALOGUE, CATALOGUE_VERSION, Date, Severity};
 use crate::util::{FastMap, FastSet};
@@ -35,6 +36,17 @@ pub struct PolicyFile {
     pub code: Vec<CodeEntry>,
     #[serde(default)]
     pub rules: BTreeMap<String, RuleSetting>,
+    #[serde(default)]
+    pub codeset: CodesetSetting,
+}
+
+/// ICD-10-CM release files (CMS order files, plain or zip, or folders of
+/// them) layered on the embedded code set; relative to the policy file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodesetSetting {
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -275,6 +287,9 @@ pub struct Policy {
     pub source: String,
     /// The policy as written (what a distributed job ships to its workers).
     pub text: String,
+    /// The ICD-10-CM code set with user releases layered on; None: the
+    /// embedded one alone.
+    codeset: Option<std::sync::Arc<CodeSet>>,
 }
 
 impl Policy {
@@ -284,7 +299,27 @@ impl Policy {
 
     pub fn load(path: &Path) -> Result<Policy> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: cannot read policy file: {e}", path.display())))?;
-        Policy::from_toml(&text, &path.display().to_string())
+        let mut p = Policy::from_toml(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for f in p.file.codeset.files.clone() {
+            p.add_codesets(&base.join(f))?;
+        }
+        Ok(p)
+    }
+
+    /// The ICD-10-CM code set the rules judge diagnoses against.
+    pub fn codeset(&self) -> &CodeSet {
+        self.codeset.as_deref().unwrap_or_else(|| CodeSet::embedded())
+    }
+
+    /// Layers the release files of `path` (a folder or one file) on the
+    /// code set (`--codesets DIR`, `[codeset] files`).
+    pub fn add_codesets(&mut self, path: &Path) -> Result<()> {
+        let files = crate::codeset_files::read_dir(path)?;
+        let t = crate::codeset_files::layer(self.codeset(), &files)?;
+        self.fingerprint ^= crate::util::fnv1a(format!("{:?}", t.releases()).as_bytes());
+        self.codeset = Some(std::sync::Arc::new(t));
+        Ok(())
     }
 
     pub fn from_toml(text: &str, source: &str) -> Result<Policy> {
@@ -400,6 +435,7 @@ impl Policy {
             fingerprint: crate::util::fnv1a(text.as_bytes()),
             text: text.to_string(),
             source: source.to_string(),
+            codeset: None,
             file,
             drugs,
             hcpcs,
