@@ -312,6 +312,40 @@ impl Policy {
         self.codeset.as_deref().unwrap_or_else(|| CodeSet::embedded())
     }
 
+    /// The policy's `icd10cm` codes whose dates disagree with the code set
+    /// (`rules --check`): one line each, in code order. The policy's open
+    /// ends mean "from the code set's first date" and "still billable".
+    pub fn check_codeset(&self) -> Vec<String> {
+        use crate::model::codes::display_dx;
+        let cs = self.codeset();
+        let mut codes: Vec<&CodeEntry> = self.icd.values().collect();
+        codes.sort_by(|a, b| a.code.cmp(&b.code));
+        let show = |d: Option<Date>| d.map_or("open".to_string(), |d| d.to_string());
+        let mut out = Vec::new();
+        for c in codes {
+            let ranges = cs.billable_ranges(&c.code);
+            let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+                out.push(format!("{}: in no ICD-10-CM release as a billable code", display_dx(&c.code)));
+                continue;
+            };
+            let from = (first.from > cs.first_date()).then_some(first.from);
+            let to = (last.to < cs.last_date()).then_some(last.to);
+            let gaps = ranges.len() > 1;
+            if c.valid_from != from || c.valid_to != to || gaps {
+                out.push(format!(
+                    "{}: policy valid {}, code set: billable {}",
+                    display_dx(&c.code),
+                    match (c.valid_from, c.valid_to) {
+                        (None, Some(t)) => format!("to {t}"),
+                        (f, t) => format!("from {} to {}", show(f), show(t)),
+                    },
+                    ranges.iter().map(|s| if s.from == cs.first_date() { format!("to {}", s.to) } else { format!("{} to {}", s.from, s.to) }).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        out
+    }
+
     /// Layers the release files of `path` (a folder or one file) on the
     /// code set (`--codesets DIR`, `[codeset] files`).
     pub fn add_codesets(&mut self, path: &Path) -> Result<()> {
@@ -641,7 +675,7 @@ mod tests {
         assert!(p.is_pharmacy_revenue("250") && p.is_pharmacy_revenue("0636") && !p.is_pharmacy_revenue("0270"));
         assert!(p.bill_type_is_home("341") && p.bill_type_is_home("321") && !p.bill_type_is_home("131"));
         assert_eq!(p.dispense_window_days(), 30);
-        assert_eq!(p.rule_version(), "ocrelizumab-home-infusion@2026.12.0/catalogue-v2");
+        assert_eq!(p.rule_version(), "ocrelizumab-home-infusion@2026.12.0/catalogue-v3");
         assert_eq!(p.payer_program("Acme Medicare Advantage HMO"), "medicare_advantage");
         assert_eq!(p.payer_program("MEDICARE PART B"), "medicare_ffs");
         assert_eq!(p.payer_program("State Medicaid"), "medicaid");
@@ -654,13 +688,25 @@ mod tests {
     #[test]
     fn catalogue_v1_policy_with_bare_ndcs_still_loads() {
         let text = DEFAULT_POLICY
-            .replace("catalogue_version = \"2\"", "catalogue_version = \"1\"")
+            .replace("catalogue_version = \"3\"", "catalogue_version = \"1\"")
             .replace("[[drug.ndc]]\ncode = \"50242-0150-01\"\nmg_per_unit = 30.0", "[[drug.ndc]]\ncode = \"50242-0150-01\"");
         let p = Policy::from_toml(&text, "t").unwrap();
         assert!(p.ndc_products.is_empty());
         assert_eq!(p.drugs["J2350"].ndc[0].code(), "50242015001");
-        let newer = DEFAULT_POLICY.replace("catalogue_version = \"2\"", "catalogue_version = \"3\"");
+        let newer = DEFAULT_POLICY.replace("catalogue_version = \"3\"", "catalogue_version = \"4\"");
         assert!(matches!(Policy::from_toml(&newer, "t"), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn the_default_policys_icd10cm_dates_agree_with_the_code_set() {
+        let p = Policy::default_policy().unwrap();
+        assert!(p.icd.len() >= 9);
+        assert_eq!(p.check_codeset(), Vec::<String>::new());
+        let wrong = DEFAULT_POLICY.replace("valid_to = \"2025-09-30\"", "valid_to = \"2025-12-31\"").replace("code = \"G35.D\"", "code = \"G35.9\"");
+        let bad = Policy::from_toml(&wrong, "t").unwrap().check_codeset();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(bad[0].starts_with("G35: policy valid to 2025-12-31, code set: billable to 2025-09-30"), "{bad:?}");
+        assert!(bad[1].starts_with("G35.9: in no ICD-10-CM release"), "{bad:?}");
     }
 
     #[test]

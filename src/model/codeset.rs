@@ -234,8 +234,15 @@ impl CodeSet {
         self.keys.is_empty()
     }
 
-    fn index(&self, code: &str) -> Option<usize> {
+    /// The code's position in the table, for `billable_at` (a rule looks a
+    /// code up once and tests it on many dates).
+    pub fn index(&self, code: &str) -> Option<usize> {
         self.keys.binary_search(&key(code)?).ok()
+    }
+
+    /// Whether the code at `index` is billable on `d`.
+    pub fn billable_at(&self, index: Option<usize>, d: Date) -> bool {
+        index.is_some_and(|i| self.spans_at(i).iter().any(|s| s.from <= d && d <= s.to))
     }
 
     fn spans_at(&self, i: usize) -> &[Span] {
