@@ -5,6 +5,7 @@
 //! `columns`, `normalize`, `spill`, `ingest`, `episodes` and `rules` above it;
 //! `pipeline` and `report` on top.
 
+pub mod codes_cmd;
 pub mod codeset_files;
 pub mod columns;
 pub mod episodes;

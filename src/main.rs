@@ -32,7 +32,16 @@ enum Cmd {
         /// Show severities and switches of this policy instead of the default.
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// Check the policy's icd10cm codes and dates against the ICD-10-CM
+        /// code set (exit 1 when some disagree).
+        #[arg(long)]
+        check: bool,
+        /// ICD-10-CM release files (folder or file) layered on the code set.
+        #[arg(long)]
+        codesets: Option<PathBuf>,
     },
+    /// ICD-10-CM: `codes CODE [--on DATE]`, `codes --about`, `codes import FILE`.
+    Codes(CodesArgs),
     /// Compare two complete output directories by finding id (exit 1 when they differ).
     Diff {
         /// The earlier (or current-policy) output directory.
@@ -89,6 +98,10 @@ struct RunArgs {
     /// Column map (TOML): canonical name = "header in the extract".
     #[arg(long)]
     columns: Option<PathBuf>,
+    /// ICD-10-CM release files (CMS order files, plain or zip; a folder or
+    /// one file) layered on the embedded code set.
+    #[arg(long)]
+    codesets: Option<PathBuf>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -113,6 +126,26 @@ struct RunArgs {
     /// Files, directories or globs: .csv, .csv.gz, .parquet, mixed.
     #[arg(required = true)]
     inputs: Vec<String>,
+}
+
+#[derive(Args)]
+struct CodesArgs {
+    /// A code (`G35`, `g35.a`), or `import FILE` to check a release file.
+    args: Vec<String>,
+    /// The date of service (default: today, UTC).
+    #[arg(long, value_parser = parse_date)]
+    on: Option<Date>,
+    /// Where the code set comes from: releases, source files, checksums.
+    #[arg(long)]
+    about: bool,
+    /// `import`: the release's effective date when the file name does not say.
+    #[arg(long, value_parser = parse_date)]
+    effective: Option<Date>,
+    /// ICD-10-CM release files (folder or file) layered on the code set.
+    #[arg(long)]
+    codesets: Option<PathBuf>,
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -209,8 +242,30 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<Outcome> {
     let done = |r: Result<()>| r.map(|_| Outcome::Done);
     match cli.cmd {
-        Cmd::Rules { policy } => {
-            let policy = load_policy(policy.as_ref())?;
+        Cmd::Rules { policy, check, codesets } => {
+            let mut policy = load_policy(policy.as_ref())?;
+            if let Some(dir) = &codesets {
+                policy.add_codesets(dir)?;
+            }
+            if check {
+                let bad = policy.check_codeset();
+                let cs = policy.codeset();
+                println!(
+                    "policy {} {}: {} icd10cm codes checked against the ICD-10-CM code set {} to {}",
+                    policy.name(),
+                    policy.version(),
+                    policy.icd.len(),
+                    cs.first_date(),
+                    cs.last_date()
+                );
+                for b in &bad {
+                    println!("disagrees: {b}");
+                }
+                if bad.is_empty() {
+                    println!("all agree");
+                }
+                return Ok(if bad.is_empty() { Outcome::Done } else { Outcome::Differ });
+            }
             println!(
                 "rule catalogue v{} (policy {} {}, written for catalogue v{})",
                 claims_audit::model::CATALOGUE_VERSION,
@@ -239,6 +294,7 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
             out: g.out,
             pharmacy: g.pharmacy,
         })),
+        Cmd::Codes(c) => codes(c),
         Cmd::Run(a) => done(run(a)),
         Cmd::Convert { input, output } => done(claims_audit::generate::csv_to_parquet(&input, &output)),
     }
@@ -249,6 +305,35 @@ fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
         Some(p) => Policy::load(p),
         None => Policy::default_policy(),
     }
+}
+
+fn codes(c: CodesArgs) -> Result<Outcome> {
+    use claims_audit::codes_cmd;
+    let mut policy = load_policy(c.policy.as_ref())?;
+    if let Some(dir) = &c.codesets {
+        policy.add_codesets(dir)?;
+    }
+    let cs = policy.codeset();
+    let usage = || Error::Config("codes: give a CODE, --about, or import FILE".into());
+    match c.args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        _ if c.about => print!("{}", codes_cmd::about(cs)),
+        ["import", file] => print!("{}", codes_cmd::import(cs, std::path::Path::new(file), c.effective)?),
+        ["import", ..] => return Err(Error::Config("codes import: give one release file".into())),
+        [] => return Err(usage()),
+        ref codes => {
+            let on = c.on.unwrap_or_else(today);
+            for code in codes {
+                print!("{}", codes_cmd::describe_code(cs, code, on));
+            }
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn today() -> Date {
+    use chrono::Datelike;
+    let t = chrono::Utc::now().date_naive();
+    Date::from_ymd(t.year(), t.month(), t.day()).unwrap_or_default()
 }
 
 fn run(a: RunArgs) -> Result<()> {
@@ -265,7 +350,10 @@ fn run(a: RunArgs) -> Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     }
     claims_audit::signals::install();
-    let policy = load_policy(a.policy.as_ref())?;
+    let mut policy = load_policy(a.policy.as_ref())?;
+    if let Some(dir) = &a.codesets {
+        policy.add_codesets(dir)?;
+    }
     // One run per output directory, from before anything is read to the end.
     let _lock = if a.scan_only { None } else { Some(OutputLock::acquire(&a.out)?) };
     let previous = match &a.previous {
