@@ -93,8 +93,22 @@ pub fn import(cs: &CodeSet, path: &Path, effective: Option<Date>) -> Result<Stri
         return Ok(s);
     }
     let show = |v: &[String]| v.iter().take(20).map(|c| display_dx(c)).collect::<Vec<_>>().join(", ");
-    let _ = writeln!(s, "adds {} new billable codes from {}: {}{}", c.added.len(), f.effective, show(&c.added), if c.added.len() > 20 { ", ..." } else { "" });
-    let _ = writeln!(s, "ends {} codes on {}: {}{}", c.ended.len(), f.effective.add_days(-1), show(&c.ended), if c.ended.len() > 20 { ", ..." } else { "" });
+    let _ = writeln!(
+        s,
+        "adds {} new billable codes from {}: {}{}",
+        c.added.len(),
+        f.effective,
+        show(&c.added),
+        if c.added.len() > 20 { ", ..." } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "ends {} codes on {}: {}{}",
+        c.ended.len(),
+        f.effective.add_days(-1),
+        show(&c.ended),
+        if c.ended.len() > 20 { ", ..." } else { "" }
+    );
     if let (Some(a), Some(b)) = (c.last_before, c.last_after) {
         let _ = writeln!(s, "last covered date: {a} -> {b}");
     }

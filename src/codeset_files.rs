@@ -58,7 +58,13 @@ pub fn effective_from_name(name: &str) -> Option<Date> {
 /// before the next date CMS may publish an update (April 1 or October 1).
 pub fn covered_until(eff: Date) -> Date {
     let (y, m, _) = eff.ymd();
-    let next = if m >= 10 { Date::from_ymd(y + 1, 4, 1) } else if m >= 4 { Date::from_ymd(y, 10, 1) } else { Date::from_ymd(y, 4, 1) };
+    let next = if m >= 10 {
+        Date::from_ymd(y + 1, 4, 1)
+    } else if m >= 4 {
+        Date::from_ymd(y, 10, 1)
+    } else {
+        Date::from_ymd(y, 4, 1)
+    };
     next.unwrap_or(eff).add_days(-1)
 }
 
@@ -73,20 +79,24 @@ pub fn read_release(path: &Path, effective: Option<Date>) -> Result<ReleaseFile>
         (None, bytes)
     };
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let effective = effective
-        .or_else(|| member.as_deref().and_then(effective_from_name))
-        .or_else(|| effective_from_name(&file_name))
-        .ok_or_else(|| {
-            Error::input(path, "cannot tell the release's effective date from the file name (give it, e.g. --effective 2027-10-01)")
-        })?;
+    let effective =
+        effective.or_else(|| member.as_deref().and_then(effective_from_name)).or_else(|| effective_from_name(&file_name)).ok_or_else(
+            || Error::input(path, "cannot tell the release's effective date from the file name (give it, e.g. --effective 2027-10-01)"),
+        )?;
     let text = String::from_utf8_lossy(&text);
     let mut billable = Vec::new();
     let mut headers = 0;
     for (n, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let b = l.as_bytes();
         let order = b.len() > 14 && b[..5].iter().all(u8::is_ascii_digit) && b[5] == b' ';
-        let (code, flag) = if order { (l.get(6..13).unwrap_or("").trim(), b[14]) } else { (l.split_whitespace().next().unwrap_or(""), b'1') };
-        let bad = || Error::input(path, format!("line {}: not an ICD-10-CM order or codes file line: {:?}", n + 1, l.chars().take(40).collect::<String>()));
+        let (code, flag) =
+            if order { (l.get(6..13).unwrap_or("").trim(), b[14]) } else { (l.split_whitespace().next().unwrap_or(""), b'1') };
+        let bad = || {
+            Error::input(
+                path,
+                format!("line {}: not an ICD-10-CM order or codes file line: {:?}", n + 1, l.chars().take(40).collect::<String>()),
+            )
+        };
         let k = key(code).filter(|_| code.len() >= 3 && code.as_bytes()[0].is_ascii_alphabetic()).ok_or_else(bad)?;
         match flag {
             b'1' => billable.push(k),
@@ -111,7 +121,8 @@ fn zip_member(zip: &[u8]) -> std::result::Result<(String, Vec<u8>), String> {
     let mut candidates = Vec::new();
     // The central directory, not the local headers: a local header may
     // defer its sizes (flag bit 3).
-    let eocd = (0..zip.len().saturating_sub(21)).rev().find(|&i| zip[i..].starts_with(b"PK\x05\x06")).ok_or("zip without a central directory")?;
+    let eocd =
+        (0..zip.len().saturating_sub(21)).rev().find(|&i| zip[i..].starts_with(b"PK\x05\x06")).ok_or("zip without a central directory")?;
     let (count, mut cd) = (u16_at(eocd + 10).unwrap_or(0), u32_at(eocd + 16).unwrap_or(0));
     for _ in 0..count {
         if !zip.get(cd..).is_some_and(|z| z.starts_with(b"PK\x01\x02")) {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::catalogue::rule_index;
-use crate::model::codeset::CodeSet;
 use crate::model::codes::{normalize_dx, normalize_hcpcs, normalize_ndc, normalize_revenue};
+use crate::model::codeset::CodeSet;
 use crate::model::{CATALOGUE, CATALOGUE_VERSION, Date, Severity};
 use crate::util::{FastMap, FastSet};
 
@@ -339,7 +339,11 @@ impl Policy {
                         (None, Some(t)) => format!("to {t}"),
                         (f, t) => format!("from {} to {}", show(f), show(t)),
                     },
-                    ranges.iter().map(|s| if s.from == cs.first_date() { format!("to {}", s.to) } else { format!("{} to {}", s.from, s.to) }).collect::<Vec<_>>().join(", ")
+                    ranges
+                        .iter()
+                        .map(|s| if s.from == cs.first_date() { format!("to {}", s.to) } else { format!("{} to {}", s.from, s.to) })
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -702,7 +706,9 @@ mod tests {
         let p = Policy::default_policy().unwrap();
         assert!(p.icd.len() >= 9);
         assert_eq!(p.check_codeset(), Vec::<String>::new());
-        let wrong = DEFAULT_POLICY.replace("valid_to = \"2025-09-30\"", "valid_to = \"2025-12-31\"").replace("code = \"G35.D\"", "code = \"G35.9\"");
+        let wrong = DEFAULT_POLICY
+            .replace("valid_to = \"2025-09-30\"", "valid_to = \"2025-12-31\"")
+            .replace("code = \"G35.D\"", "code = \"G35.9\"");
         let bad = Policy::from_toml(&wrong, "t").unwrap().check_codeset();
         assert_eq!(bad.len(), 2, "{bad:?}");
         assert!(bad[0].starts_with("G35: policy valid to 2025-12-31, code set: billable to 2025-09-30"), "{bad:?}");

@@ -134,9 +134,7 @@ impl CodeSet {
     pub fn decode_gz(gz: &[u8]) -> Result<CodeSet, CodeSetError> {
         use std::io::Read;
         let mut text = String::new();
-        flate2::read::GzDecoder::new(gz)
-            .read_to_string(&mut text)
-            .map_err(|e| CodeSetError::Format(format!("not gzip text: {e}")))?;
+        flate2::read::GzDecoder::new(gz).read_to_string(&mut text).map_err(|e| CodeSetError::Format(format!("not gzip text: {e}")))?;
         CodeSet::decode(&text)
     }
 
@@ -177,8 +175,9 @@ impl CodeSet {
         let mut prev = String::new();
         for l in lines {
             let (code_part, ranges) = l.split_once(' ').unwrap_or((l, "0-"));
-            let p = code_part.as_bytes().first().and_then(|b| (*b as char).to_digit(10)).ok_or_else(|| bad(format!("bad data line {l:?}")))?
-                as usize;
+            let p =
+                code_part.as_bytes().first().and_then(|b| (*b as char).to_digit(10)).ok_or_else(|| bad(format!("bad data line {l:?}")))?
+                    as usize;
             if p > prev.len() {
                 return Err(bad(format!("bad prefix in {l:?}")));
             }
