@@ -633,7 +633,7 @@ pub fn generate(o: &GenOptions) -> Result<()> {
             modifier: "",
             units,
             ndc: "",
-            dx: [*r.pick(&BG_DX), *r.pick(&BG_DX), if bg_claim % 97 == 0 { PLANTED_DX_OUT_OF_SCOPE } else { "" }],
+            dx: [*r.pick(&BG_DX), *r.pick(&BG_DX), if bg_claim.is_multiple_of(97) { PLANTED_DX_OUT_OF_SCOPE } else { "" }],
             price,
             quirk: if r.chance(5) { 5 } else { 0 },
             bill_type: if institutional { BG_BILL_TYPES[r.below(BG_BILL_TYPES.len() as u64) as usize] } else { "" },
