@@ -184,7 +184,7 @@ fn a_bad_previous_directory_is_a_usage_error() {
     check(&partial, "incomplete output (no _SUCCESS)");
     let future = t.path().join("future");
     run_ok(&future, &[sample_csv().to_str().unwrap()]);
-    let m = std::fs::read_to_string(future.join("manifest.json")).unwrap().replace("\"catalogue_version\": 2", "\"catalogue_version\": 9");
+    let m = std::fs::read_to_string(future.join("manifest.json")).unwrap().replace("\"catalogue_version\": 3", "\"catalogue_version\": 9");
     std::fs::write(future.join("manifest.json"), m).unwrap();
     check(&future, "written by rule catalogue v9");
 }
