@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::codeset_files::{change, read_release};
+use crate::codeset_files::{change, differences_on, read_release};
 use crate::error::Result;
 use crate::model::Date;
 use crate::model::codes::{display_dx, normalize_dx};
@@ -79,15 +79,14 @@ pub fn import(cs: &CodeSet, path: &Path, effective: Option<Date>) -> Result<Stri
     );
     let newest = cs.releases().last().map(|r| r.effective);
     if newest.is_some_and(|n| f.effective <= n) {
-        if c.added.is_empty() && c.ended.is_empty() {
+        let (only_file, only_table) = differences_on(cs, &f);
+        if only_file + only_table == 0 {
             let _ = writeln!(s, "already in the code set: identical to the release in force on {}; adds nothing", f.effective);
         } else {
             let _ = writeln!(
                 s,
-                "DISAGREES with the code set on {} ({} codes only in the file, {} only in the code set): it would be refused",
-                f.effective,
-                c.added.len(),
-                c.ended.len()
+                "DISAGREES with the code set on {} ({only_file} codes only in the file, {only_table} only in the code set): it would be refused",
+                f.effective
             );
         }
         return Ok(s);

@@ -174,6 +174,15 @@ pub fn change(table: &CodeSet, f: &ReleaseFile) -> Change {
     Change { added, ended, last_before: Some(table.last_date()), last_after: Some(covered_until(f.effective).max(table.last_date())) }
 }
 
+/// How a release file differs from the table on its own date: (codes only
+/// in the file, codes only in the table). Both empty: the table holds it.
+pub fn differences_on(table: &CodeSet, f: &ReleaseFile) -> (usize, usize) {
+    let ours = table.billable_keys_on(f.effective);
+    let only_file = f.billable.iter().filter(|k| ours.binary_search(k).is_err()).count();
+    let only_table = ours.iter().filter(|k| f.billable.binary_search(k).is_err()).count();
+    (only_file, only_table)
+}
+
 /// `table` with the release files layered on, oldest first. A release
 /// older than the table's newest must agree with it (it adds nothing).
 pub fn layer(table: &CodeSet, files: &[ReleaseFile]) -> Result<CodeSet> {
@@ -183,17 +192,13 @@ pub fn layer(table: &CodeSet, files: &[ReleaseFile]) -> Result<CodeSet> {
     for f in files {
         let newest = t.releases().last().map(|r| r.effective);
         if newest.is_some_and(|n| f.effective <= n) {
-            let mut ours = t.billable_keys_on(f.effective);
-            ours.sort_unstable();
-            if ours != f.billable {
-                let c = change(&t, f);
+            let (only_file, only_table) = differences_on(&t, f);
+            if only_file + only_table > 0 {
                 return Err(Error::Config(format!(
-                    "{}: release of {} is not newer than the code set's newest ({}) and disagrees with it ({} codes only in the file, {} only in the table)",
+                    "{}: release of {} is not newer than the code set's newest ({}) and disagrees with it ({only_file} codes only in the file, {only_table} only in the code set)",
                     f.path.display(),
                     f.effective,
                     newest.map(|d| d.to_string()).unwrap_or_default(),
-                    c.added.len(),
-                    c.ended.len()
                 )));
             }
             continue;
@@ -305,6 +310,19 @@ mod tests {
         assert_eq!(f.effective, d("2027-10-01"));
         assert_eq!(f.name, "icd10cm-order-2028.txt");
         assert_eq!(f.billable.len(), CodeSet::embedded().billable_keys_on(d("2027-03-31")).len() + 1);
+    }
+
+    #[test]
+    fn an_older_release_the_table_holds_adds_nothing() {
+        use crate::model::codeset::code_of;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("icd10cm-order-Jan-2021.txt");
+        let codes = CodeSet::embedded().billable_keys_on(d("2021-01-01"));
+        let text: String = codes.iter().enumerate().map(|(i, &k)| format!("{:05} {:<7} 1 x\n", i, code_of(k))).collect();
+        std::fs::write(&p, text).unwrap();
+        let f = read_release(&p, None).unwrap();
+        assert_eq!(differences_on(CodeSet::embedded(), &f), (0, 0));
+        assert_eq!(layer(CodeSet::embedded(), &[f]).unwrap().releases().len(), CodeSet::embedded().releases().len());
     }
 
     #[test]
