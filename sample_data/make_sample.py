@@ -245,6 +245,12 @@ bad.update({"claim_id": "CLM999999", "service_unit_quantity": "N/A", "hcpcs_code
             "claim_line_start_date": "2025-04-01", "claim_start_date": "2025-04-01"})
 rows.append(bad)
 
+# P0030: DX_CODE_INVALID (catalogue v3). A nursing agency's own 99601 claim
+# with G35 after FY2026 (a header; no drug line on the claim), and a J1200
+# claim with a code in no release (`z79.9`, lower case) besides a valid one.
+claim("P0030", D(2025, 11, 5), [("99601", "1", {})], dx=["G35"])
+claim("P0030", D(2025, 11, 19), [("J1200", "1", {})], dx=["G35.A", "z79.9"])
+
 with open("claims.csv", "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=HEADER, lineterminator="\n")
     w.writeheader()

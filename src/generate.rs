@@ -336,6 +336,29 @@ const FY26: i32 = 20362; // 2025-10-01
 const PLAN_QUIRK: &str = ", \"\"legacy\"\"\nrider";
 const PLAN_QUIRK_VALUE: &str = ", \"legacy\"\nrider";
 
+/// DX_CODE_INVALID plants, spellings as billed: a typo (unknown), a header
+/// in lower case, a code deleted in FY2017 (ended), a FY2026 code (not yet
+/// valid before 2025-10-01, a near miss from then), and valid codes in odd
+/// spellings (near misses).
+pub const PLANTED_DX: [&str; 6] = ["G3S", "e11", "H40.11X0", "e11.a", "e11.9", "m79. 604"];
+/// Of those, the ones no release makes billable on the generator's dates
+/// (2024-2026); `E11.A` only before 2025-10-01.
+pub const PLANTED_DX_INVALID: [&str; 3] = ["G3S", "e11", "H40.11X0"];
+/// Out-of-scope lines (no policy code) that carry an unknown code: a near
+/// miss, as the rule reads policy-code lines only.
+pub const PLANTED_DX_OUT_OF_SCOPE: &str = "Z79.9";
+
+/// A cohort claim's planted diagnosis, by claim number (no draw from the
+/// random stream, so the rest of the extract is what it was): the position
+/// (second or third) and the code. About one claim in 41.
+pub fn plant_dx(claim: u64) -> Option<(usize, &'static str)> {
+    if claim % 41 != 7 {
+        return None;
+    }
+    let k = (claim / 41) as usize;
+    Some((1 + (k / PLANTED_DX.len()) % 2, PLANTED_DX[k % PLANTED_DX.len()]))
+}
+
 fn ms_dx(d: Date, r: &mut Rng) -> &'static str {
     const AFTER: [&str; 5] = ["G35.A", "G35.B1", "g35a", "G35.C1", "G35B0"];
     if d.0 < FY26 { "G35" } else { AFTER[r.below(AFTER.len() as u64) as usize] }
@@ -475,7 +498,11 @@ fn cohort_person(person: u64, r: &mut Rng, claim: &mut u64, start: Date, end: Da
                 modifier: m,
                 units: *units,
                 ndc,
-                dx: [dx1, "Z79.899", ""],
+                dx: match plant_dx(c) {
+                    Some((1, code)) => [dx1, code, ""],
+                    Some((_, code)) => [dx1, "Z79.899", code],
+                    None => [dx1, "Z79.899", ""],
+                },
                 price: *price,
                 // Code quirks need a code.
                 quirk: if code.is_empty() && quirk == 1 { 0 } else { quirk },
@@ -606,7 +633,7 @@ pub fn generate(o: &GenOptions) -> Result<()> {
             modifier: "",
             units,
             ndc: "",
-            dx: [*r.pick(&BG_DX), *r.pick(&BG_DX), ""],
+            dx: [*r.pick(&BG_DX), *r.pick(&BG_DX), if bg_claim.is_multiple_of(97) { PLANTED_DX_OUT_OF_SCOPE } else { "" }],
             price,
             quirk: if r.chance(5) { 5 } else { 0 },
             bill_type: if institutional { BG_BILL_TYPES[r.below(BG_BILL_TYPES.len() as u64) as usize] } else { "" },

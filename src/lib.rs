@@ -5,6 +5,8 @@
 //! `columns`, `normalize`, `spill`, `duplicates`, `ingest`, `episodes` and
 //! `rules` above it; `pipeline` and `report` on top.
 
+pub mod codes_cmd;
+pub mod codeset_files;
 pub mod columns;
 pub mod duplicates;
 pub mod episodes;

@@ -37,7 +37,16 @@ enum Cmd {
         /// Show severities and switches of this policy instead of the default.
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// Check the policy's icd10cm codes and dates against the ICD-10-CM
+        /// code set (exit 1 when some disagree).
+        #[arg(long)]
+        check: bool,
+        /// ICD-10-CM release files (folder or file) layered on the code set.
+        #[arg(long)]
+        codesets: Option<PathBuf>,
     },
+    /// ICD-10-CM: `codes CODE [--on DATE]`, `codes --about`, `codes import FILE`.
+    Codes(CodesArgs),
     /// Compare two complete output directories by finding id (exit 1 when they differ).
     Diff {
         /// The earlier (or current-policy) output directory.
@@ -96,6 +105,10 @@ struct RunArgs {
     /// Column map (TOML): canonical name = "header in the extract".
     #[arg(long)]
     columns: Option<PathBuf>,
+    /// ICD-10-CM release files (CMS order files, plain or zip; a folder or
+    /// one file) layered on the embedded code set.
+    #[arg(long)]
+    codesets: Option<PathBuf>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -129,6 +142,26 @@ struct RunArgs {
     /// Files, directories or globs: .csv, .csv.gz, .parquet, mixed.
     #[arg(required = true)]
     inputs: Vec<String>,
+}
+
+#[derive(Args)]
+struct CodesArgs {
+    /// A code (`G35`, `g35.a`), or `import FILE` to check a release file.
+    args: Vec<String>,
+    /// The date of service (default: today, UTC).
+    #[arg(long, value_parser = parse_date)]
+    on: Option<Date>,
+    /// Where the code set comes from: releases, source files, checksums.
+    #[arg(long)]
+    about: bool,
+    /// `import`: the release's effective date when the file name does not say.
+    #[arg(long, value_parser = parse_date)]
+    effective: Option<Date>,
+    /// ICD-10-CM release files (folder or file) layered on the code set.
+    #[arg(long)]
+    codesets: Option<PathBuf>,
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -256,8 +289,30 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<Outcome> {
     let done = |r: Result<()>| r.map(|_| Outcome::Done);
     match cli.cmd {
-        Cmd::Rules { policy } => {
-            let policy = load_policy(policy.as_ref())?;
+        Cmd::Rules { policy, check, codesets } => {
+            let mut policy = load_policy(policy.as_ref())?;
+            if let Some(dir) = &codesets {
+                policy.add_codesets(dir)?;
+            }
+            if check {
+                let bad = policy.check_codeset();
+                let cs = policy.codeset();
+                println!(
+                    "policy {} {}: {} icd10cm codes checked against the ICD-10-CM code set {} to {}",
+                    policy.name(),
+                    policy.version(),
+                    policy.icd.len(),
+                    cs.first_date(),
+                    cs.last_date()
+                );
+                for b in &bad {
+                    println!("disagrees: {b}");
+                }
+                if bad.is_empty() {
+                    println!("all agree");
+                }
+                return Ok(if bad.is_empty() { Outcome::Done } else { Outcome::Differ });
+            }
             println!(
                 "rule catalogue v{} (policy {} {}, written for catalogue v{})",
                 claims_audit::model::CATALOGUE_VERSION,
@@ -281,6 +336,7 @@ fn dispatch(cli: Cli) -> Result<Outcome> {
         }
         Cmd::Explain { out, person, html } => done(claims_audit::report::explain::explain(&out, &person, html.as_deref())),
         Cmd::Generate(g) => done(generate(g)),
+        Cmd::Codes(c) => codes(c),
         Cmd::Run(a) => done(run(a)),
         Cmd::Convert { input, output } => {
             claims_audit::report::check_file_out("convert OUTPUT", &output, &[&input])?;
@@ -314,6 +370,35 @@ fn load_policy(path: Option<&PathBuf>) -> Result<Policy> {
     }
 }
 
+fn codes(c: CodesArgs) -> Result<Outcome> {
+    use claims_audit::codes_cmd;
+    let mut policy = load_policy(c.policy.as_ref())?;
+    if let Some(dir) = &c.codesets {
+        policy.add_codesets(dir)?;
+    }
+    let cs = policy.codeset();
+    let usage = || Error::Config("codes: give a CODE, --about, or import FILE".into());
+    match c.args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        _ if c.about => print!("{}", codes_cmd::about(cs)),
+        ["import", file] => print!("{}", codes_cmd::import(cs, std::path::Path::new(file), c.effective)?),
+        ["import", ..] => return Err(Error::Config("codes import: give one release file".into())),
+        [] => return Err(usage()),
+        ref codes => {
+            let on = c.on.unwrap_or_else(today);
+            for code in codes {
+                print!("{}", codes_cmd::describe_code(cs, code, on));
+            }
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn today() -> Date {
+    use chrono::Datelike;
+    let t = chrono::Utc::now().date_naive();
+    Date::from_ymd(t.year(), t.month(), t.day()).unwrap_or_default()
+}
+
 fn run(a: RunArgs) -> Result<()> {
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     tracing_subscriber::fmt()
@@ -333,7 +418,10 @@ fn run(a: RunArgs) -> Result<()> {
     if !a.scan_only {
         check_out(&a.out, &a.inputs)?;
     }
-    let policy = load_policy(a.policy.as_ref())?;
+    let mut policy = load_policy(a.policy.as_ref())?;
+    if let Some(dir) = &a.codesets {
+        policy.add_codesets(dir)?;
+    }
     // One run per output directory, from before anything is read to the end.
     let _lock = if a.scan_only { None } else { Some(OutputLock::acquire(&a.out)?) };
     let previous = match &a.previous {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::catalogue::rule_index;
 use crate::model::codes::{normalize_dx, normalize_hcpcs, normalize_ndc, normalize_revenue};
+use crate::model::codeset::CodeSet;
 use crate::model::{CATALOGUE, CATALOGUE_VERSION, Date, Severity};
 use crate::util::{FastMap, FastSet};
 
@@ -35,6 +36,17 @@ pub struct PolicyFile {
     pub code: Vec<CodeEntry>,
     #[serde(default)]
     pub rules: BTreeMap<String, RuleSetting>,
+    #[serde(default)]
+    pub codeset: CodesetSetting,
+}
+
+/// ICD-10-CM release files (CMS order files, plain or zip, or folders of
+/// them) layered on the embedded code set; relative to the policy file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodesetSetting {
+    #[serde(default)]
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -324,6 +336,9 @@ pub struct Policy {
     pub source: String,
     /// The policy as written (what a distributed job ships to its workers).
     pub text: String,
+    /// The ICD-10-CM code set with user releases layered on; None: the
+    /// embedded one alone.
+    codeset: Option<std::sync::Arc<CodeSet>>,
 }
 
 impl Policy {
@@ -333,7 +348,65 @@ impl Policy {
 
     pub fn load(path: &Path) -> Result<Policy> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: cannot read policy file: {e}", path.display())))?;
-        Policy::from_toml(&text, &path.display().to_string())
+        let mut p = Policy::from_toml(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for f in p.file.codeset.files.clone() {
+            p.add_codesets(&base.join(f))?;
+        }
+        Ok(p)
+    }
+
+    /// The ICD-10-CM code set the rules judge diagnoses against.
+    pub fn codeset(&self) -> &CodeSet {
+        self.codeset.as_deref().unwrap_or_else(|| CodeSet::embedded())
+    }
+
+    /// The policy's `icd10cm` codes whose dates disagree with the code set
+    /// (`rules --check`): one line each, in code order. The policy's open
+    /// ends mean "from the code set's first date" and "still billable".
+    pub fn check_codeset(&self) -> Vec<String> {
+        use crate::model::codes::display_dx;
+        let cs = self.codeset();
+        let mut codes: Vec<&CodeEntry> = self.icd.values().collect();
+        codes.sort_by(|a, b| a.code.cmp(&b.code));
+        let show = |d: Option<Date>| d.map_or("open".to_string(), |d| d.to_string());
+        let mut out = Vec::new();
+        for c in codes {
+            let ranges = cs.billable_ranges(&c.code);
+            let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+                out.push(format!("{}: in no ICD-10-CM release as a billable code", display_dx(&c.code)));
+                continue;
+            };
+            let from = (first.from > cs.first_date()).then_some(first.from);
+            let to = (last.to < cs.last_date()).then_some(last.to);
+            let gaps = ranges.len() > 1;
+            if c.valid_from != from || c.valid_to != to || gaps {
+                out.push(format!(
+                    "{}: policy valid {}, code set: billable {}",
+                    display_dx(&c.code),
+                    match (c.valid_from, c.valid_to) {
+                        (None, Some(t)) => format!("to {t}"),
+                        (f, t) => format!("from {} to {}", show(f), show(t)),
+                    },
+                    ranges
+                        .iter()
+                        .map(|s| if s.from == cs.first_date() { format!("to {}", s.to) } else { format!("{} to {}", s.from, s.to) })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        out
+    }
+
+    /// Layers the release files of `path` (a folder or one file) on the
+    /// code set (`--codesets DIR`, `[codeset] files`).
+    pub fn add_codesets(&mut self, path: &Path) -> Result<()> {
+        let files = crate::codeset_files::read_dir(path)?;
+        let t = crate::codeset_files::layer(self.codeset(), &files)?;
+        self.fingerprint ^= crate::util::fnv1a(format!("{:?}", t.releases()).as_bytes());
+        self.codeset = Some(std::sync::Arc::new(t));
+        Ok(())
     }
 
     pub fn from_toml(text: &str, source: &str) -> Result<Policy> {
@@ -458,6 +531,7 @@ impl Policy {
             fingerprint: crate::util::fnv1a(text.as_bytes()),
             text: text.to_string(),
             source: source.to_string(),
+            codeset: None,
             file,
             drugs,
             hcpcs,
@@ -675,7 +749,7 @@ mod tests {
         assert!(p.is_pharmacy_revenue("250") && p.is_pharmacy_revenue("0636") && !p.is_pharmacy_revenue("0270"));
         assert!(p.bill_type_is_home("341") && p.bill_type_is_home("321") && !p.bill_type_is_home("131"));
         assert_eq!(p.dispense_window_days(), 30);
-        assert_eq!(p.rule_version(), "ocrelizumab-home-infusion@2026.12.0/catalogue-v2");
+        assert_eq!(p.rule_version(), "ocrelizumab-home-infusion@2026.12.0/catalogue-v3");
         assert_eq!(p.payer_program("Acme Medicare Advantage HMO"), "medicare_advantage");
         assert_eq!(p.payer_program("MEDICARE PART B"), "medicare_ffs");
         assert_eq!(p.payer_program("State Medicaid"), "medicaid");
@@ -688,13 +762,27 @@ mod tests {
     #[test]
     fn catalogue_v1_policy_with_bare_ndcs_still_loads() {
         let text = DEFAULT_POLICY
-            .replace("catalogue_version = \"2\"", "catalogue_version = \"1\"")
+            .replace("catalogue_version = \"3\"", "catalogue_version = \"1\"")
             .replace("[[drug.ndc]]\ncode = \"50242-0150-01\"\nmg_per_unit = 30.0", "[[drug.ndc]]\ncode = \"50242-0150-01\"");
         let p = Policy::from_toml(&text, "t").unwrap();
         assert!(p.ndc_products.is_empty());
         assert_eq!(p.drugs["J2350"].ndc[0].code(), "50242015001");
-        let newer = DEFAULT_POLICY.replace("catalogue_version = \"2\"", "catalogue_version = \"3\"");
+        let newer = DEFAULT_POLICY.replace("catalogue_version = \"3\"", "catalogue_version = \"4\"");
         assert!(matches!(Policy::from_toml(&newer, "t"), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn the_default_policys_icd10cm_dates_agree_with_the_code_set() {
+        let p = Policy::default_policy().unwrap();
+        assert!(p.icd.len() >= 9);
+        assert_eq!(p.check_codeset(), Vec::<String>::new());
+        let wrong = DEFAULT_POLICY
+            .replace("valid_to = \"2025-09-30\"", "valid_to = \"2025-12-31\"")
+            .replace("code = \"G35.D\"", "code = \"G35.9\"");
+        let bad = Policy::from_toml(&wrong, "t").unwrap().check_codeset();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(bad[0].starts_with("G35: policy valid to 2025-12-31, code set: billable to 2025-09-30"), "{bad:?}");
+        assert!(bad[1].starts_with("G35.9: in no ICD-10-CM release"), "{bad:?}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ def test_golden_sample_equals_golden_findings(sample):
     assert findings_tsv(r.findings) == GOLDEN.read_text()
     assert r.findings.column("source_file").to_pylist()[0].startswith("medical")
     assert r.episodes.num_rows > 0
-    assert r.tallies.num_rows == 20
+    assert r.tallies.num_rows == 21
     assert r.totals["findings"] == r.findings.num_rows
 
 
@@ -99,7 +99,7 @@ def test_bad_policy_and_dates_raise_value_error(tmp_path, sample):
 
 def test_rules_is_the_catalogue():
     t = claims_audit.rules()
-    assert t.num_rows == 20
+    assert t.num_rows == 21
     ids = t.column("rule_id").to_pylist()
     assert ids[0] == "DX_NOT_MS" and "CROSS_BENEFIT_DUPLICATE" in ids
     assert set(t.column_names) == {"rule_id", "category", "severity", "summary"}

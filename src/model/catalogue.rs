@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The catalogue version this build implements (RULES.md "version 2").
-pub const CATALOGUE_VERSION: u32 = 2;
+/// The catalogue version this build implements (RULES.md "version 3").
+pub const CATALOGUE_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,6 +68,12 @@ pub const CATALOGUE: &[RuleMeta] = &[
         "cross_benefit",
         Error,
         "one administration paid under both the medical (J-code) and the pharmacy (NDC) benefit",
+    ),
+    rule(
+        "DX_CODE_INVALID",
+        "code_set",
+        Error,
+        "a claim's diagnosis is not billable on the line's date in the official ICD-10-CM code set (header, ended, not yet valid, unknown)",
     ),
 ];
 

@@ -4,6 +4,7 @@
 
 pub mod catalogue;
 pub mod codes;
+pub mod codeset;
 pub mod date;
 pub mod dispense;
 pub mod ids;

@@ -113,6 +113,16 @@ struct Manifest<'a> {
     /// Present when kept rows passed `--memory-limit` and went to disk.
     #[serde(skip_serializing_if = "Option::is_none")]
     spill: Option<&'a crate::pipeline::SpillInfo>,
+    /// The ICD-10-CM code set DX_CODE_INVALID judged against.
+    code_set: CodeSetInfo<'a>,
+}
+
+#[derive(Serialize)]
+struct CodeSetInfo<'a> {
+    releases: &'a [crate::model::codeset::Release],
+    first_date: Date,
+    last_date: Date,
+    sources: &'a [crate::model::codeset::Source],
 }
 
 #[derive(Serialize)]
@@ -258,6 +268,12 @@ pub fn manifest_json(
         totals: totals(r),
         outputs: outputs.iter().map(|(p, rows)| OutputInfo { path: p.to_string(), rows: *rows }).collect(),
         rules,
+        code_set: CodeSetInfo {
+            releases: policy.codeset().releases(),
+            first_date: policy.codeset().first_date(),
+            last_date: policy.codeset().last_date(),
+            sources: policy.codeset().sources(),
+        },
         pharmacy: &r.pharmacy,
         run_date: opts.run_date,
         previous: r.lifecycle.previous_run_id.as_ref().map(|id| PreviousInfo {

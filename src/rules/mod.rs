@@ -1,10 +1,11 @@
-//! The rules of catalogue v2. Each rule is a pure function over one patient
+//! The rules of catalogue v3. Each rule is a pure function over one patient
 //! that returns its findings and how many items it evaluated or could not.
 //! The catalogue itself (ids, categories, severities) is data in `model`.
 
 mod code_set;
 mod cross_benefit;
 mod dosing;
+mod dx_code;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,7 @@ const EVAL: [(&str, Eval); RULES.len()] = [
     ("INTERVAL_TOO_SHORT", dosing::interval_too_short),
     ("INTERVAL_OVERDUE", dosing::interval_overdue),
     ("CROSS_BENEFIT_DUPLICATE", cross_benefit::cross_benefit_duplicate),
+    ("DX_CODE_INVALID", dx_code::dx_code_invalid),
 ];
 
 /// The rule function of a catalogue entry.

@@ -407,3 +407,81 @@ fn dispense_matching_takes_the_earliest_and_sums_a_day() {
         assert_eq!(p.admins[1].date, d("2025-11-20"));
     });
 }
+
+/// The seed case's six lines on one claim, all with `dx`.
+fn seed_claim(date: &str, dx: &[&str]) -> Vec<Line> {
+    let codes = [("J2350", 600.0), ("S9379", 1.0), ("J2919", 1.0), ("S9490", 1.0), ("99601", 1.0), ("99602", 1.0)];
+    codes.iter().enumerate().map(|(n, &(c, u))| line(date, c, u).claim("SEED", n as i64 + 1).dx(dx)).collect()
+}
+
+#[test]
+fn dx_code_invalid_leaves_the_seed_case_to_dx_not_valid_on_dos() {
+    let out = eval_with("DX_CODE_INVALID", seed_claim("2025-11-03", &["G35"]), Run::default());
+    assert!(out.findings.is_empty(), "G35 on the drug line's claim is DX_NOT_VALID_ON_DOS's");
+    assert_eq!((out.evaluated, out.not_evaluable), (1, 0));
+    assert_eq!(fire("DX_NOT_VALID_ON_DOS", seed_claim("2025-11-03", &["G35"])).len(), 1);
+    // The same claim with a wrong non-MS code besides: one finding, not six.
+    let f = fire("DX_CODE_INVALID", seed_claim("2025-11-03", &["G35", "Z79.9"]));
+    assert_eq!(ids(&f), [("SEED".to_string(), 1)]);
+    assert!(f[0].message.contains("Z79.9 is in no ICD-10-CM release"), "{}", f[0].message);
+    assert!(!f[0].evidence.contains("\"G35\""), "{}", f[0].evidence);
+}
+
+#[test]
+fn dx_code_invalid_g35_on_a_nursing_claim_after_fy2026() {
+    let f = fire("DX_CODE_INVALID", vec![line("2025-10-01", "99601", 1.0).claim("NURSE", 1).dx(&["G35"])]);
+    assert_eq!(f.len(), 1);
+    let ev: serde_json::Value = serde_json::from_str(&f[0].evidence).unwrap();
+    assert_eq!(ev["codes"][0]["reason"], "header");
+    assert_eq!(ev["codes"][0]["billable_children"].as_array().unwrap().len(), 8);
+    assert_eq!(ev["codes"][0]["billable"][0]["to"], "2025-09-30");
+    assert!(f[0].message.contains("G35 is a category header on 2025-10-01"), "{}", f[0].message);
+    // The last day G35 is billable.
+    assert!(fire("DX_CODE_INVALID", vec![line("2025-09-30", "99601", 1.0).dx(&["G35"])]).is_empty());
+    // Its successor on its first day, and the day before.
+    assert!(fire("DX_CODE_INVALID", vec![line("2025-10-01", "S9379", 1.0).dx(&["g35.a"])]).is_empty());
+    let early = fire("DX_CODE_INVALID", vec![line("2025-09-30", "S9379", 1.0).dx(&["G35.A"])]);
+    assert!(early[0].evidence.contains("not_yet_valid"), "{}", early[0].evidence);
+}
+
+#[test]
+fn dx_code_invalid_u071_boundary_and_each_reason() {
+    let on = |date: &str, dx: &str| fire("DX_CODE_INVALID", vec![line(date, "J1200", 1.0).dx(&["G35", dx])]);
+    let reason = |f: &[super::Finding]| serde_json::from_str::<serde_json::Value>(&f[0].evidence).unwrap()["codes"][0]["reason"].clone();
+    assert_eq!(reason(&on("2020-03-31", "U07.1")), "not_yet_valid");
+    assert!(on("2020-04-01", "U07.1").is_empty());
+    assert_eq!(reason(&on("2024-06-03", "E11")), "header");
+    assert!(on("2024-06-03", "e11.9").is_empty(), "valid code, lower case and dotted");
+    assert_eq!(reason(&on("2024-06-03", "h40.11x0")), "ended");
+    assert!(on("2016-09-30", "H40.11X0").is_empty(), "its last billable day");
+    assert_eq!(reason(&on("2024-06-03", "G3S")), "unknown");
+    assert!(on("2024-06-03", " m79. 604 ").is_empty(), "valid code, odd spacing");
+}
+
+#[test]
+fn dx_code_invalid_not_evaluable_outside_the_code_set_and_without_diagnosis() {
+    let out = eval_with("DX_CODE_INVALID", vec![line("2015-09-30", "99601", 1.0).dx(&["ZZZ"])], Run::default());
+    assert_eq!((out.findings.len(), out.evaluated, out.not_evaluable), (0, 0, 1), "ICD-9 era");
+    let out = eval_with("DX_CODE_INVALID", vec![line("2027-04-01", "99601", 1.0).dx(&["ZZZ"])], Run::default());
+    assert_eq!((out.findings.len(), out.evaluated, out.not_evaluable), (0, 0, 1), "after the last covered date");
+    let out = eval_with("DX_CODE_INVALID", vec![line("2015-10-01", "99601", 1.0).dx(&["ZZZ"])], Run::default());
+    assert_eq!((out.findings.len(), out.evaluated), (1, 1), "the first covered day");
+    let out = eval_with("DX_CODE_INVALID", vec![line("2025-11-03", "99601", 1.0).dx(&[])], Run::default());
+    assert_eq!((out.findings.len(), out.evaluated, out.not_evaluable), (0, 0, 1), "no diagnosis");
+}
+
+#[test]
+fn dx_code_invalid_one_finding_per_claim_on_its_lowest_line_in_range() {
+    // The code only on lines 4 and 6; line 6 dated before --from.
+    let mut lines = seed_claim("2025-11-03", &["G35A"]);
+    lines[3] = lines[3].clone().dx(&["G35A", "G359"]);
+    lines[5] = lines[5].clone().dx(&["G359"]);
+    lines[5].service_date = d("2025-10-20");
+    let f = fire_with("DX_CODE_INVALID", lines.clone(), Run { from: Some(d("2025-11-01")), ..Run::default() });
+    assert_eq!(ids(&f), [("SEED".to_string(), 4)]);
+    let ev: serde_json::Value = serde_json::from_str(&f[0].evidence).unwrap();
+    assert_eq!(ev["codes"][0]["claim_lines"], serde_json::json!([4, 6]));
+    // A code on a line the audit does not read (no policy code) is not looked at.
+    let other = line("2025-11-03", "99213", 1.0).claim("SEED", 7).dx(&["ZZZ"]);
+    assert!(fire("DX_CODE_INVALID", vec![line("2025-11-03", "S9379", 1.0).claim("SEED", 1), other]).is_empty());
+}

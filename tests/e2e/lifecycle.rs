@@ -184,7 +184,7 @@ fn a_bad_previous_directory_is_a_usage_error() {
     check(&partial, "incomplete output (no _SUCCESS)");
     let future = t.path().join("future");
     run_ok(&future, &[sample_csv().to_str().unwrap()]);
-    let m = std::fs::read_to_string(future.join("manifest.json")).unwrap().replace("\"catalogue_version\": 2", "\"catalogue_version\": 9");
+    let m = std::fs::read_to_string(future.join("manifest.json")).unwrap().replace("\"catalogue_version\": 3", "\"catalogue_version\": 9");
     std::fs::write(future.join("manifest.json"), m).unwrap();
     check(&future, "written by rule catalogue v9");
 }
@@ -316,7 +316,17 @@ fn an_earlier_releases_output_still_loads() {
     let t = tmp();
     let old = repo().join("tests/fixtures/polars-written-run");
     let new = t.path().join("new");
-    run_ok(&new, &["--previous", old.to_str().unwrap(), sample_dir().to_str().unwrap()]);
+    // The sample as that release read it: without P0030, added for
+    // DX_CODE_INVALID (catalogue v3).
+    let sample = t.path().join("sample");
+    copy_sample(&sample);
+    let claims = std::fs::read_to_string(sample.join("claims.csv")).unwrap();
+    std::fs::write(
+        sample.join("claims.csv"),
+        claims.lines().filter(|l| !l.contains(",P0030,")).map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    run_ok(&new, &["--previous", old.to_str().unwrap(), sample.to_str().unwrap()]);
     let (a, b) = (findings(&old), findings(&new));
     assert!(a.len() > 5, "{a:?}");
     assert_eq!(a.iter().map(|f| &f.0).collect::<Vec<_>>(), b.iter().map(|f| &f.0).collect::<Vec<_>>());

@@ -2,6 +2,7 @@
 //! the `parquet` crate's row reader (the Python tests read them with
 //! pyarrow). One test binary keeps link time down.
 
+mod codeset;
 mod common;
 mod delivery;
 mod golden;

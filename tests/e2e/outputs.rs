@@ -120,7 +120,7 @@ fn manifest_accounts_for_every_row_and_rule() {
     let rv = col(&names, "rule_version");
     assert!(
         rows.iter().all(
-            |r| r[rv] == format!("{}@{}/catalogue-v2", m["policy"]["name"].as_str().unwrap(), m["policy"]["version"].as_str().unwrap())
+            |r| r[rv] == format!("{}@{}/catalogue-v3", m["policy"]["name"].as_str().unwrap(), m["policy"]["version"].as_str().unwrap())
         )
     );
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();

@@ -27,7 +27,9 @@ fn inst(claim: &str, n: u32, person: &str, date: &str, bill: &str, rev: &str, po
 /// A professional line at home (POS 12).
 fn prof(claim: &str, n: u32, person: &str, date: &str, code: &str, units: &str) -> String {
     let ndc = if code == "J2350" { "50242-0150-01" } else { "" };
-    format!("{claim},{n},professional,{person},Aetna,{date},,,12,{code},{units},{ndc},G35.A,100.00")
+    // The MS code valid on the date (G35 before FY2026): a wrong one is DX_CODE_INVALID.
+    let dx = if date < "2025-10-01" { "G35" } else { "G35.A" };
+    format!("{claim},{n},professional,{person},Aetna,{date},,,12,{code},{units},{ndc},{dx},100.00")
 }
 
 /// A full home infusion visit on professional claims, with or without the drug.

@@ -282,8 +282,8 @@ fn a_run_says_what_it_did_unless_quiet() {
     let err = String::from_utf8_lossy(&o.stderr);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 4, "{err}");
-    assert!(lines[0].contains("283 rows read from 3 file(s), 2 rejected; 29 persons"), "{err}");
-    assert!(lines[1].contains("24 findings: 16 error, 6 warning, 2 info"), "{err}");
+    assert!(lines[0].contains("285 rows read from 3 file(s), 2 rejected; 30 persons"), "{err}");
+    assert!(lines[1].contains("26 findings: 18 error, 6 warning, 2 info"), "{err}");
     assert!(lines[2].starts_with("claims-audit: top rules: POS_NOT_HOME 3"), "{err}");
     assert!(lines[3].ends_with("report.html"), "{err}");
     // Counts and rule ids only: no person, code or date.
