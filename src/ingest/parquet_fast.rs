@@ -43,15 +43,15 @@ fn mask(meta: &ArrowReaderMetadata, names: &[&str]) -> ProjectionMask {
 
 /// Decides every row of a key column. A dictionary column (the usual case:
 /// a few hundred distinct codes) is decided once per dictionary value.
-fn decide_rows(a: &ArrayRef, name: &str, decide: &dyn Fn(&str) -> Key) -> Result<Vec<Key>> {
+fn decide_rows(a: &ArrayRef, file: &Path, name: &str, decide: &dyn Fn(&str) -> Key) -> Result<Vec<Key>> {
     if let Some(d) = a.as_any_dictionary_opt() {
-        let values = text(d.values(), name)?;
+        let values = text(d.values(), file, name)?;
         let per_value: Vec<Key> = (0..values.len()).map(|i| decide(if values.is_null(i) { "" } else { values.value(i) })).collect();
         let null = decide("");
         let keys = d.keys();
         return Ok(d.normalized_keys().into_iter().enumerate().map(|(i, k)| if keys.is_null(i) { null } else { per_value[k] }).collect());
     }
-    let t = text(a, name)?;
+    let t = text(a, file, name)?;
     Ok((0..t.len()).map(|i| decide(if t.is_null(i) { "" } else { t.value(i) })).collect())
 }
 
@@ -93,7 +93,7 @@ impl Opened {
         let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
         let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
         let resolved = resolve(columns, &path.display().to_string(), meta.schema())?;
-        let layout = Layout::new(&resolved, meta.schema());
+        let layout = Layout::new(path, &resolved, meta.schema());
         Ok(Opened { file, meta, resolved, layout })
     }
 
@@ -240,7 +240,7 @@ impl Reader<'_> {
         for batch in self.builder(g, &self.hinted, &self.key_mask)?.build().map_err(|e| self.err(e))? {
             let batch = batch.map_err(|e| self.err(e))?;
             kept.starts.push(keys.len());
-            keys.extend(decide_rows(batch.column(0), &self.key_name, &decide)?);
+            keys.extend(decide_rows(batch.column(0), self.path, &self.key_name, &decide)?);
             kept.batches.push(Arc::clone(batch.column(0)));
         }
         Ok((keys, kept))
@@ -256,7 +256,7 @@ impl Reader<'_> {
         let mut at = blank.iter();
         for batch in self.builder(g, &self.plain, rev_mask)?.with_row_selection(sel).build().map_err(|e| self.err(e))? {
             let batch = batch.map_err(|e| self.err(e))?;
-            let t = text(batch.column(0), name)?;
+            let t = text(batch.column(0), self.path, name)?;
             for i in 0..t.len() {
                 let row = *at.next().ok_or_else(|| Error::Internal("more revenue codes than rows".into()))?;
                 if !t.is_null(i) && revenue_in_scope(self.spec.policy, t.value(i).as_bytes()) {

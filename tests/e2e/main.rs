@@ -6,6 +6,7 @@ mod common;
 mod golden;
 mod lifecycle;
 mod outputs;
+mod parquet_types;
 mod payer;
 mod report;
 mod robustness;
