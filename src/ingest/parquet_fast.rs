@@ -88,10 +88,50 @@ struct Opened {
     layout: Layout,
 }
 
+/// A file's footer as arrow-rs reads it, with each timestamp column in the
+/// zone its writer gave it. Parquet has no second unit: pyarrow stores a
+/// `timestamp[s, tz=America/New_York]` column in milliseconds, UTC-adjusted,
+/// with the zone only in the Arrow schema it embeds, and arrow-rs takes a
+/// zone from that schema only when the units match, so the column would
+/// read as UTC and its dates shift by a day. The embedded zone is put back
+/// (the instants are the same); a schema that does not decode is ignored,
+/// as arrow-rs ignores it.
+pub(crate) fn load(path: &Path, file: &File) -> Result<ArrowReaderMetadata> {
+    let meta = ArrowReaderMetadata::load(file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
+    let Some(embedded) = embedded_schema(&meta) else { return Ok(meta) };
+    let mut changed = false;
+    let fields: Vec<Field> = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match (f.data_type(), embedded.field_with_name(f.name()).map(|e| e.data_type())) {
+            (DataType::Timestamp(unit, tz), Ok(DataType::Timestamp(_, Some(own)))) if tz.as_ref() != Some(own) => {
+                changed = true;
+                f.as_ref().clone().with_data_type(DataType::Timestamp(*unit, Some(Arc::clone(own))))
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    if !changed {
+        return Ok(meta);
+    }
+    let schema = Arc::new(Schema::new_with_metadata(fields, meta.schema().metadata().clone()));
+    ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), ArrowReaderOptions::new().with_schema(schema)).map_err(|e| perr(path, e))
+}
+
+/// The Arrow schema the writer embedded (`ARROW:schema`), if it decodes.
+fn embedded_schema(meta: &ArrowReaderMetadata) -> Option<Schema> {
+    use base64::Engine as _;
+    let kv = meta.metadata().file_metadata().key_value_metadata()?;
+    let encoded = kv.iter().find(|kv| kv.key == parquet::arrow::ARROW_SCHEMA_META_KEY)?.value.as_deref()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    arrow_ipc::convert::try_schema_from_ipc_buffer(&bytes).ok()
+}
+
 impl Opened {
     fn new(path: &Path, columns: &ColumnMap) -> Result<Opened> {
         let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
+        let meta = load(path, &file)?;
         let resolved = resolve(columns, &path.display().to_string(), meta.schema())?;
         let layout = Layout::new(path, &resolved, meta.schema());
         Ok(Opened { file, meta, resolved, layout })

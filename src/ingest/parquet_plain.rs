@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 
 use super::arrow::{Col, Layout, new_sink, raw_row, resolve, text};
-use super::parquet_fast::perr;
+use super::parquet_fast::{load, perr};
 use super::sink::{FileOutput, ScanSpec, join};
 use crate::error::{Error, Result};
 
@@ -23,7 +23,8 @@ const PAR_ROWS: usize = 8192;
 
 pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     let f = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| perr(path, e))?;
+    let meta = load(path, &f)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta);
     let schema = std::sync::Arc::clone(builder.schema());
     let resolved = resolve(spec.columns, &path.display().to_string(), &schema)?;
     let l = Layout::new(path, &resolved, &schema);
