@@ -498,4 +498,40 @@ mod tests {
             assert_eq!(t.stats.counts, s.stats.counts);
         }
     }
+
+    /// A table from Python (or a Spark partition) is checked as a Parquet
+    /// file is: a list where a code belongs is refused naming the table, the
+    /// column and the type; a zoned timestamp is its date in its own zone.
+    #[test]
+    fn tables_are_type_checked_and_zoned_dates_read() {
+        use arrow_array::TimestampMicrosecondArray;
+        use arrow_array::builder::ListBuilder;
+        let cols = |code: ArrayRef, date: ArrayRef| -> RecordBatch {
+            batch(vec![
+                ("claim_id", Arc::new(StringArray::from(vec!["C1"])) as ArrayRef),
+                ("claim_line_number", Arc::new(Int64Array::from(vec![1]))),
+                ("person_id", Arc::new(StringArray::from(vec!["P1"]))),
+                ("claim_line_start_date", date),
+                ("hcpcs_code", code),
+                ("service_unit_quantity", Arc::new(Float64Array::from(vec![300.0]))),
+                ("diagnosis_code_1", Arc::new(StringArray::from(vec!["G35"]))),
+            ])
+        };
+        // 2025-03-04T02:00Z: 3 March in New York.
+        let at = Date::from_ymd(2025, 3, 4).unwrap().0 as i64 * 86_400 + 2 * 3600;
+        let ts = Arc::new(TimestampMicrosecondArray::from(vec![at * 1_000_000]).with_timezone("America/New_York")) as ArrayRef;
+        let code = Arc::new(StringArray::from(vec!["J2350"])) as ArrayRef;
+        let out = read(&cols(code, ts.clone()));
+        let dates: Vec<Date> = out.all_lines().map(|l| l.service_date).collect();
+        assert_eq!(dates, vec![Date::from_ymd(2025, 3, 3).unwrap()]);
+        let mut list = ListBuilder::new(StringBuilder::new());
+        list.values().append_value("J2350");
+        list.append(true);
+        let b = cols(Arc::new(list.finish()), ts);
+        let (policy, columns) = (Policy::default_policy().unwrap(), ColumnMap::default());
+        let err = read_table("t", 0, &b.schema(), &[b], &ScanSpec::new(&policy, &columns)).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::INPUT_EXIT);
+        let msg = err.to_string();
+        assert!(msg.starts_with("t: column hcpcs_code has type list<string>"), "{msg}");
+    }
 }
