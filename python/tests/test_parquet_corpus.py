@@ -233,3 +233,25 @@ def test_nested_columns_are_refused_naming_file_column_and_type(extract):
         assert r.returncode == 3, r.stderr
         assert str(p) in r.stderr and "hcpcs_code" in r.stderr and "list<string>" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_arrow_tables_from_python_are_checked_and_zoned(extract):
+    """Tables handed to the package: a zoned timestamp column (pandas'
+    datetime64[ns, America/New_York], polars' UTC datetimes) gives the CSV's
+    findings; a list<string> code column is refused with ValueError naming
+    the table, the column and the type."""
+    claims_audit = pytest.importorskip("claims_audit")
+    import polars as pl
+
+    d, t, want = extract
+
+    def what(rows):
+        return sorted((r["finding_id"], r["rule_id"], r["message"]) for r in rows)
+
+    expected = what(want)
+    for table in (stamps(t, "ns", "America/New_York").to_pandas(), pl.from_arrow(stamps(t, "us", "UTC"))):
+        assert what(claims_audit.audit(table).findings.to_pylist()) == expected
+    i = t.column_names.index("hcpcs_code")
+    listed = t.set_column(i, "hcpcs_code", pa.array([[v] for v in t.column("hcpcs_code").to_pylist()], pa.list_(pa.string())))
+    with pytest.raises(ValueError, match=r"medical.*hcpcs_code.*list<string>"):
+        claims_audit.audit(listed)
