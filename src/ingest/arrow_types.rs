@@ -132,6 +132,10 @@ impl Zone {
         if let Some(off) = fixed_offset(tz) {
             return Some(Zone::Fixed(off));
         }
+        // UTC as some writers spell it (the database's names are case-sensitive).
+        if tz.eq_ignore_ascii_case("utc") || tz.eq_ignore_ascii_case("z") {
+            return Some(Zone::Fixed(0));
+        }
         chrono_tz::Tz::from_str(tz).ok().map(Zone::Named)
     }
 
@@ -241,6 +245,8 @@ mod tests {
         assert_eq!(days(us(None)), vec![Some(mar4), None, Some(jul1)]);
         assert_eq!(days(us(Some("UTC"))), vec![Some(mar4), None, Some(jul1)]);
         assert_eq!(days(us(Some("+00:00"))), vec![Some(mar4), None, Some(jul1)]);
+        assert_eq!(days(us(Some("utc"))), vec![Some(mar4), None, Some(jul1)]);
+        assert_eq!(days(us(Some("Etc/UTC"))), vec![Some(mar4), None, Some(jul1)]);
         assert_eq!(days(us(Some("America/New_York"))), vec![Some(mar4 - 1), None, Some(jul1 - 1)]);
         assert_eq!(days(us(Some("+05:30"))), vec![Some(mar4), None, Some(jul1)]);
         assert_eq!(days(us(Some("-0400"))), vec![Some(mar4 - 1), None, Some(jul1 - 1)]);

@@ -105,7 +105,8 @@ pub(crate) fn load(path: &Path, file: &File) -> Result<ArrowReaderMetadata> {
         .fields()
         .iter()
         .map(|f| match (f.data_type(), embedded.field_with_name(f.name()).map(|e| e.data_type())) {
-            (DataType::Timestamp(unit, tz), Ok(DataType::Timestamp(_, Some(own)))) if tz.as_ref() != Some(own) => {
+            // Only a UTC-adjusted column: its instants are the same in any zone.
+            (DataType::Timestamp(unit, Some(tz)), Ok(DataType::Timestamp(_, Some(own)))) if tz != own => {
                 changed = true;
                 f.as_ref().clone().with_data_type(DataType::Timestamp(*unit, Some(Arc::clone(own))))
             }
