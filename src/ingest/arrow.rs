@@ -4,10 +4,12 @@
 //! revenue code, or NDC) decide which rows some rule reads; only those rows'
 //! other columns are taken and cast to text for the row sink. The others are
 //! counted, as INPUT.md "Out-of-scope rows" allows. Number and date columns
-//! in the slots normalization reads as such go to it as typed cells.
+//! in the slots normalization reads as such go to it as typed cells. Column
+//! types are checked when the columns are resolved (`arrow_types`), and
+//! every error names the file.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
@@ -16,6 +18,7 @@ use arrow_array::{Array, ArrayRef, Date32Array, Float64Array, Int32Array, Int64A
 use arrow_schema::{DataType, Schema};
 use rayon::prelude::*;
 
+use super::arrow_types::{calendar_dates, refusal, type_name};
 use super::sink::{FileOutput, FileStats, Key, RowSink, ScanSpec, join, key_scope, revenue_in_scope};
 use crate::columns::{ColumnMap, FileKind, Resolved, canonical_name, col};
 use crate::error::{Error, Result};
@@ -26,6 +29,8 @@ use crate::normalize::{Cell, TypedSlot, typed_slot};
 /// order, each with its batch column, and the row sink's view of them.
 pub(crate) struct Layout {
     pub kind: FileKind,
+    /// The file (or table) the batches come from, for errors.
+    pub file: PathBuf,
     /// Batch column (by name) of each present slot, in slot order.
     pub names: Vec<String>,
     /// The slot of each of `names`.
@@ -40,8 +45,8 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    /// `resolved` maps slots to columns of `schema`.
-    pub fn new(resolved: &Resolved, schema: &Schema) -> Layout {
+    /// `resolved` maps slots to columns of `schema`, a table of `file`.
+    pub fn new(file: &Path, resolved: &Resolved, schema: &Schema) -> Layout {
         let slots: Vec<usize> = (0..col::COUNT).filter(|&s| resolved.idx[s].is_some()).collect();
         let mut idx = [None; col::COUNT];
         for (k, &s) in slots.iter().enumerate() {
@@ -49,6 +54,7 @@ impl Layout {
         }
         Layout {
             kind: resolved.kind,
+            file: file.to_path_buf(),
             names: slots.iter().filter_map(|&s| resolved.idx[s]).map(|i| schema.field(i).name().clone()).collect(),
             slots: slots.clone(),
             local: Resolved { idx, width: slots.len(), kind: resolved.kind },
@@ -60,9 +66,14 @@ impl Layout {
     }
 }
 
-/// A column as text, as a CSV cell would hold it: dates as YYYY-MM-DD,
-/// numbers in decimal, null as empty.
-pub(crate) fn text(a: &ArrayRef, name: &str) -> Result<StringArray> {
+/// Column `column` of `file` as text, as a CSV cell would hold it: dates
+/// (and timestamps, as their date in their zone) as YYYY-MM-DD, numbers in
+/// decimal, null as empty.
+pub(crate) fn text(a: &ArrayRef, file: &Path, column: &str) -> Result<StringArray> {
+    let bad = |e: String| Error::input(file, format!("column {column}: cannot read as text: {e}"));
+    if let Some(d) = calendar_dates(a).map_err(bad)? {
+        return text(&d, file, column);
+    }
     let cast = match a.data_type() {
         DataType::Utf8 => a.clone(),
         DataType::Date32 if let Some(t) = iso_dates(a.as_primitive::<Date32Type>()) => return Ok(t),
@@ -72,9 +83,12 @@ pub(crate) fn text(a: &ArrayRef, name: &str) -> Result<StringArray> {
         DataType::Binary => return Ok(binary_text(a.as_binary::<i32>().iter())),
         DataType::LargeBinary => return Ok(binary_text(a.as_binary::<i64>().iter())),
         DataType::BinaryView => return Ok(binary_text(a.as_binary_view().iter())),
-        _ => arrow_cast::cast(a, &DataType::Utf8).map_err(|e| Error::input(Path::new(name), format!("cannot read as text: {e}")))?,
+        _ => arrow_cast::cast(a, &DataType::Utf8).map_err(|e| bad(e.to_string()))?,
     };
-    cast.as_any().downcast_ref::<StringArray>().cloned().ok_or_else(|| Error::Internal(format!("{name}: cast to text gave no strings")))
+    cast.as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| Error::Internal(format!("{}: {column}: cast to text gave no strings", file.display())))
 }
 
 /// Byte strings as text: UTF-8 as it is, anything else through
@@ -121,8 +135,11 @@ pub(crate) enum Col {
 }
 
 impl Col {
-    /// Column `a` of slot `slot` (`name` for errors).
-    pub fn new(a: &ArrayRef, slot: usize, name: &str) -> Result<Col> {
+    /// Column `a` of slot `slot` (`file` and `name` for errors).
+    pub fn new(a: &ArrayRef, slot: usize, file: &Path, name: &str) -> Result<Col> {
+        if let Some(d) = calendar_dates(a).map_err(|e| Error::input(file, format!("column {name}: {e}")))? {
+            return Col::new(&d, slot, file, name);
+        }
         Ok(match (typed_slot(slot), a.data_type()) {
             (TypedSlot::Number { .. }, DataType::Int32) => Col::Int32(a.as_primitive::<Int32Type>().clone()),
             (TypedSlot::Number { .. }, DataType::Int64) => Col::Int64(a.as_primitive::<Int64Type>().clone()),
@@ -138,7 +155,7 @@ impl Col {
             (TypedSlot::Date, DataType::Date32) if a.as_primitive::<Date32Type>().iter().flatten().all(|d| Date(d).parses_back()) => {
                 Col::Date32(a.as_primitive::<Date32Type>().clone())
             }
-            _ => Col::Text(text(a, name)?),
+            _ => Col::Text(text(a, file, name)?),
         })
     }
 
@@ -180,7 +197,7 @@ impl Col {
     fn raw(&self, j: usize) -> String {
         match self {
             Col::Text(a) => cell(a, j).to_string(),
-            typed => text(&typed.array().slice(j, 1), "").map(|t| cell(&t, 0).to_string()).unwrap_or_default(),
+            typed => text(&typed.array().slice(j, 1), Path::new(""), "").map(|t| cell(&t, 0).to_string()).unwrap_or_default(),
         }
     }
 }
@@ -226,8 +243,9 @@ impl Layout {
 
     /// The key columns of a batch as text (absent ones as None).
     pub fn keys(&self, batch: &RecordBatch) -> Result<[Option<StringArray>; 3]> {
-        let key =
-            |k: Option<usize>| -> Result<Option<StringArray>> { k.map(|k| text(self.column(batch, k)?, &self.header[k])).transpose() };
+        let key = |k: Option<usize>| -> Result<Option<StringArray>> {
+            k.map(|k| text(self.column(batch, k)?, &self.file, &self.header[k])).transpose()
+        };
         Ok([key(self.code)?, key(self.revenue)?, key(self.ndc)?])
     }
 
@@ -275,7 +293,7 @@ impl Layout {
 
     /// Column `a` as the `k`-th of `names`, for `feed_cols`.
     pub fn col(&self, a: &ArrayRef, k: usize) -> Result<Col> {
-        Col::new(a, self.slots[k], &self.header[k])
+        Col::new(a, self.slots[k], &self.file, &self.header[k])
     }
 
     /// Feeds rows given as one column per name in `names`, in order. A row
@@ -306,17 +324,46 @@ pub(crate) fn new_sink<'a>(spec: &'a ScanSpec<'a>, l: &'a Layout, file: u32) -> 
 
 /// Resolves a table's column names like a file header: aliases from the
 /// column map, then canonical names; a missing required column is an error
-/// that names it.
+/// that names it, and so is a column whose type cannot hold its values
+/// (`check_types`).
 pub fn resolve(columns: &ColumnMap, name: &str, schema: &Schema) -> Result<Resolved> {
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    columns.resolve(Path::new(name), &names)
+    let resolved = columns.resolve(Path::new(name), &names)?;
+    check_types(Path::new(name), &resolved, schema)?;
+    Ok(resolved)
+}
+
+/// Refuses the table when a column the audit reads has a type that cannot
+/// hold its values (a list, struct or map; see `arrow_types`), in one line
+/// naming the file, the column and its type. Before any row is read: such a
+/// column is never read "somehow".
+pub fn check_types(file: &Path, resolved: &Resolved, schema: &Schema) -> Result<()> {
+    for (slot, at) in resolved.idx.iter().enumerate() {
+        let Some(field) = at.and_then(|i| schema.fields().get(i)) else { continue };
+        if let Some(what) = refusal(slot, field.data_type()) {
+            let canonical = canonical_name(slot);
+            let name = if field.name().eq_ignore_ascii_case(&canonical) {
+                field.name().clone()
+            } else {
+                format!("{} ({canonical})", field.name())
+            };
+            return Err(Error::input(
+                file,
+                format!(
+                    "column {name} has type {}, which cannot hold {what}: write it as one value per row (text, a number or a date)",
+                    type_name(field.data_type())
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads one in-memory table as input file `file_idx`. Rows are numbered
 /// from 1 in table order, as Parquet rows are.
 pub fn read_table(name: &str, file_idx: u32, schema: &Schema, batches: &[RecordBatch], spec: &ScanSpec) -> Result<FileOutput> {
     let resolved = resolve(spec.columns, name, schema)?;
-    let l = Layout::new(&resolved, schema);
+    let l = Layout::new(Path::new(name), &resolved, schema);
     let mut bases = Vec::with_capacity(batches.len());
     let mut n = 0u64;
     for b in batches {
@@ -357,7 +404,10 @@ pub fn read_partition(files: &[Vec<String>], schema: &Schema, batches: &[RecordB
                 idx[slot] = Some(index_of(&names[p])?);
             }
         }
-        layouts.push(Layout::new(&Resolved { idx, width: names.len(), kind: own.kind }, schema));
+        let resolved = Resolved { idx, width: names.len(), kind: own.kind };
+        let file = PathBuf::from(format!("input {i}"));
+        check_types(&file, &resolved, schema)?;
+        layouts.push(Layout::new(&file, &resolved, schema));
     }
     let mut sinks: Vec<RowSink> = layouts.iter().enumerate().map(|(i, l)| new_sink(spec, l, i as u32)).collect();
     for b in batches {
@@ -407,7 +457,11 @@ mod tests {
     /// The same batch with every column as text, as a CSV copy holds it.
     fn as_text(b: &RecordBatch) -> RecordBatch {
         let schema = b.schema();
-        let cols = schema.fields().iter().zip(b.columns()).map(|(f, a)| (f.name().as_str(), Arc::new(text(a, "").unwrap()) as ArrayRef));
+        let cols = schema
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .map(|(f, a)| (f.name().as_str(), Arc::new(text(a, Path::new(""), "").unwrap()) as ArrayRef));
         batch(cols.collect())
     }
 
@@ -476,8 +530,44 @@ mod tests {
             Arc::new(arrow_array::BinaryViewArray::from(vals)),
         ];
         for a in arrays {
-            let t = text(&a, "plan").unwrap();
+            let t = text(&a, Path::new("f.parquet"), "plan").unwrap();
             assert_eq!(t.iter().collect::<Vec<_>>(), want, "{}", a.data_type());
         }
+    }
+
+    /// A table from Python (or a Spark partition) is checked as a Parquet
+    /// file is: a list where a code belongs is refused naming the table, the
+    /// column and the type; a zoned timestamp is its date in its own zone.
+    #[test]
+    fn tables_are_type_checked_and_zoned_dates_read() {
+        use arrow_array::TimestampMicrosecondArray;
+        use arrow_array::builder::ListBuilder;
+        let cols = |code: ArrayRef, date: ArrayRef| -> RecordBatch {
+            batch(vec![
+                ("claim_id", Arc::new(StringArray::from(vec!["C1"])) as ArrayRef),
+                ("claim_line_number", Arc::new(Int64Array::from(vec![1]))),
+                ("person_id", Arc::new(StringArray::from(vec!["P1"]))),
+                ("claim_line_start_date", date),
+                ("hcpcs_code", code),
+                ("service_unit_quantity", Arc::new(Float64Array::from(vec![300.0]))),
+                ("diagnosis_code_1", Arc::new(StringArray::from(vec!["G35"]))),
+            ])
+        };
+        // 2025-03-04T02:00Z: 3 March in New York.
+        let at = Date::from_ymd(2025, 3, 4).unwrap().0 as i64 * 86_400 + 2 * 3600;
+        let ts = Arc::new(TimestampMicrosecondArray::from(vec![at * 1_000_000]).with_timezone("America/New_York")) as ArrayRef;
+        let code = Arc::new(StringArray::from(vec!["J2350"])) as ArrayRef;
+        let out = read(&cols(code, ts.clone()));
+        let dates: Vec<Date> = out.all_lines().map(|l| l.service_date).collect();
+        assert_eq!(dates, vec![Date::from_ymd(2025, 3, 3).unwrap()]);
+        let mut list = ListBuilder::new(StringBuilder::new());
+        list.values().append_value("J2350");
+        list.append(true);
+        let b = cols(Arc::new(list.finish()), ts);
+        let (policy, columns) = (Policy::default_policy().unwrap(), ColumnMap::default());
+        let err = read_table("t", 0, &b.schema(), &[b], &ScanSpec::new(&policy, &columns)).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::INPUT_EXIT);
+        let msg = err.to_string();
+        assert!(msg.starts_with("t: column hcpcs_code has type list<string>"), "{msg}");
     }
 }

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
+#[cfg(feature = "arrow")]
+pub mod arrow_types;
 pub mod csv_fast;
 pub mod csv_plain;
 pub mod encoding;

@@ -43,15 +43,15 @@ fn mask(meta: &ArrowReaderMetadata, names: &[&str]) -> ProjectionMask {
 
 /// Decides every row of a key column. A dictionary column (the usual case:
 /// a few hundred distinct codes) is decided once per dictionary value.
-fn decide_rows(a: &ArrayRef, name: &str, decide: &dyn Fn(&str) -> Key) -> Result<Vec<Key>> {
+fn decide_rows(a: &ArrayRef, file: &Path, name: &str, decide: &dyn Fn(&str) -> Key) -> Result<Vec<Key>> {
     if let Some(d) = a.as_any_dictionary_opt() {
-        let values = text(d.values(), name)?;
+        let values = text(d.values(), file, name)?;
         let per_value: Vec<Key> = (0..values.len()).map(|i| decide(if values.is_null(i) { "" } else { values.value(i) })).collect();
         let null = decide("");
         let keys = d.keys();
         return Ok(d.normalized_keys().into_iter().enumerate().map(|(i, k)| if keys.is_null(i) { null } else { per_value[k] }).collect());
     }
-    let t = text(a, name)?;
+    let t = text(a, file, name)?;
     Ok((0..t.len()).map(|i| decide(if t.is_null(i) { "" } else { t.value(i) })).collect())
 }
 
@@ -88,12 +88,53 @@ struct Opened {
     layout: Layout,
 }
 
+/// A file's footer as arrow-rs reads it, with each timestamp column in the
+/// zone its writer gave it. Parquet has no second unit: pyarrow stores a
+/// `timestamp[s, tz=America/New_York]` column in milliseconds, UTC-adjusted,
+/// with the zone only in the Arrow schema it embeds, and arrow-rs takes a
+/// zone from that schema only when the units match, so the column would
+/// read as UTC and its dates shift by a day. The embedded zone is put back
+/// (the instants are the same); a schema that does not decode is ignored,
+/// as arrow-rs ignores it.
+pub(crate) fn load(path: &Path, file: &File) -> Result<ArrowReaderMetadata> {
+    let meta = ArrowReaderMetadata::load(file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
+    let Some(embedded) = embedded_schema(&meta) else { return Ok(meta) };
+    let mut changed = false;
+    let fields: Vec<Field> = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match (f.data_type(), embedded.field_with_name(f.name()).map(|e| e.data_type())) {
+            // Only a UTC-adjusted column: its instants are the same in any zone.
+            (DataType::Timestamp(unit, Some(tz)), Ok(DataType::Timestamp(_, Some(own)))) if tz != own => {
+                changed = true;
+                f.as_ref().clone().with_data_type(DataType::Timestamp(*unit, Some(Arc::clone(own))))
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    if !changed {
+        return Ok(meta);
+    }
+    let schema = Arc::new(Schema::new_with_metadata(fields, meta.schema().metadata().clone()));
+    ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), ArrowReaderOptions::new().with_schema(schema)).map_err(|e| perr(path, e))
+}
+
+/// The Arrow schema the writer embedded (`ARROW:schema`), if it decodes.
+fn embedded_schema(meta: &ArrowReaderMetadata) -> Option<Schema> {
+    use base64::Engine as _;
+    let kv = meta.metadata().file_metadata().key_value_metadata()?;
+    let encoded = kv.iter().find(|kv| kv.key == parquet::arrow::ARROW_SCHEMA_META_KEY)?.value.as_deref()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    arrow_ipc::convert::try_schema_from_ipc_buffer(&bytes).ok()
+}
+
 impl Opened {
     fn new(path: &Path, columns: &ColumnMap) -> Result<Opened> {
         let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| perr(path, e))?;
+        let meta = load(path, &file)?;
         let resolved = resolve(columns, &path.display().to_string(), meta.schema())?;
-        let layout = Layout::new(&resolved, meta.schema());
+        let layout = Layout::new(path, &resolved, meta.schema());
         Ok(Opened { file, meta, resolved, layout })
     }
 
@@ -240,7 +281,7 @@ impl Reader<'_> {
         for batch in self.builder(g, &self.hinted, &self.key_mask)?.build().map_err(|e| self.err(e))? {
             let batch = batch.map_err(|e| self.err(e))?;
             kept.starts.push(keys.len());
-            keys.extend(decide_rows(batch.column(0), &self.key_name, &decide)?);
+            keys.extend(decide_rows(batch.column(0), self.path, &self.key_name, &decide)?);
             kept.batches.push(Arc::clone(batch.column(0)));
         }
         Ok((keys, kept))
@@ -256,7 +297,7 @@ impl Reader<'_> {
         let mut at = blank.iter();
         for batch in self.builder(g, &self.plain, rev_mask)?.with_row_selection(sel).build().map_err(|e| self.err(e))? {
             let batch = batch.map_err(|e| self.err(e))?;
-            let t = text(batch.column(0), name)?;
+            let t = text(batch.column(0), self.path, name)?;
             for i in 0..t.len() {
                 let row = *at.next().ok_or_else(|| Error::Internal("more revenue codes than rows".into()))?;
                 if !t.is_null(i) && revenue_in_scope(self.spec.policy, t.value(i).as_bytes()) {

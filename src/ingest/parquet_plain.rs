@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 
 use super::arrow::{Col, Layout, new_sink, raw_row, resolve, text};
-use super::parquet_fast::perr;
+use super::parquet_fast::{load, perr};
 use super::sink::{FileOutput, ScanSpec, join};
 use crate::error::{Error, Result};
 
@@ -23,10 +23,11 @@ const PAR_ROWS: usize = 8192;
 
 pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
     let f = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| perr(path, e))?;
+    let meta = load(path, &f)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta);
     let schema = std::sync::Arc::clone(builder.schema());
     let resolved = resolve(spec.columns, &path.display().to_string(), &schema)?;
-    let l = Layout::new(&resolved, &schema);
+    let l = Layout::new(path, &resolved, &schema);
     // Top-level fields are the file's root columns, in order.
     let roots: Vec<usize> = l.names.iter().filter_map(|n| schema.index_of(n).ok()).collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
@@ -42,7 +43,9 @@ pub fn read(path: &Path, file_idx: u32, spec: &ScanSpec) -> Result<FileOutput> {
             let columns = l
                 .names
                 .iter()
-                .map(|name| Ok(Col::Text(text(b.column_by_name(name).ok_or_else(|| perr(path, format!("no column {name}")))?, name)?)))
+                .map(|name| {
+                    Ok(Col::Text(text(b.column_by_name(name).ok_or_else(|| perr(path, format!("no column {name}")))?, path, name)?))
+                })
                 .collect::<Result<Vec<Col>>>()?;
             let width = columns.len();
             let mut sink = new_sink(spec, &l, file_idx);

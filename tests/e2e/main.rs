@@ -8,6 +8,7 @@ mod delivery;
 mod golden;
 mod lifecycle;
 mod outputs;
+mod parquet_types;
 mod payer;
 mod report;
 mod robustness;
