@@ -8,6 +8,8 @@
 pub mod columns;
 pub mod episodes;
 pub mod error;
+#[cfg(feature = "polars")]
+pub mod frame;
 #[cfg(feature = "parquet")]
 pub mod generate;
 pub mod history;
