@@ -70,7 +70,8 @@ fn to_polars(t: table::Table) -> Result<DataFrame> {
     let b = table::to_record_batch(t)?;
     let mut buf = Vec::new();
     {
-        let mut w = arrow_ipc::writer::FileWriter::try_new(&mut buf, &b.schema()).map_err(|e| Error::Internal(format!("arrow ipc: {e}")))?;
+        let mut w =
+            arrow_ipc::writer::FileWriter::try_new(&mut buf, &b.schema()).map_err(|e| Error::Internal(format!("arrow ipc: {e}")))?;
         w.write(&b).map_err(|e| Error::Internal(format!("arrow ipc: {e}")))?;
         w.finish().map_err(|e| Error::Internal(format!("arrow ipc: {e}")))?;
     }

@@ -385,6 +385,9 @@ def run(
     scope = _core.scope(policy)
     # The output first: an unreachable file system fails before any work.
     dest = _Out(spark, out)
+    for p in inputs:
+        if not p.startswith("table:"):
+            _check_input(spark, p)
     try:
         ins = [_Input(spark, fmt, paths, sep, csv_multiline, columns) for p in inputs for fmt, paths in _expand(p, sep)]
     except _analysis_errors() as e:
@@ -499,6 +502,18 @@ def run(
     dest.write("summary.md", res["summary"].encode())
     dest.write("_SUCCESS", b"")
     return json.loads(res["manifest"])
+
+
+def _check_input(spark, uri: str) -> None:
+    """An input path or glob exists on its file system (exit 3 otherwise),
+    checked before Spark's reader logs a trace for it."""
+    try:
+        path = spark._jvm.org.apache.hadoop.fs.Path(uri)
+        found = path.getFileSystem(spark._jsc.hadoopConfiguration()).globStatus(path)
+    except Exception as e:
+        raise JobError(f"{uri}: cannot read input: {_java_message(e)}", 3) from None
+    if found is None or len(found) == 0:
+        raise JobError(f"{uri}: no such file or directory", 3)
 
 
 def _analysis_errors() -> tuple:

@@ -263,7 +263,6 @@ struct Partial {
     timeline: usize,
 }
 
-
 /// Second pass, on an executor: this partition's persons evaluated. Returns
 /// its row tables (findings, episodes, rejects, timeline) as pyarrow Tables,
 /// each in the command line's order, and `partial`, the bytes `finish`
@@ -278,7 +277,10 @@ fn partition_audit<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, args: &str) -
     let (episodes, timeline) = (std::mem::take(&mut ev.episodes), std::mem::take(&mut ev.timeline));
     let rejects = std::mem::take(&mut ev.rejects);
     // The driver counts rejects by reason; their text stays here.
-    ev.rejects = rejects.iter().map(|j| RejectRow { file: j.file, source_line: j.source_line, code: j.code, reason: String::new(), raw_text: String::new() }).collect();
+    ev.rejects = rejects
+        .iter()
+        .map(|j| RejectRow { file: j.file, source_line: j.source_line, code: j.code, reason: String::new(), raw_text: String::new() })
+        .collect();
     let partial = Partial { ev, episodes: episodes.len(), timeline: timeline.len() };
     let bytes = serde_json::to_vec(&partial).map_err(|e| PyRuntimeError::new_err(format!("partition result: {e}")))?;
     let mut ev = partial.ev;
@@ -287,7 +289,8 @@ fn partition_audit<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, args: &str) -
     ev.rejects = rejects;
     let run_date = a.run_date.unwrap_or_else(today);
     let lifecycle = claims_audit::history::reconcile(None, &ev.findings, &[], &Default::default(), &Default::default(), &pol, run_date);
-    let inputs: Vec<InputFile> = a.sources.iter().map(|p| InputFile { path: PathBuf::from(p), format: Format::Arrow, bytes: 0, mtime: None }).collect();
+    let inputs: Vec<InputFile> =
+        a.sources.iter().map(|p| InputFile { path: PathBuf::from(p), format: Format::Arrow, bytes: 0, mtime: None }).collect();
     let r = ev.into_run(inputs, lifecycle, a.horizon, 0.0, 0.0);
     let d = results(py, &r, &pol, &a.run_id)?;
     let timeline = r.timeline.in_memory_rows().ok_or_else(|| PyRuntimeError::new_err("timeline was spilled to disk"))?;

@@ -274,7 +274,8 @@ mod tests {
     #[test]
     fn a_spark_dataset_reads_as_its_table() {
         let dir = tempfile::tempdir().unwrap();
-        let batch = RecordBatch::try_from_iter([("person_id", Arc::new(arrow_array::StringArray::from(vec!["P1", "P2"])) as ArrayRef)]).unwrap();
+        let batch =
+            RecordBatch::try_from_iter([("person_id", Arc::new(arrow_array::StringArray::from(vec!["P1", "P2"])) as ArrayRef)]).unwrap();
         std::fs::create_dir(dir.path().join("findings")).unwrap();
         for (k, b) in [(1, batch.slice(1, 1)), (0, batch.slice(0, 1))] {
             let path = dir.path().join(format!("findings/part-0000{k}-x.snappy.parquet"));
