@@ -336,13 +336,23 @@ def _audit_fn(args: str):
 
 
 def _unpack_fn():
-    """A table's IPC chunks back as record batches, for Spark's writer."""
+    """A table's IPC chunks back as record batches, for Spark's writer.
+    A row Spark could not number (a view's) has source_line 0 in the core,
+    written as null: lines and rows are numbered from 1."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow.compute as pc
+
         for b in batches:
             for blob in b.column(0).to_pylist():
                 with pa.ipc.open_stream(blob) as r:
                     for rb in r:
+                        at = rb.schema.get_field_index("source_line")
+                        if at >= 0:
+                            col = rb.column(at)
+                            col = pc.if_else(pc.equal(col, 0), pa.scalar(None, col.type), col)
+                            schema = rb.schema.set(at, rb.schema.field(at).with_nullable(True))
+                            rb = pa.RecordBatch.from_arrays([col if i == at else c for i, c in enumerate(rb.columns)], schema=schema)
                         yield rb
 
     return run
@@ -370,6 +380,7 @@ def run(
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
     from pyspark import StorageLevel
+    from pyspark.sql.types import StructField, StructType
 
     date_from, date_to = _date_arg(date_from, "--from"), _date_arg(date_to, "--to")
     run_date = _date_arg(run_date, "--run-date")
@@ -484,7 +495,8 @@ def run(
             for stale in ("resolved", "findings.parquet", "episodes.parquet", "rejects.parquet", "timeline.parquet", "resolved.parquet", "report.html"):
                 dest.delete(stale)
             for name in TABLES:
-                schema = from_arrow_schema(empty[name].schema)
+                # Nullable throughout (a view's rows have no source_line).
+                schema = StructType([StructField(f.name, f.dataType, True) for f in from_arrow_schema(empty[name].schema)])
                 res.filter(F.col("t") == name).select("b").mapInArrow(_unpack_fn(), schema).write.mode("overwrite").parquet(dest.child(name))
             written = {r["t"]: int(r["n"]) for r in res.groupBy("t").agg(F.sum("n").alias("n")).collect()}
             # One partition at a time: spark.driver.maxResultSize bounds each.
