@@ -1,17 +1,18 @@
 """The audit as a Spark job, on Spark's own partitioning.
 
-    python -m claims_audit.spark run --out DIR [--partitions N] [--from D] [--to D]
-        [--policy FILE] [--lookback-days N] INPUT...
+    python -m claims_audit.spark run --out URI [--partitions N] [--from D] [--to D]
+        [--run-date D] [--policy FILE] [--columns FILE] [--delimiter comma|pipe|tab]
+        [--csv-multiline] [--lookback-days N] INPUT...
 
-INPUT is a Parquet file or directory, a CSV file (header row), or
-``table:NAME`` for a catalog table (Databricks). Spark reads the inputs with
-the columns the rules use and the scope filter (policy codes, J-codes, policy
-NDCs) applied in the scan stage, repartitions the rows by person, and runs
-the audit core on each partition with ``mapInArrow``. The driver merges the
-partitions' results in the command line's order and writes the command
-line's output directory: findings, episodes and rejects Parquet,
-manifest.json and summary.md, ``_SUCCESS`` last. The same code runs with
-``spark-submit`` on a cluster.
+INPUT is a Parquet file or directory, a CSV file (header row), any Hadoop
+file system URI, or ``table:NAME`` for a catalog table or view. Spark reads
+the inputs with the columns the rules use and a scope filter that keeps a
+superset of the core's rows, repartitions the rows by person, and runs the
+audit core on each partition with ``mapInArrow``. The executors write the
+row tables (findings/, episodes/, rejects/, timeline/) as Parquet datasets
+with Spark's writer; the driver gathers counts, tallies and findings and
+writes manifest.json, summary.md and ``_SUCCESS`` (last) through Hadoop's
+FileSystem. The same code runs with ``spark-submit`` on a cluster.
 """
 
 from __future__ import annotations
