@@ -11,6 +11,8 @@ pub mod columns;
 pub mod duplicates;
 pub mod episodes;
 pub mod error;
+#[cfg(feature = "polars")]
+pub mod frame;
 #[cfg(feature = "parquet")]
 pub mod generate;
 pub mod history;

@@ -10,17 +10,18 @@ use arrow_pyarrow::{FromPyArrow, IntoPyArrow, Table as PaTable};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use claims_audit::columns::ColumnMap;
 use claims_audit::error::Error;
-use claims_audit::ingest::{Engine, FileStats, Format, InputFile, RejectLimit, arrow as arrow_in};
+use claims_audit::ingest::{Engine, FileStats, Format, InputFile, RejectLimit, RejectRow, arrow as arrow_in};
 use claims_audit::model::Date;
 use claims_audit::pipeline::{Evaluated, Extract, RunOptions, RunResult, audit_extract, evaluate_extract};
 use claims_audit::policy::Policy;
 use claims_audit::progress::Progress;
 use claims_audit::report::{self, RunInfo, table};
 use claims_audit::rules::{Ctx, RULES};
+use claims_audit::spill::Spool;
 
 /// The command line's one-line messages, as Python exceptions: bad input or
 /// configuration is a ValueError, a failed write an OSError.
@@ -184,9 +185,15 @@ fn scope<'py>(py: Python<'py>, policy: Option<&str>) -> PyResult<Bound<'py, PyDi
 
 /// Resolves column names as the command line resolves a header: the kind
 /// (`medical` or `pharmacy`) and, per canonical column, the name it has.
+/// `columns` is a column map file (`--columns`).
 #[pyfunction]
-fn resolve_columns<'py>(py: Python<'py>, names: Vec<String>, source: &str) -> PyResult<Bound<'py, PyDict>> {
-    let r = ColumnMap::default().resolve(Path::new(source), &names).map_err(py_err)?;
+#[pyo3(signature = (names, source, columns=None))]
+fn resolve_columns<'py>(py: Python<'py>, names: Vec<String>, source: &str, columns: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+    let map = match columns {
+        Some(p) => ColumnMap::load(Path::new(p)).map_err(py_err)?,
+        None => ColumnMap::default(),
+    };
+    let r = map.resolve(Path::new(source), &names).map_err(py_err)?;
     let d = PyDict::new(py);
     d.set_item("kind", r.kind.as_str())?;
     let map = PyDict::new(py);
@@ -212,6 +219,13 @@ struct PartitionArgs {
     /// Set for the evaluation pass: `--to`, else the latest date of the run.
     horizon: Option<Date>,
     pharmacy_input: bool,
+    /// The run's id (the driver computes it before evaluation) and date.
+    #[serde(default)]
+    run_id: String,
+    run_date: Option<Date>,
+    /// Each input file's name in outputs (`source_file`), by file index.
+    #[serde(default)]
+    sources: Vec<String>,
 }
 
 fn read_partition(args: &PartitionArgs, pol: &Policy, data: &Bound<PyAny>) -> PyResult<Extract> {
@@ -242,15 +256,50 @@ fn partition_horizon(data: &Bound<PyAny>, args: &str) -> PyResult<Option<String>
     Ok(extract.max_date().map(|d| d.to_string()))
 }
 
-/// Second pass: this partition's persons evaluated, serialized for `finish`.
+/// What a partition sends the driver: its counts and findings (the summary
+/// and manifest draw on them) and the reason of each reject, never episodes,
+/// timeline lines or rejected rows' text, which the executors write.
+#[derive(Serialize, Deserialize)]
+struct Partial {
+    ev: Evaluated,
+    episodes: usize,
+    timeline: usize,
+}
+
+/// Second pass, on an executor: this partition's persons evaluated. Returns
+/// its row tables (findings, episodes, rejects, timeline) as pyarrow Tables,
+/// each in the command line's order, and `partial`, the bytes `finish`
+/// takes on the driver.
 #[pyfunction]
-fn partition_audit<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, args: &str) -> PyResult<Bound<'py, PyBytes>> {
+fn partition_audit<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, args: &str) -> PyResult<Bound<'py, PyDict>> {
     let (a, pol) = partition_args(args)?;
     let mut extract = read_partition(&a, &pol, data)?;
     let ctx = Ctx { policy: &pol, from: a.from, to: a.to, horizon: a.horizon.unwrap_or_default(), pharmacy_input: a.pharmacy_input };
-    let ev = py.detach(|| evaluate_extract(&mut extract, &ctx, &Progress::new(true)));
-    let bytes = serde_json::to_vec(&ev).map_err(|e| PyRuntimeError::new_err(format!("partition result: {e}")))?;
-    Ok(PyBytes::new(py, &bytes))
+    let mut ev = py.detach(|| evaluate_extract(&mut extract, &ctx, &Progress::new(true)));
+    ev.sort();
+    let (episodes, timeline) = (std::mem::take(&mut ev.episodes), std::mem::take(&mut ev.timeline));
+    let rejects = std::mem::take(&mut ev.rejects);
+    // The driver counts rejects by reason; their text stays here.
+    ev.rejects = rejects
+        .iter()
+        .map(|j| RejectRow { file: j.file, source_line: j.source_line, code: j.code, reason: String::new(), raw_text: String::new() })
+        .collect();
+    let partial = Partial { ev, episodes: episodes.len(), timeline: timeline.len() };
+    let bytes = serde_json::to_vec(&partial).map_err(|e| PyRuntimeError::new_err(format!("partition result: {e}")))?;
+    let mut ev = partial.ev;
+    ev.episodes = episodes;
+    ev.timeline = timeline;
+    ev.rejects = rejects;
+    let run_date = a.run_date.unwrap_or_else(today);
+    let lifecycle = claims_audit::history::reconcile(None, &ev.findings, &[], &Default::default(), &Default::default(), &pol, run_date);
+    let inputs: Vec<InputFile> =
+        a.sources.iter().map(|p| InputFile { path: PathBuf::from(p), format: Format::Arrow, bytes: 0, mtime: None }).collect();
+    let r = ev.into_run(inputs, lifecycle, a.horizon, 0.0, 0.0);
+    let d = results(py, &r, &pol, &a.run_id)?;
+    let timeline = r.timeline.in_memory_rows().ok_or_else(|| PyRuntimeError::new_err("timeline was spilled to disk"))?;
+    d.set_item("timeline", to_py(py, table::timeline(timeline, &pol))?)?;
+    d.set_item("partial", PyBytes::new(py, &bytes))?;
+    Ok(d)
 }
 
 /// One input file of a Spark job, as the driver saw it.
@@ -272,23 +321,46 @@ struct FinishArgs {
     to: Option<Date>,
     lookback_days: i32,
     horizon: Option<Date>,
+    run_date: Option<Date>,
     argv: Vec<String>,
     started_at: String,
     read_seconds: f64,
     eval_seconds: f64,
+    /// Rows each table's dataset holds (the executors wrote them).
+    #[serde(default)]
+    written: Vec<(String, usize)>,
 }
 
-/// Last step of a Spark job, on the driver: merges the partitions' results
-/// in the command line's order and builds the output tables, manifest and
-/// summary.
+fn spark_inputs(files: &[SparkFile]) -> Vec<InputFile> {
+    files.iter().map(|s| InputFile { path: PathBuf::from(&s.path), format: s.format, bytes: s.bytes, mtime: None }).collect()
+}
+
+/// The run id of a Spark job, on the driver before evaluation: the command
+/// line's key (version, policy, range, run date, inputs).
+#[pyfunction]
+fn spark_run_id(args: &str) -> PyResult<String> {
+    let a: FinishArgs = serde_json::from_str(args).map_err(|e| PyValueError::new_err(format!("finish arguments: {e}")))?;
+    let pol = load_policy(a.policy_path.as_deref())?;
+    let mut opts = options(a.from, a.to, a.lookback_days, a.policy_path.as_deref(), a.inputs.clone());
+    opts.run_date = a.run_date.unwrap_or(opts.run_date);
+    let r = Evaluated::default().into_run(spark_inputs(&a.files), Default::default(), a.horizon, 0.0, 0.0);
+    Ok(report::run_id(&opts, &pol, &r))
+}
+
+/// Last step of a Spark job, on the driver: merges the partitions' counts
+/// and findings into the manifest and summary. The row tables are already
+/// written; `written` gives their row counts.
 #[pyfunction]
 fn finish<'py>(py: Python<'py>, partials: Vec<Vec<u8>>, args: &str) -> PyResult<Bound<'py, PyDict>> {
     let a: FinishArgs = serde_json::from_str(args).map_err(|e| PyValueError::new_err(format!("finish arguments: {e}")))?;
     let pol = load_policy(a.policy_path.as_deref())?;
     let mut ev = Evaluated::default();
+    let (mut episodes, mut timeline) = (0, 0);
     for p in &partials {
-        let part: Evaluated = serde_json::from_slice(p).map_err(|e| PyRuntimeError::new_err(format!("partition result: {e}")))?;
-        ev.merge(part);
+        let part: Partial = serde_json::from_slice(p).map_err(|e| PyRuntimeError::new_err(format!("partition result: {e}")))?;
+        ev.merge(part.ev);
+        episodes += part.episodes;
+        timeline += part.timeline;
     }
     ev.sort();
     let mut files = std::mem::take(&mut ev.files);
@@ -302,29 +374,27 @@ fn finish<'py>(py: Python<'py>, partials: Vec<Vec<u8>>, args: &str) -> PyResult<
         f.format = Some(s.format);
         f.bytes = s.bytes;
     }
-    let inputs: Vec<InputFile> =
-        a.files.iter().map(|s| InputFile { path: PathBuf::from(&s.path), format: s.format, bytes: s.bytes, mtime: None }).collect();
-    let opts = options(a.from, a.to, a.lookback_days, a.policy_path.as_deref(), a.inputs.clone());
+    let inputs = spark_inputs(&a.files);
+    let mut opts = options(a.from, a.to, a.lookback_days, a.policy_path.as_deref(), a.inputs.clone());
+    opts.run_date = a.run_date.unwrap_or(opts.run_date);
     let lifecycle =
         claims_audit::history::reconcile(None, &ev.findings, &[], &Default::default(), &Default::default(), &pol, opts.run_date);
     ev.files = files;
-    let r = ev.into_run(inputs, lifecycle, a.horizon, a.read_seconds, a.eval_seconds);
+    let mut r = ev.into_run(inputs, lifecycle, a.horizon, a.read_seconds, a.eval_seconds);
+    r.episodes = Spool::counted(episodes);
+    r.timeline = Spool::counted(timeline);
     let run_id = report::run_id(&opts, &pol, &r);
-    let d = results(py, &r, &pol, &run_id)?;
+    let d = PyDict::new(py);
+    d.set_item("run_id", &run_id)?;
+    d.set_item("tallies", to_py(py, table::tallies(&pol, &r.tallies))?)?;
     let info = RunInfo {
         run_id: run_id.clone(),
         started_at: a.started_at.clone(),
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         argv: a.argv.clone(),
     };
-    let n = |k: &str| -> PyResult<usize> { d.get_item(k)?.map_or(Ok(0), |t| t.getattr("num_rows")?.extract::<usize>()) };
-    let outputs = [
-        ("findings.parquet", Some(n("findings")?)),
-        ("episodes.parquet", Some(n("episodes")?)),
-        ("rejects.parquet", Some(n("rejects")?)),
-        ("summary.md", None),
-        ("_SUCCESS", None),
-    ];
+    let mut outputs: Vec<(&str, Option<usize>)> = a.written.iter().map(|(k, n)| (k.as_str(), Some(*n))).collect();
+    outputs.extend([("summary.md", None), ("_SUCCESS", None)]);
     let manifest = report::manifest_json(&opts, &pol, &r, &info, &outputs).map_err(py_err)?;
     d.set_item("manifest", String::from_utf8_lossy(&manifest).into_owned())?;
     d.set_item("summary", report::summary::render(&opts, &pol, &r, &run_id))?;
@@ -363,6 +433,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition_horizon, m)?)?;
     m.add_function(wrap_pyfunction!(partition_audit, m)?)?;
     m.add_function(wrap_pyfunction!(finish, m)?)?;
+    m.add_function(wrap_pyfunction!(spark_run_id, m)?)?;
     m.add_function(wrap_pyfunction!(write_outputs, m)?)?;
     m.add_function(wrap_pyfunction!(check_out, m)?)?;
     m.add("VERSION", claims_audit::VERSION)?;

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import claims_audit
-from test_spark import cli, spark  # noqa: F401  (the module's Spark session)
+from test_spark import cli  # the Spark session is conftest.py's `spark`
 
 LINES = 40000
 
@@ -122,7 +122,7 @@ def what(rows: list) -> list:
     return sorted((r["finding_id"], r["rule_id"], r["message"]) for r in rows)
 
 
-def test_fast_and_plain_readers_agree_on_every_writer(extract, spark, tmp_path):  # noqa: F811
+def test_fast_and_plain_readers_agree_on_every_writer(extract, spark, tmp_path):
     d, med, rx = extract
     from_csv = key(run(tmp_path / "csv", "fast", med, rx))
     assert len(from_csv) > 20

@@ -55,7 +55,7 @@ pub fn load_person(dir: &Path, person: &str) -> Result<PersonView> {
     // Directories written before timeline.parquet existed have no lines to show.
     let timeline_path = dir.join("timeline.parquet");
     let mut lines = Vec::new();
-    if timeline_path.exists() {
+    if super::parquet_io::table_exists(&timeline_path) {
         let t = person_rows(&timeline_path, person).map_err(|e| bad("timeline.parquet", e))?;
         let (date, end, code, units, role, claim, line) = (
             dates(&t, "service_date"),

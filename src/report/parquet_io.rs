@@ -111,6 +111,32 @@ pub fn write_private(path: &Path, batch: &RecordBatch) -> Result<()> {
     written
 }
 
+/// The files of output table `path` (`DIR/NAME.parquet`): the file, or,
+/// where the Spark job wrote the dataset `DIR/NAME/` instead, its part files
+/// in name order (hidden and `_` files skipped).
+pub(crate) fn table_files(path: &Path) -> std::result::Result<Vec<PathBuf>, String> {
+    let dataset = path.with_extension("");
+    if path.exists() || !dataset.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(&dataset).map_err(|e| format!("cannot open {}: {e}", dataset.display()))?;
+    let mut parts: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            p.is_file() && !name.starts_with(['.', '_']) && name.ends_with(".parquet")
+        })
+        .collect();
+    parts.sort();
+    Ok(parts)
+}
+
+/// Whether output table `path` (`DIR/NAME.parquet`) exists, as a file or a
+/// dataset directory.
+pub(crate) fn table_exists(path: &Path) -> bool {
+    path.exists() || path.with_extension("").is_dir()
+}
+
 /// An output table read back whole, its columns taken by name as text or
 /// numbers whatever type the writer gave them (older releases wrote with
 /// polars: large or view strings).
@@ -119,12 +145,22 @@ pub(crate) struct TableIn {
 }
 
 impl TableIn {
+    /// `NAME.parquet`, or the Spark job's dataset `NAME/` in its place.
     pub fn read(path: &Path) -> std::result::Result<TableIn, String> {
-        let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
         let unreadable = |e: &dyn std::fmt::Display| format!("unreadable: {}", e.to_string().lines().next().unwrap_or(""));
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| unreadable(&e))?;
-        let schema = reader.schema();
-        let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| unreadable(&e))?;
+        let mut schema = None;
+        let mut batches = Vec::new();
+        for part in table_files(path)? {
+            let file = File::open(&part).map_err(|e| format!("cannot open: {e}"))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| unreadable(&e))?;
+            let s = schema.get_or_insert_with(|| reader.schema()).clone();
+            for b in reader {
+                let b = b.map_err(|e| unreadable(&e))?;
+                // Parts of one dataset agree on columns; their metadata may not.
+                batches.push(RecordBatch::try_new(s.clone(), b.columns().to_vec()).map_err(|e| unreadable(&e))?);
+            }
+        }
+        let schema = schema.ok_or_else(|| "no part files".to_string())?;
         let batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| unreadable(&e))?;
         Ok(TableIn { batch })
     }
@@ -233,5 +269,22 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         // A directory that does not exist: an error, and no file.
         assert!(write_private(&dir.path().join("no/such/dir.parquet"), &batch).is_err());
+    }
+
+    #[test]
+    fn a_spark_dataset_reads_as_its_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch =
+            RecordBatch::try_from_iter([("person_id", Arc::new(arrow_array::StringArray::from(vec!["P1", "P2"])) as ArrayRef)]).unwrap();
+        std::fs::create_dir(dir.path().join("findings")).unwrap();
+        for (k, b) in [(1, batch.slice(1, 1)), (0, batch.slice(0, 1))] {
+            let path = dir.path().join(format!("findings/part-0000{k}-x.snappy.parquet"));
+            ParquetOut::write_one(File::create(&path).unwrap(), &path, &b).unwrap();
+        }
+        std::fs::write(dir.path().join("findings/_SUCCESS"), b"").unwrap();
+        let path = dir.path().join("findings.parquet");
+        assert!(table_exists(&path));
+        let t = TableIn::read(&path).unwrap();
+        assert_eq!(t.text("person_id").unwrap(), vec![Some("P1".to_string()), Some("P2".to_string())]);
     }
 }

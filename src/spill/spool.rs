@@ -50,6 +50,12 @@ impl<T: Record> Spool<T> {
         Spool { len: rows.len(), mem: rows, runs: Vec::new(), disk: None }
     }
 
+    /// A count of rows that live elsewhere (the Spark job's executors wrote
+    /// them): reports read its `len`, and find no rows in it.
+    pub fn counted(len: usize) -> Spool<T> {
+        Spool { len, ..Spool::default() }
+    }
+
     /// An empty spool writing runs named `NAME-K.bin` into `dir`.
     pub fn on_disk(dir: Arc<PrivateDir>, name: &'static str) -> Spool<T> {
         Spool { disk: Some((dir, name)), ..Spool::default() }
