@@ -113,52 +113,27 @@ pub fn read_release(path: &Path, effective: Option<Date>) -> Result<ReleaseFile>
     Ok(ReleaseFile { path: path.to_path_buf(), name, effective, billable, headers })
 }
 
-/// The order (or codes) file inside a CMS zip: stored or deflated.
+/// The order (or codes) file inside a CMS zip (the `zip` crate reads it:
+/// central directory, data descriptors, zip64).
 fn zip_member(zip: &[u8]) -> std::result::Result<(String, Vec<u8>), String> {
     use std::io::Read;
-    let u16_at = |i: usize| zip.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at = |i: usize| zip.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    let mut candidates = Vec::new();
-    // The central directory, not the local headers: a local header may
-    // defer its sizes (flag bit 3).
-    let eocd =
-        (0..zip.len().saturating_sub(21)).rev().find(|&i| zip[i..].starts_with(b"PK\x05\x06")).ok_or("zip without a central directory")?;
-    let (count, mut cd) = (u16_at(eocd + 10).unwrap_or(0), u32_at(eocd + 16).unwrap_or(0));
-    for _ in 0..count {
-        if !zip.get(cd..).is_some_and(|z| z.starts_with(b"PK\x01\x02")) {
-            return Err("damaged zip central directory".into());
-        }
-        let (method, csize, nlen, xlen, clen, local) = (
-            u16_at(cd + 10).unwrap_or(0),
-            u32_at(cd + 20).unwrap_or(0),
-            u16_at(cd + 28).unwrap_or(0),
-            u16_at(cd + 30).unwrap_or(0),
-            u16_at(cd + 32).unwrap_or(0),
-            u32_at(cd + 42).unwrap_or(0),
-        );
-        let name = String::from_utf8_lossy(zip.get(cd + 46..cd + 46 + nlen).unwrap_or_default()).into_owned();
-        candidates.push((name, method, csize, local));
-        cd += 46 + nlen + xlen + clen;
-    }
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).map_err(|e| format!("not a readable zip: {e}"))?;
+    let mut names = archive
+        .file_names()
+        .map(|n| n.map(|n| n.into_owned()))
+        .collect::<std::result::Result<Vec<String>, _>>()
+        .map_err(|e| format!("damaged zip: {e}"))?;
+    names.sort();
     let low = |n: &str| n.to_ascii_lowercase();
-    let pick = candidates
+    let pick = names
         .iter()
-        .find(|c| low(&c.0).contains("order") && low(&c.0).ends_with(".txt"))
-        .or_else(|| candidates.iter().find(|c| low(&c.0).contains("codes") && low(&c.0).ends_with(".txt") && !low(&c.0).contains("addend")))
+        .find(|n| low(n).contains("order") && low(n).ends_with(".txt"))
+        .or_else(|| names.iter().find(|n| low(n).contains("codes") && low(n).ends_with(".txt") && !low(n).contains("addend")))
         .ok_or("the zip holds no order file (icd10cm-order-*.txt) or codes file")?;
-    let (name, method, csize, local) = pick.clone();
-    let data_at = local + 30 + u16_at(local + 26).unwrap_or(0) + u16_at(local + 28).unwrap_or(0);
-    let raw = zip.get(data_at..data_at + csize).ok_or("zip member runs past the end")?;
-    let data = match method {
-        0 => raw.to_vec(),
-        8 => {
-            let mut v = Vec::new();
-            flate2::read::DeflateDecoder::new(raw).read_to_end(&mut v).map_err(|e| format!("{name}: {e}"))?;
-            v
-        }
-        m => return Err(format!("{name}: zip compression method {m} (only stored and deflate are read)")),
-    };
-    Ok((name.rsplit('/').next().unwrap_or(&name).to_string(), data))
+    let mut member = archive.by_name(pick).map_err(|e| format!("{pick}: {e}"))?;
+    let mut data = Vec::new();
+    member.read_to_end(&mut data).map_err(|e| format!("{pick}: {e}"))?;
+    Ok((pick.rsplit('/').next().unwrap_or(pick).to_string(), data))
 }
 
 /// What layering `f` on `table` adds: codes billable from its date that were
@@ -278,32 +253,14 @@ mod tests {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let plain = std::fs::read(fy2028(dir.path())).unwrap();
-        // A minimal zip: one deflated member, local header + central directory.
-        let mut comp = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-        comp.write_all(&plain).unwrap();
-        let data = comp.finish().unwrap();
-        let name = b"Code Descriptions/icd10cm-order-2028.txt";
-        let mut z = Vec::new();
-        z.extend_from_slice(b"PK\x03\x04\x14\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00");
-        z.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        z.extend_from_slice(&(plain.len() as u32).to_le_bytes());
-        z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        z.extend_from_slice(&0u16.to_le_bytes());
-        z.extend_from_slice(name);
-        z.extend_from_slice(&data);
-        let cd = z.len();
-        z.extend_from_slice(b"PK\x01\x02\x14\x00\x14\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00");
-        z.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        z.extend_from_slice(&(plain.len() as u32).to_le_bytes());
-        z.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        z.extend_from_slice(&[0u8; 12]);
-        z.extend_from_slice(&0u32.to_le_bytes());
-        z.extend_from_slice(name);
-        let cd_len = z.len() - cd;
-        z.extend_from_slice(b"PK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00");
-        z.extend_from_slice(&(cd_len as u32).to_le_bytes());
-        z.extend_from_slice(&(cd as u32).to_le_bytes());
-        z.extend_from_slice(&0u16.to_le_bytes());
+        // A CMS-like zip: the order file, deflated, in a folder beside another member.
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("Code Descriptions/icd10cm-addenda-2028.txt", opts).unwrap();
+        w.write_all(b"Add:\n").unwrap();
+        w.start_file("Code Descriptions/icd10cm-order-2028.txt", opts).unwrap();
+        w.write_all(&plain).unwrap();
+        let z = w.finish().unwrap().into_inner();
         let zp = dir.path().join("release.zip");
         std::fs::write(&zp, z).unwrap();
         let f = read_release(&zp, None).unwrap();
