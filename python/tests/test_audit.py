@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data"
 TWINS = REPO / "tests" / "fixtures" / "sample_parquet"
 GOLDEN = REPO / "tests" / "golden" / "sample_findings.tsv"
-KEEP = ["rule_id", "severity", "person_id", "claim_id", "claim_line_number", "service_date", "hcpcs_code", "episode_id", "message"]
+KEEP = ["rule_id", "severity", "person_id", "claim_id", "claim_line_number", "service_date", "hcpcs_code", "episode_id", "amount_at_stake", "message"]
 
 
 def read_csv(path: Path) -> pa.Table:
