@@ -107,7 +107,8 @@ pub fn audit(medical: LazyFrame, pharmacy: Option<LazyFrame>, options: &FrameOpt
         from: options.from,
         to: options.to,
         lookback_days: options.lookback_days,
-        delimiter: b',',
+        delimiter: None,
+        reject_limit: crate::ingest::RejectLimit::OFF,
         engine: Engine::Fast,
         quiet: true,
         scan_only: false,
@@ -169,7 +170,7 @@ mod tests {
 
     fn strings(df: &DataFrame, col: &str) -> Vec<String> {
         let c = df.column(col).unwrap().as_materialized_series().cast(&polars::prelude::DataType::String).unwrap();
-        c.str().unwrap().into_iter().map(|v| v.unwrap_or("").to_string()).collect()
+        c.str().unwrap().iter().map(|v| v.unwrap_or("").to_string()).collect()
     }
 
     /// The golden sample (professional claims and pharmacy) through polars
@@ -185,7 +186,8 @@ mod tests {
             from: None,
             to: None,
             lookback_days: 400,
-            delimiter: b',',
+            delimiter: None,
+            reject_limit: crate::ingest::RejectLimit::OFF,
             engine: Engine::Fast,
             quiet: true,
             scan_only: false,
